@@ -1,0 +1,117 @@
+/// Every call in progress and who is in which: the call state machine (PROTOCOL.md §3, "Call semantics").
+///
+/// A pure value type: each method validates a transition, applies it and says what happened; the caller
+/// performs the effects (relays, notices, records, timers). A user is in at most one call at a time.
+public struct CallBook: Sendable {
+    private var calls: [String: Call] = [:]
+    private var callOfUser: [String: String] = [:]
+
+    public init() {}
+
+    /// The number of calls ringing or active.
+    public var count: Int { calls.count }
+
+    /// The call with this id.
+    public func call(id: String) -> Call? { calls[id] }
+
+    /// The call `user` is in, if any.
+    public func call(of user: String) -> Call? { callOfUser[user].flatMap { calls[$0] } }
+
+    /// Starts ringing a new call, unless one of the parties is busy or the caller calls themself.
+    public mutating func invite(
+        callId: String,
+        caller: String,
+        callee: String,
+        callType: CallType,
+        now: Int64
+    ) -> Result<Call, InviteRefusal> {
+        if caller == callee { return .failure(.forbidden) }
+        if callOfUser[caller] != nil || callOfUser[callee] != nil { return .failure(.busy) }
+        if calls[callId] != nil { return .failure(.duplicateCallID) }
+        let call = Call(id: callId, caller: caller, callee: callee, callType: callType, createdAt: now)
+        calls[callId] = call
+        callOfUser[caller] = callId
+        callOfUser[callee] = callId
+        return .success(call)
+    }
+
+    /// Applies a signal other than `call-invite` from `sender` to `recipient`, naming `callId` or not.
+    public mutating func apply(
+        _ type: SignalType,
+        from sender: String,
+        to recipient: String,
+        callId: String?,
+        now: Int64
+    ) -> Result<CallTransition, NoCall> {
+        guard let id = callId ?? callOfUser[sender], var call = calls[id],
+            call.involves(sender), call.peer(of: sender) == recipient, sender != recipient
+        else {
+            return .failure(NoCall(message: callId == nil ? "no call with \(recipient)" : "no such call for you"))
+        }
+        switch type {
+        case .callAccept:
+            guard call.state == .ringing, sender == call.callee else {
+                return .failure(NoCall(message: "no ringing call for you to accept"))
+            }
+            call.state = .active
+            call.startedAt = now
+            calls[id] = call
+            return .success(.accepted(call))
+        case .callReject:
+            guard call.state == .ringing, sender == call.callee else {
+                return .failure(NoCall(message: "no ringing call for you to reject"))
+            }
+            end(id)
+            return .success(.ended(call, status: .rejected))
+        case .callHangup:
+            end(id)
+            return .success(.ended(call, status: .hungUp))
+        case .offer, .answer, .iceCandidate:
+            return .success(.relayed(call))
+        case .callInvite:
+            return .failure(NoCall(message: "call-invite starts a call; it does not apply to one"))
+        }
+    }
+
+    /// Ends a call that is still ringing (ring timeout); `nil` if it was answered or ended meanwhile.
+    public mutating func expireRinging(callId: String) -> Call? {
+        guard let call = calls[callId], call.state == .ringing else { return nil }
+        end(callId)
+        return call
+    }
+
+    /// Ends the call `user` is in because they left (reconnect grace ran out); `nil` if there is none.
+    public mutating func abandon(by user: String) -> Call? {
+        guard let id = callOfUser[user], let call = calls[id] else { return nil }
+        end(id)
+        return call
+    }
+
+    private mutating func end(_ id: String) {
+        guard let call = calls.removeValue(forKey: id) else { return }
+        callOfUser[call.caller] = nil
+        callOfUser[call.callee] = nil
+    }
+}
+
+/// What a valid signal did to its call.
+public enum CallTransition: Sendable, Equatable {
+    /// The callee accepted: the call is active.
+    case accepted(Call)
+    /// The call ended with this status (`rejected` or `hungUp`).
+    case ended(Call, status: CallStatus)
+    /// Negotiation inside the call: relay it, nothing changes.
+    case relayed(Call)
+}
+
+/// Why an invite did not start a call.
+public enum InviteRefusal: Error, Sendable, Equatable {
+    case busy
+    case forbidden
+    case duplicateCallID
+}
+
+/// A signal that matches no call of its sender's.
+public struct NoCall: Error, Sendable, Equatable {
+    public let message: String
+}

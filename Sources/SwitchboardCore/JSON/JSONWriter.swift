@@ -1,0 +1,109 @@
+extension JSONValue {
+    /// The compact JSON text (no insignificant whitespace).
+    public func serialized() -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64)
+        write(into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the compact JSON text as UTF-8 to `bytes`.
+    ///
+    /// Strings escape `"`, `\` and control characters (`\n`, `\r`, `\t`, `\b`, `\f`, otherwise
+    /// `\u00XX`); everything else, non-ASCII included, is written as UTF-8 as it is.
+    /// Numbers are written as their lexeme.
+    public func write(into bytes: inout [UInt8]) {
+        switch self {
+        case .null:
+            bytes.append(contentsOf: "null".utf8)
+        case .bool(let value):
+            bytes.append(contentsOf: value ? "true".utf8 : "false".utf8)
+        case .number(let lexeme):
+            bytes.append(contentsOf: lexeme.utf8)
+        case .string(let string):
+            JSONWriter.writeString(string, into: &bytes)
+        case .array(let elements):
+            bytes.append(UInt8(ascii: "["))
+            for (offset, element) in elements.enumerated() {
+                if offset > 0 { bytes.append(UInt8(ascii: ",")) }
+                element.write(into: &bytes)
+            }
+            bytes.append(UInt8(ascii: "]"))
+        case .object(let object):
+            object.write(into: &bytes)
+        }
+    }
+}
+
+extension JSONObject {
+    /// The compact JSON text of this object.
+    public func serialized() -> String {
+        JSONValue.object(self).serialized()
+    }
+
+    /// Appends the compact JSON text of this object as UTF-8 to `bytes`.
+    public func write(into bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "{"))
+        for (offset, member) in storage.enumerated() {
+            if offset > 0 { bytes.append(UInt8(ascii: ",")) }
+            JSONWriter.writeString(member.key, into: &bytes)
+            bytes.append(UInt8(ascii: ":"))
+            member.value.write(into: &bytes)
+        }
+        bytes.append(UInt8(ascii: "}"))
+    }
+}
+
+internal enum JSONWriter {
+    private static let hexDigits: StaticString = "0123456789abcdef"
+
+    static func writeString(_ string: String, into bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "\""))
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
+            writeEscaped(utf8, into: &bytes)
+        }
+        if done == nil {
+            var copy = string
+            copy.withUTF8 { writeEscaped($0, into: &bytes) }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
+
+    private static func writeEscaped(_ utf8: UnsafeBufferPointer<UInt8>, into bytes: inout [UInt8]) {
+        var runStart = 0
+        var index = 0
+        while index < utf8.count {
+            let byte = utf8[index]
+            guard needsEscape(byte) else {
+                index += 1
+                continue
+            }
+            if runStart < index {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+            }
+            bytes.append(UInt8(ascii: "\\"))
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\"))
+            case 0x0A: bytes.append(UInt8(ascii: "n"))
+            case 0x0D: bytes.append(UInt8(ascii: "r"))
+            case 0x09: bytes.append(UInt8(ascii: "t"))
+            case 0x08: bytes.append(UInt8(ascii: "b"))
+            case 0x0C: bytes.append(UInt8(ascii: "f"))
+            default:
+                bytes.append(contentsOf: "u00".utf8)
+                bytes.append(hexDigits.utf8Start[Int(byte >> 4)])
+                bytes.append(hexDigits.utf8Start[Int(byte & 0x0F)])
+            }
+            index += 1
+            runStart = index
+        }
+        if runStart < utf8.count {
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
+        }
+    }
+}

@@ -1,0 +1,36 @@
+/// The `reason` of an `error` notice (PROTOCOL.md §4).
+public enum ErrorReason: String, Sendable, CaseIterable {
+    case invalidMessage = "invalid-message"
+    case invalidSignal = "invalid-signal"
+    case unknownSignal = "unknown-signal"
+    case noCall = "no-call"
+    case offline
+    case unsupported
+    case rateLimited = "rate-limited"
+}
+
+/// The `reason` of a `call-failed` notice.
+public enum CallFailureReason: String, Sendable, CaseIterable {
+    case offline
+    case busy
+    case forbidden
+    case rateLimited = "rate-limited"
+    case unavailable
+
+    /// The message sent with the notice; `offline` keeps the seed's text.
+    public var message: String {
+        switch self {
+        case .offline: "用户离线"
+        case .busy: "user is in another call"
+        case .forbidden: "you cannot call yourself"
+        case .rateLimited: "too many call invites; try again later"
+        case .unavailable: "the cluster backend is unreachable; try again"
+        }
+    }
+}
+
+/// The `reason` of a `call-hangup` sent by the server.
+public enum HangupReason: String, Sendable, CaseIterable {
+    case timeout
+    case peerDisconnected = "peer-disconnected"
+}

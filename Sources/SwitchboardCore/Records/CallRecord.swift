@@ -1,0 +1,70 @@
+/// How a call ended up, as stored in `call_records.status` (PROTOCOL.md §5).
+public enum CallStatus: Int, Sendable, Codable, CaseIterable {
+    case invite = 0
+    case accepted = 1
+    case rejected = 2
+    case hungUp = 3
+    case missed = 4
+    case failed = 5
+}
+
+/// Audio or video, as stored in `call_records.call_type`.
+public enum CallType: Int, Sendable, Codable, CaseIterable {
+    case audio = 1
+    case video = 2
+
+    /// The wire name used in signals (`"audio"` / `"video"`).
+    public var wireName: String { self == .audio ? "audio" : "video" }
+
+    /// Parses the wire name; `nil` for anything else.
+    public init?(wireName: String) {
+        switch wireName {
+        case "audio": self = .audio
+        case "video": self = .video
+        default: return nil
+        }
+    }
+}
+
+/// One row of `call_records`: a snapshot of a call at its latest transition.
+///
+/// Times are unix milliseconds; `duration` is whole seconds between `startTime` and `endTime`.
+public struct CallRecord: Sendable, Equatable, Codable {
+    public var callId: String
+    public var callerId: String
+    public var calleeId: String
+    public var callType: CallType
+    public var status: CallStatus
+    public var startTime: Int64?
+    public var endTime: Int64?
+    public var duration: Int
+    public var endReason: String?
+    public var createdAt: Int64
+    public var updatedAt: Int64
+
+    public init(
+        callId: String,
+        callerId: String,
+        calleeId: String,
+        callType: CallType,
+        status: CallStatus,
+        startTime: Int64? = nil,
+        endTime: Int64? = nil,
+        duration: Int = 0,
+        endReason: String? = nil,
+        createdAt: Int64,
+        updatedAt: Int64
+    ) {
+        self.callId = callId
+        self.callerId = callerId
+        self.calleeId = calleeId
+        self.callType = callType
+        self.status = status
+        self.startTime = startTime
+        self.endTime = endTime
+        self.duration = duration
+        self.endReason = endReason
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}

@@ -1,0 +1,15 @@
+/// Durable storage of call records (`call_records`, PROTOCOL.md §5).
+///
+/// Implementations never block an event loop: SQLite runs on its own thread pool, PostgreSQL is non-blocking.
+public protocol CallRecordStore: Sendable {
+    /// Creates or migrates the schema. Called once at start-up, before any other method.
+    func migrate() async throws
+    /// Inserts the record, or replaces the row with the same `callId` (an upsert): the latest snapshot wins.
+    func save(_ record: CallRecord) async throws
+    /// The record of one call, if any.
+    func record(callId: String) async throws -> CallRecord?
+    /// The calls `user` took part in (as caller or callee), newest first.
+    func records(involving user: String, limit: Int) async throws -> [CallRecord]
+    /// Releases connections and threads.
+    func shutdown() async throws
+}

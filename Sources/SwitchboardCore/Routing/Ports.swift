@@ -1,0 +1,81 @@
+import SwitchboardProto
+
+/// The write side of one connected user's socket. Calls never block; delivery keeps the order of calls.
+public protocol SessionOutlet: Sendable {
+    /// Queues `message` for the socket.
+    func deliver(_ message: ChatMessage)
+    /// Queues a close frame with `code` after what was delivered before.
+    func close(code: UInt16, reason: String)
+}
+
+/// Runs work later, off the caller's stack (an event loop in the server, a fake clock in tests).
+public protocol TimerScheduler: Sendable {
+    /// Runs `action` once after `delay`, unless cancelled first.
+    func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> any ScheduledTimer
+}
+
+/// A timer that can still be cancelled.
+public protocol ScheduledTimer: Sendable {
+    func cancel()
+}
+
+/// Takes call record snapshots for durable storage, in order, without blocking.
+public protocol CallRecordSink: Sendable {
+    func enqueue(_ record: CallRecord)
+}
+
+/// Takes call events for the log (PROTOCOL.md §7), without blocking.
+public protocol CallEventSink: Sendable {
+    func emit(_ event: CallEvent)
+}
+
+/// Where a session comes from, for call event metadata.
+public struct ConnectionInfo: Sendable, Equatable {
+    public var userAgent: String
+    public var ip: String
+
+    public init(userAgent: String, ip: String) {
+        self.userAgent = userAgent
+        self.ip = ip
+    }
+}
+
+/// One line of the call event log, in the seed's format.
+public struct CallEvent: Sendable, Equatable {
+    /// The event names of the seed, e.g. `webrtc_call_invite`.
+    public enum Name: String, Sendable {
+        case invite = "webrtc_call_invite"
+        case ringing = "webrtc_call_ringing"
+        case accept = "webrtc_call_accept"
+        case reject = "webrtc_call_reject"
+        case hangup = "webrtc_call_hangup"
+        case timeout = "webrtc_call_timeout"
+        case failed = "webrtc_call_failed"
+    }
+
+    public var name: Name
+    public var level: String
+    public var caller: String
+    public var callee: String
+    public var callId: String
+    public var reason: String?
+    public var connection: ConnectionInfo?
+
+    public init(
+        _ name: Name,
+        level: String = "info",
+        caller: String,
+        callee: String,
+        callId: String,
+        reason: String? = nil,
+        connection: ConnectionInfo?
+    ) {
+        self.name = name
+        self.level = level
+        self.caller = caller
+        self.callee = callee
+        self.callId = callId
+        self.reason = reason
+        self.connection = connection
+    }
+}

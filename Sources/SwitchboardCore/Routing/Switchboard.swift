@@ -1,0 +1,290 @@
+import Synchronization
+import SwitchboardProto
+
+/// The node's domain logic in single-node mode: who is connected, the calls between them, and what each
+/// incoming message does (PROTOCOL.md §2–§5).
+///
+/// Thread-safe: connections on any event loop call in concurrently. State changes happen under one short
+/// lock; effects (socket writes, records, log lines) are performed after it is released.
+public final class Switchboard: Sendable {
+    fileprivate struct State: Sendable {
+        var sessions: [String: Session] = [:]
+        var book = CallBook()
+        var ringTimers: [String: any ScheduledTimer] = [:]
+        var graceTimers: [String: any ScheduledTimer] = [:]
+        var inviteBuckets: [String: TokenBucket] = [:]
+        var nextSessionID: UInt64 = 1
+    }
+
+    public let settings: SwitchboardSettings
+    private let state = Mutex(State())
+    private let scheduler: any TimerScheduler
+    private let records: any CallRecordSink
+    private let events: any CallEventSink
+    private let clock: SwitchboardClock
+
+    public init(
+        settings: SwitchboardSettings,
+        scheduler: any TimerScheduler,
+        records: any CallRecordSink,
+        events: any CallEventSink,
+        clock: SwitchboardClock = .system
+    ) {
+        self.settings = settings
+        self.scheduler = scheduler
+        self.records = records
+        self.events = events
+        self.clock = clock
+    }
+
+    // MARK: Sessions
+
+    /// Registers a new connection for `identity`; an older connection of the same user is told
+    /// `session-replaced` and closed with 4001.
+    public func connect(_ identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) -> Session {
+        let (session, replaced) = state.withLock { state -> (Session, Session?) in
+            let session = Session(id: state.nextSessionID, identity: identity, connection: connection, outlet: outlet)
+            state.nextSessionID += 1
+            let replaced = state.sessions.updateValue(session, forKey: identity.id)
+            state.graceTimers.removeValue(forKey: identity.id)?.cancel()
+            return (session, replaced)
+        }
+        if let replaced {
+            replaced.outlet.deliver(Notice.sessionReplaced.message(to: identity.id, now: clock.nowMilliseconds()))
+            replaced.outlet.close(code: CloseCode.sessionReplaced, reason: "session replaced")
+        }
+        return session
+    }
+
+    /// Forgets a closed connection. A party of a call gets `calls.reconnect_grace` to come back.
+    public func disconnect(_ session: Session) {
+        state.withLock { state in
+            guard state.sessions[session.user]?.id == session.id else { return }  // replaced meanwhile
+            state.sessions[session.user] = nil
+            guard state.book.call(of: session.user) != nil else { return }
+            let user = session.user
+            state.graceTimers[user] = scheduler.schedule(after: settings.reconnectGrace) { [weak self] in
+                self?.reconnectGraceExpired(for: user)
+            }
+        }
+    }
+
+    /// The node a user is connected to, or `nil` when offline.
+    public func presence(of user: String) -> String? {
+        state.withLock { $0.sessions[user] != nil } ? settings.nodeId : nil
+    }
+
+    /// The number of connected users.
+    public var sessionCount: Int { state.withLock { $0.sessions.count } }
+
+    /// The number of calls ringing or active.
+    public var callCount: Int { state.withLock { $0.book.count } }
+
+    /// Every connected session (for shutdown).
+    public var sessions: [Session] { state.withLock { Array($0.sessions.values) } }
+
+    // MARK: Messages
+
+    /// Handles one decoded message from `session`: relays it, or answers with a notice.
+    public func receive(_ message: ChatMessage, from session: Session) {
+        var message = message
+        let now = clock.nowMilliseconds()
+        switch message.messageType {
+        case MessageType.direct, 0:
+            break
+        case MessageType.group:
+            return reply(session, .error(.unsupported, message: "group messages are not supported"), now: now)
+        default:
+            return reply(session, .error(.invalidMessage, message: "messageType must be 1 (direct)"), now: now)
+        }
+        guard UserIdentity.isValidUserID(message.to) else {
+            return reply(session, .error(.invalidMessage, message: "\"to\" must name a user"), now: now)
+        }
+        message.stamp(sender: session.identity, now: now)
+
+        switch message.contentType {
+        case ContentType.plain:
+            relayPlain(message, from: session, now: now)
+        case ContentType.signal:
+            do {
+                let signal = try Signal(content: message.content)
+                receive(signal, in: message, from: session, now: now)
+            } catch {
+                reply(session, .error(error.reason, message: error.message), now: now)
+            }
+        default:
+            reply(session, .error(.invalidMessage, message: "contentType must be 1-6"), now: now)
+        }
+    }
+
+    private func relayPlain(_ message: ChatMessage, from session: Session, now: Int64) {
+        guard let recipient = state.withLock({ $0.sessions[message.to] }) else {
+            return reply(session, .error(.offline, message: "\(message.to) is offline"), now: now)
+        }
+        recipient.outlet.deliver(message)
+    }
+
+    private func receive(_ signal: Signal, in message: ChatMessage, from session: Session, now: Int64) {
+        if signal.type == .callInvite {
+            return invite(signal, in: message, from: session, now: now)
+        }
+        let sender = session.user
+        let outcome = state.withLock { state -> Result<(CallTransition, Session?), NoCall> in
+            state.book.apply(signal.type, from: sender, to: message.to, callId: signal.callId, now: now).map {
+                transition in
+                if case .relayed = transition {} else {
+                    state.ringTimers.removeValue(forKey: transition.call.id)?.cancel()
+                }
+                if case .ended(let call, _) = transition { state.cancelGrace(of: call) }
+                return (transition, state.sessions[message.to])
+            }
+        }
+        let (transition, recipient): (CallTransition, Session?)
+        switch outcome {
+        case .failure(let noCall):
+            return reply(session, .error(.noCall, message: noCall.message), now: now)
+        case .success(let result):
+            (transition, recipient) = result
+        }
+
+        var signal = signal
+        signal.stamp(sender: session.identity, callId: transition.call.id)
+        var relayed = message
+        relayed.content = signal.serialized()
+        if let recipient {
+            recipient.outlet.deliver(relayed)
+        } else if case .relayed = transition {
+            reply(session, .error(.offline, message: "\(message.to) is reconnecting; signal not delivered"), now: now)
+        }
+
+        switch transition {
+        case .relayed:
+            break
+        case .accepted(let call):
+            records.enqueue(call.record(status: .accepted, now: now))
+            log(.accept, call, session)
+        case .ended(let call, let status):
+            let reason = signal.body["reason"]?.stringValue
+            records.enqueue(call.record(status: status, endedAt: now, endReason: reason ?? "\(status)", now: now))
+            log(status == .rejected ? .reject : .hangup, call, session, reason: reason)
+        }
+    }
+
+    private func invite(_ signal: Signal, in message: ChatMessage, from session: Session, now: Int64) {
+        let caller = session.user
+        let callee = message.to
+        let callId = signal.callId ?? CallID.generate()
+        enum Outcome {
+            case ringing(Call, callee: Session)
+            case failed(CallFailureReason)
+            case duplicate
+        }
+        let outcome = state.withLock { state -> Outcome in
+            let monotonic = clock.monotonicNanoseconds()
+            var bucket =
+                state.inviteBuckets[caller]
+                ?? TokenBucket(capacity: settings.invitesPerMinute, per: .seconds(60), now: monotonic)
+            let allowed = bucket.take(now: monotonic)
+            state.inviteBuckets[caller] = bucket
+            guard allowed else { return .failed(.rateLimited) }
+            if caller == callee { return .failed(.forbidden) }
+            guard let calleeSession = state.sessions[callee] else { return .failed(.offline) }
+            switch state.book.invite(callId: callId, caller: caller, callee: callee, callType: signal.callType, now: now) {
+            case .failure(.busy): return .failed(.busy)
+            case .failure(.forbidden): return .failed(.forbidden)
+            case .failure(.duplicateCallID): return .duplicate
+            case .success(let call):
+                state.ringTimers[callId] = scheduler.schedule(after: settings.ringTimeout) { [weak self] in
+                    self?.ringTimeoutExpired(callId: callId)
+                }
+                return .ringing(call, callee: calleeSession)
+            }
+        }
+
+        switch outcome {
+        case .duplicate:
+            reply(session, .error(.invalidSignal, message: "callId \(callId) is already in use"), now: now)
+        case .failed(let reason):
+            reply(session, .callFailed(callId: signal.callId, to: callee, reason: reason), now: now)
+            if reason == .offline || reason == .busy {
+                let call = Call(id: callId, caller: caller, callee: callee, callType: signal.callType, createdAt: now)
+                records.enqueue(call.record(status: .failed, endedAt: now, endReason: reason.rawValue, now: now))
+            }
+            events.emit(
+                CallEvent(.failed, level: "warn", caller: caller, callee: callee, callId: callId,
+                          reason: reason.rawValue, connection: session.connection)
+            )
+        case .ringing(let call, let calleeSession):
+            var signal = signal
+            signal.stamp(sender: session.identity, callId: callId)
+            var relayed = message
+            relayed.content = signal.serialized()
+            calleeSession.outlet.deliver(relayed)
+            reply(session, .callRinging(callId: callId, to: callee), now: now)
+            records.enqueue(call.record(status: .invite, now: now))
+            log(.invite, call, session)
+            log(.ringing, call, session)
+        }
+    }
+
+    // MARK: Timers
+
+    private func ringTimeoutExpired(callId: String) {
+        let ended = state.withLock { state -> (Call, [Session])? in
+            state.ringTimers[callId] = nil
+            guard let call = state.book.expireRinging(callId: callId) else { return nil }
+            state.cancelGrace(of: call)
+            return (call, [call.caller, call.callee].compactMap { state.sessions[$0] })
+        }
+        guard let (call, parties) = ended else { return }
+        let now = clock.nowMilliseconds()
+        for party in parties {
+            party.outlet.deliver(Notice.callHangup(callId: call.id, reason: .timeout).message(to: party.user, now: now))
+        }
+        records.enqueue(call.record(status: .missed, endedAt: now, endReason: HangupReason.timeout.rawValue, now: now))
+        events.emit(CallEvent(.timeout, caller: call.caller, callee: call.callee, callId: call.id, reason: "timeout", connection: nil))
+    }
+
+    private func reconnectGraceExpired(for user: String) {
+        let ended = state.withLock { state -> (Call, Session?)? in
+            state.graceTimers[user] = nil
+            guard state.sessions[user] == nil, let call = state.book.abandon(by: user) else { return nil }
+            state.ringTimers.removeValue(forKey: call.id)?.cancel()
+            state.graceTimers.removeValue(forKey: call.peer(of: user))?.cancel()
+            return (call, state.sessions[call.peer(of: user)])
+        }
+        guard let (call, peer) = ended else { return }
+        let now = clock.nowMilliseconds()
+        let reason = HangupReason.peerDisconnected
+        peer?.outlet.deliver(Notice.callHangup(callId: call.id, reason: reason).message(to: call.peer(of: user), now: now))
+        records.enqueue(call.record(status: .hungUp, endedAt: now, endReason: reason.rawValue, now: now))
+        events.emit(CallEvent(.hangup, caller: call.caller, callee: call.callee, callId: call.id, reason: reason.rawValue, connection: nil))
+    }
+
+    // MARK: Helpers
+
+    private func reply(_ session: Session, _ notice: Notice, now: Int64) {
+        session.outlet.deliver(notice.message(to: session.user, now: now))
+    }
+
+    private func log(_ name: CallEvent.Name, _ call: Call, _ session: Session, reason: String? = nil) {
+        events.emit(CallEvent(name, caller: call.caller, callee: call.callee, callId: call.id, reason: reason, connection: session.connection))
+    }
+}
+
+extension Switchboard.State {
+    /// Both parties of an ended call no longer need a reconnect grace.
+    fileprivate mutating func cancelGrace(of call: Call) {
+        graceTimers.removeValue(forKey: call.caller)?.cancel()
+        graceTimers.removeValue(forKey: call.callee)?.cancel()
+    }
+}
+
+extension CallTransition {
+    /// The call the transition applied to.
+    public var call: Call {
+        switch self {
+        case .accepted(let call), .ended(let call, _), .relayed(let call): call
+        }
+    }
+}

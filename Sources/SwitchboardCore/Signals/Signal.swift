@@ -1,0 +1,114 @@
+/// A parsed WebRTC signal: the typed fields the server acts on, and the whole JSON object, which is relayed
+/// with unknown fields preserved.
+public struct Signal: Sendable {
+    /// What the signal asks for.
+    public let type: SignalType
+    /// The call it refers to; `nil` means "the call between sender and recipient".
+    public var callId: String?
+    /// `call-invite` only: audio unless the client asked for video.
+    public let callType: CallType
+    /// The JSON object as received, later stamped by the server.
+    public private(set) var body: JSONObject
+
+    /// Longest accepted `callId`.
+    public static let maxCallIDLength = 128
+
+    /// Parses and validates a signal's `content`.
+    public init(content: String) throws(SignalError) {
+        let parsed: JSONValue
+        do {
+            parsed = try JSONValue(parsing: content)
+        } catch {
+            throw SignalError(.invalidSignal, "content is not valid JSON: \(error.message)")
+        }
+        guard case .object(let body) = parsed else {
+            throw SignalError(.invalidSignal, "content must be a JSON object")
+        }
+        try self.init(body: body)
+    }
+
+    /// Validates a signal given as a JSON object.
+    public init(body: JSONObject) throws(SignalError) {
+        guard let typeValue = body["type"] else { throw SignalError(.invalidSignal, "missing \"type\"") }
+        guard case .string(let typeName) = typeValue else { throw SignalError(.invalidSignal, "\"type\" must be a string") }
+        guard let type = SignalType(rawValue: typeName) else {
+            throw SignalError(.unknownSignal, "unknown signal type \"\(typeName)\"")
+        }
+        self.type = type
+        self.body = body
+
+        switch body["callId"] {
+        case nil, .null?:
+            callId = nil
+        case .string(let id)? where !id.isEmpty && id.utf8.count <= Self.maxCallIDLength:
+            callId = id
+        default:
+            throw SignalError(.invalidSignal, "\"callId\" must be a non-empty string of at most \(Self.maxCallIDLength) bytes")
+        }
+
+        switch body["callType"] {
+        case nil, .null?:
+            callType = .audio
+        case .string(let name)?:
+            guard let parsed = CallType(wireName: name) else {
+                throw SignalError(.invalidSignal, "\"callType\" must be \"audio\" or \"video\"")
+            }
+            callType = parsed
+        default:
+            throw SignalError(.invalidSignal, "\"callType\" must be \"audio\" or \"video\"")
+        }
+
+        if let reason = body["reason"], !reason.isString, reason != .null {
+            throw SignalError(.invalidSignal, "\"reason\" must be a string")
+        }
+        try Self.validatePayload(of: type, in: body)
+    }
+
+    private static func validatePayload(of type: SignalType, in body: JSONObject) throws(SignalError) {
+        switch type {
+        case .offer, .answer:
+            let key = type.rawValue
+            guard case .object(let description)? = body[key],
+                description["type"]?.isString == true, description["sdp"]?.isString == true
+            else {
+                throw SignalError(.invalidSignal, "\"\(key)\" must be an object with string \"type\" and \"sdp\"")
+            }
+        case .iceCandidate:
+            guard case .object(let candidate)? = body["candidate"], candidate["candidate"]?.isString == true else {
+                throw SignalError(.invalidSignal, "\"candidate\" must be an object with a string \"candidate\"")
+            }
+            if let mid = candidate["sdpMid"], !mid.isString, mid != .null {
+                throw SignalError(.invalidSignal, "\"candidate.sdpMid\" must be a string or null")
+            }
+            if let index = candidate["sdpMLineIndex"], !index.isNumber, index != .null {
+                throw SignalError(.invalidSignal, "\"candidate.sdpMLineIndex\" must be a number or null")
+            }
+        case .callInvite, .callAccept, .callReject, .callHangup:
+            break
+        }
+    }
+
+    /// Stamps the sender (a client can never speak as someone else) and the call the signal belongs to.
+    public mutating func stamp(sender: UserIdentity, callId: String) {
+        self.callId = callId
+        body["callId"] = .string(callId)
+        body["from"] = .string(sender.id)
+        body["fromName"] = sender.name.map(JSONValue.string)
+    }
+
+    /// The stamped JSON text to relay.
+    public func serialized() -> String { JSONValue.object(body).serialized() }
+}
+
+/// Why a signal was refused before it reached the call logic.
+public struct SignalError: Error, Sendable, Equatable {
+    /// `invalid-signal` or `unknown-signal`.
+    public let reason: ErrorReason
+    /// A human-readable explanation, sent back in the `error` notice.
+    public let message: String
+
+    public init(_ reason: ErrorReason, _ message: String) {
+        self.reason = reason
+        self.message = message
+    }
+}

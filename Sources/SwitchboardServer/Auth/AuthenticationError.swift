@@ -1,0 +1,32 @@
+/// Why a token was refused at the upgrade (answered with HTTP 401, PROTOCOL.md §2).
+public struct AuthenticationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The class of failure.
+    public enum Reason: String, Sendable, Equatable {
+        /// No token was presented.
+        case missing
+        /// The token is not a well-formed HS256 JWT (segments, base64url, JSON, algorithm, size).
+        case malformed
+        /// The signature does not match the node's secret.
+        case badSignature
+        /// `exp` is at or before the current time.
+        case expired
+        /// `nbf` is after the current time.
+        case notYetValid
+        /// A claim is missing or has the wrong type or form (`sub`, `exp`, `nbf`, `name`, `avatar`).
+        case invalidClaims
+    }
+
+    /// The class of failure.
+    public let reason: Reason
+    /// A human-readable explanation, safe to send to the client (it never contains the secret).
+    public let message: String
+
+    /// Creates an error.
+    public init(_ reason: Reason, _ message: String) {
+        self.reason = reason
+        self.message = message
+    }
+
+    /// "`reason`: `message`".
+    public var description: String { "\(reason.rawValue): \(message)" }
+}

@@ -1,0 +1,55 @@
+import Hummingbird
+import SwitchboardCore
+
+/// What the HTTP endpoints need from the node.
+struct RouteDependencies: Sendable {
+    let switchboard: Switchboard
+    let store: any CallRecordStore
+    let authenticator: JWTAuthenticator
+    let metrics: NodeMetrics
+}
+
+extension Router where Context == BasicRequestContext {
+    /// `/healthz`, `/readyz`, `/metrics`, `/api/presence/{user}`, `/api/calls` (PROTOCOL.md §7).
+    func addSwitchboardRoutes(_ dependencies: RouteDependencies) {
+        get("healthz") { _, _ in Response.json(["status": "ok"]) }
+        get("readyz") { _, _ in Response.json(["status": "ready"]) }
+        get("metrics") { _, _ in
+            Response.text(dependencies.metrics.prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        get("api/presence/:user") { request, context in
+            _ = try dependencies.authenticator.authenticate(request)
+            let user = try context.parameters.require("user")
+            let node = dependencies.switchboard.presence(of: user)
+            return Response.json(["user": .string(user), "online": .bool(node != nil), "node": node.map(JSONValue.string) ?? .null])
+        }
+        get("api/calls") { request, _ in
+            let identity = try dependencies.authenticator.authenticate(request)
+            let limit = request.uri.queryParameters.get("limit", as: Int.self).map { min(max($0, 1), 500) } ?? 50
+            let records = try await dependencies.store.records(involving: identity.id, limit: limit)
+            return Response.json(["calls": .array(records.map(\.json))])
+        }
+    }
+}
+
+extension CallRecord {
+    /// The record as `/api/calls` shows it: the `call_records` columns, times in ISO-8601 UTC.
+    var json: JSONValue {
+        func time(_ milliseconds: Int64?) -> JSONValue {
+            milliseconds.map { .string(Timestamp.iso8601(milliseconds: $0)) } ?? .null
+        }
+        return [
+            "call_id": .string(callId),
+            "caller_id": .string(callerId),
+            "callee_id": .string(calleeId),
+            "call_type": .integer(callType.rawValue),
+            "status": .integer(status.rawValue),
+            "start_time": time(startTime),
+            "end_time": time(endTime),
+            "duration": .integer(duration),
+            "end_reason": endReason.map(JSONValue.string) ?? .null,
+            "created_at": time(createdAt),
+            "updated_at": time(updatedAt),
+        ]
+    }
+}

@@ -1,0 +1,23 @@
+import SwitchboardCore
+
+/// Writes call events as JSON lines in the seed's format (PROTOCOL.md §7):
+/// `{"timestamp","level","event","caller","callee","call_id","metadata":{"user_agent","ip"}}`.
+struct CallEventLog: CallEventSink {
+    func emit(_ event: CallEvent) {
+        var metadata: JSONObject = [
+            "user_agent": .string(event.connection?.userAgent ?? ""),
+            "ip": .string(event.connection?.ip ?? ""),
+        ]
+        if let reason = event.reason { metadata["reason"] = .string(reason) }
+        let line: JSONObject = [
+            "timestamp": .string(Timestamp.iso8601(milliseconds: SwitchboardClock.system.nowMilliseconds())),
+            "level": .string(event.level),
+            "event": .string(event.name.rawValue),
+            "caller": .string(event.caller),
+            "callee": .string(event.callee),
+            "call_id": .string(event.callId),
+            "metadata": .object(metadata),
+        ]
+        LineWriter.standardOutput.write(JSONValue.object(line).serialized())
+    }
+}

@@ -1,0 +1,143 @@
+import HTTPTypes
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+import SwitchboardCore
+
+/// The node's child channel: HTTP/1.1 served by Hummingbird's router, and a WebSocket upgrade after
+/// which the connection is a plain NIO pipeline (`WebSocketSessionHandler` + the route's handler), so a
+/// message is decoded, routed and written without a task hop.
+struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
+    enum UpgradeResult: Sendable {
+        case webSocket(any Channel)
+        case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, WebSocketGate.Refusal)
+    }
+
+    struct Value: ServerChildChannelValue {
+        let upgradeResult: EventLoopFuture<UpgradeResult>
+        let channel: any Channel
+    }
+
+    let responder: HTTPChannelHandler.Responder
+    let gate: WebSocketGate
+    let settings: WebSocketSettings
+    /// Makes the application handler of an accepted `/ws` connection.
+    let makeSignalingHandler: @Sendable (UserIdentity, ConnectionInfo) -> any ChannelHandler
+
+    init(
+        responder: @escaping HTTPChannelHandler.Responder,
+        gate: WebSocketGate,
+        settings: WebSocketSettings,
+        makeSignalingHandler: @escaping @Sendable (UserIdentity, ConnectionInfo) -> any ChannelHandler
+    ) {
+        self.responder = Self.redirectingLateUpgrades(responder)
+        self.gate = gate
+        self.settings = settings
+        self.makeSignalingHandler = makeSignalingHandler
+    }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let verdict = NIOLoopBoundBox<Result<WebSocketGate.Acceptance, WebSocketGate.Refusal>?>(nil, eventLoop: channel.eventLoop)
+            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+                maxFrameSize: settings.maxMessageBytes,
+                shouldUpgrade: { [gate] channel, head in
+                    let result = gate.admit(head, channel: channel)
+                    verdict.value = result
+                    return channel.eventLoop.makeSucceededFuture(try? result.get().responseHeaders)
+                },
+                upgradePipelineHandler: { [settings, makeSignalingHandler] channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard case .success(let acceptance)? = verdict.value else {
+                            throw ChannelError.inappropriateOperationForState
+                        }
+                        let application: any ChannelHandler =
+                            switch acceptance.route {
+                            case .signaling: makeSignalingHandler(acceptance.identity!, acceptance.connection)
+                            case .echo: EchoHandler()
+                            }
+                        try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(settings: settings))
+                        try channel.pipeline.syncOperations.addHandler(application)
+                        return UpgradeResult.webSocket(channel)
+                    }
+                }
+            )
+            let upgradeConfiguration = NIOTypedHTTPServerUpgradeConfiguration(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
+                        let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(isOutboundHalfClosureEnabled: true)
+                        )
+                        if case .failure(let refusal)? = verdict.value { return UpgradeResult.refused(http, refusal) }
+                        return UpgradeResult.notUpgraded(http)
+                    }
+                }
+            )
+            var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgradeConfiguration)
+            pipeline.enablePipelining = false
+            pipeline.enableErrorHandling = false
+            pipeline.enableResponseHeaderValidation = false
+            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            return Value(upgradeResult: result, channel: channel)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.upgradeResult.get() {
+            case .notUpgraded(let http):
+                await handleHTTP(asyncChannel: http, logger: logger)
+            case .refused(let http, let refusal):
+                await Self.write(refusal, to: http, logger: logger)
+            case .webSocket(let channel):
+                // The pipeline does the work; this task only keeps Hummingbird's connection accounting.
+                try await channel.closeFuture.get()
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private static func write(
+        _ refusal: WebSocketGate.Refusal,
+        to http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>,
+        logger: Logger
+    ) async {
+        do {
+            try await http.executeThenClose { _, outbound in
+                var body = ByteBuffer()
+                body.writeString(refusal.message + "\n")
+                let head = HTTPResponse(
+                    status: refusal.status,
+                    headerFields: [.connection: "close", .contentType: "text/plain; charset=utf-8", .contentLength: "\(body.readableBytes)"]
+                )
+                try await outbound.write(contentsOf: [.head(head), .body(body), .end(nil)])
+            }
+        } catch {
+            logger.trace("could not write refusal", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// NIO only upgrades the first request of a connection; a later upgrade request on a keep-alive
+    /// connection is redirected to the same URI on a new connection (as Hummingbird does).
+    private static func redirectingLateUpgrades(_ responder: @escaping HTTPChannelHandler.Responder) -> HTTPChannelHandler.Responder {
+        struct RedirectClose: Error {}
+        return { request, writer, channel in
+            guard request.headers[.upgrade]?.lowercased() == "websocket" else {
+                return try await responder(request, writer, channel)
+            }
+            let location = request.uri.query.map { "\(request.uri.path)?\($0)" } ?? request.uri.path
+            try await writer.writeResponse(HTTPResponse(status: .temporaryRedirect, headerFields: [.connection: "close", .location: location]))
+            throw RedirectClose()
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import HTTPTypes
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import SwitchboardCore
+
+/// Decides, before the upgrade, whether a WebSocket request may upgrade: the route exists, the token is
+/// valid (PROTOCOL.md §2) and the node has room (`websocket.max_connections`).
+final class WebSocketGate: Sendable {
+    /// What a route runs after the upgrade.
+    enum Route: Sendable {
+        case signaling
+        case echo
+    }
+
+    /// An accepted upgrade.
+    struct Acceptance: Sendable {
+        let route: Route
+        let identity: UserIdentity?
+        let connection: ConnectionInfo
+        let responseHeaders: HTTPHeaders
+    }
+
+    /// A refused upgrade, answered with an HTTP status instead of 101.
+    struct Refusal: Sendable, Error {
+        let status: HTTPResponse.Status
+        let message: String
+    }
+
+    private let authenticator: JWTAuthenticator
+    private let maxConnections: Int
+    private let echoRoute: Bool
+    private let open = Atomic<Int>(0)
+
+    init(authenticator: JWTAuthenticator, maxConnections: Int, echoRoute: Bool) {
+        self.authenticator = authenticator
+        self.maxConnections = maxConnections
+        self.echoRoute = echoRoute
+    }
+
+    /// WebSocket connections open now.
+    var openConnections: Int { open.load(ordering: .relaxed) }
+
+    /// Checks the request and, when it may upgrade, takes a connection slot released when `channel` closes.
+    func admit(_ head: HTTPRequestHead, channel: any Channel) -> Result<Acceptance, Refusal> {
+        let (path, query) = Self.split(head.uri)
+        let route: Route
+        switch path {
+        case "/ws": route = .signaling
+        case "/autobahn" where echoRoute: route = .echo
+        default: return .failure(Refusal(status: .notFound, message: "no WebSocket route at \(path)"))
+        }
+
+        var identity: UserIdentity?
+        var responseHeaders = HTTPHeaders()
+        if route == .signaling {
+            guard
+                let (token, protocolEntry) = BearerToken.extract(
+                    query: query,
+                    authorization: head.headers.first(name: "Authorization"),
+                    webSocketProtocols: head.headers[canonicalForm: "Sec-WebSocket-Protocol"].joined(separator: ",")
+                )
+            else {
+                return .failure(Refusal(status: .unauthorized, message: "missing token"))
+            }
+            do {
+                identity = try authenticator.authenticate(token: token, now: SwitchboardClock.system.nowMilliseconds() / 1000)
+            } catch {
+                return .failure(Refusal(status: .unauthorized, message: error.message))
+            }
+            if let protocolEntry { responseHeaders.add(name: "Sec-WebSocket-Protocol", value: protocolEntry) }
+        }
+
+        guard reserveSlot() else {
+            return .failure(Refusal(status: .serviceUnavailable, message: "node is at websocket.max_connections"))
+        }
+        channel.closeFuture.whenComplete { _ in self.open.subtract(1, ordering: .relaxed) }
+        let connection = ConnectionInfo(
+            userAgent: head.headers.first(name: "User-Agent") ?? "",
+            ip: Self.clientIP(head.headers, channel: channel)
+        )
+        return .success(Acceptance(route: route, identity: identity, connection: connection, responseHeaders: responseHeaders))
+    }
+
+    private func reserveSlot() -> Bool {
+        var current = open.load(ordering: .relaxed)
+        while current < maxConnections {
+            let (exchanged, actual) = open.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = actual
+        }
+        return false
+    }
+
+    private static func split(_ uri: String) -> (path: String, query: String?) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, nil) }
+        return (String(uri[..<mark]), String(uri[uri.index(after: mark)...]))
+    }
+
+    /// The client's address: the first `X-Forwarded-For` entry set by nginx, else the peer address.
+    private static func clientIP(_ headers: HTTPHeaders, channel: any Channel) -> String {
+        if let forwarded = headers.first(name: "X-Forwarded-For")?.split(separator: ",").first {
+            return forwarded.trimmingSpaces()
+        }
+        return channel.remoteAddress?.ipAddress ?? ""
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingSpaces() -> String {
+        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import SwitchboardServer
+
+/// `switchboard serve`: runs one node (PROTOCOL.md §7).
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a Switchboard node.")
+
+    @Option(help: "YAML configuration file.")
+    var config: String?
+
+    @Option(help: "Address to listen on (server.host).")
+    var host: String?
+
+    @Option(help: "Port to listen on; 0 picks a free one (server.port).")
+    var port: Int?
+
+    @Option(name: .customLong("node-id"), help: "This node's id in presence (server.node_id).")
+    var nodeId: String?
+
+    @Option(help: "Redis URL redis://[:password@]host:port/db; absent: single-node mode (redis.url).")
+    var redis: String?
+
+    @Option(help: "Call record database: sqlite:PATH or postgres://… (database.url).")
+    var database: String?
+
+    func run() async throws {
+        var overrides: [String: String] = [:]
+        overrides["server.host"] = host
+        overrides["server.port"] = port.map(String.init)
+        overrides["server.node_id"] = nodeId
+        overrides["redis.url"] = redis
+        overrides["database.url"] = database
+        let configuration: SwitchboardConfiguration
+        do {
+            configuration = try SwitchboardConfiguration.load(
+                file: config,
+                environment: ProcessInfo.processInfo.environment,
+                overrides: overrides
+            )
+        } catch {
+            throw ValidationError("invalid configuration: \(error)")
+        }
+        bootstrapLogging(level: configuration.log.level)
+        let logger = Logger(label: "switchboard")
+        if configuration.redis.url != nil {
+            throw ValidationError("cluster mode (--redis) is not available in this build yet; run without --redis")
+        }
+        let app = try await buildApplication(configuration, logger: logger)
+        try await app.runService()
+    }
+}

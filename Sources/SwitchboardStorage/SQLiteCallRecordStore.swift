@@ -126,7 +126,6 @@ public actor SQLiteCallRecordStore: CallRecordStore {
     public func shutdown() async throws {
         guard !isShutDown else { return }
         isShutDown = true
-        if let running = migration { _ = try? await running.value }
         if inFlight > 0 {
             await withCheckedContinuation { drained.append($0) }
         }
@@ -138,12 +137,15 @@ public actor SQLiteCallRecordStore: CallRecordStore {
 
     // MARK: Connection
 
-    /// Runs `body` with the open, migrated connection, counting it as in flight for ``shutdown()``.
+    /// Runs `body` with the open connection, counting it as in flight from the start so ``shutdown()``
+    /// never closes the connection under it. Waits for a migration in progress unless it is that migration.
     func withConnection<T: Sendable>(
+        waitingForMigration: Bool = true,
         _ body: (SQLiteConnection) async throws -> T
     ) async throws -> T {
-        if let running = migration { _ = try? await running.value }
-        let connection = try await connection()
+        guard !isShutDown else {
+            throw SQLiteCallRecordStoreError(.storeShutDown, "the call-record store at \(path) was shut down")
+        }
         inFlight += 1
         defer {
             inFlight -= 1
@@ -152,19 +154,18 @@ public actor SQLiteCallRecordStore: CallRecordStore {
                 drained.removeAll()
             }
         }
-        return try await body(connection)
+        if waitingForMigration, let running = migration { _ = try? await running.value }
+        return try await body(try await connection())
     }
 
     private func runMigrations() async throws {
-        let connection = try await connection()
-        try await SQLiteSchema.migrate(connection, logger: logger)
+        try await withConnection(waitingForMigration: false) { [logger] connection in
+            try await SQLiteSchema.migrate(connection, logger: logger)
+        }
     }
 
     /// The connection, opening it on first use; a failed open is retried by the next call.
     private func connection() async throws -> SQLiteConnection {
-        guard !isShutDown else {
-            throw SQLiteCallRecordStoreError(.storeShutDown, "the call-record store at \(path) was shut down")
-        }
         if let opening = connectionTask { return try await opening.value }
         let opening = Task { [path, isInMemory, threadPool, eventLoopGroup, logger] in
             try await Self.open(

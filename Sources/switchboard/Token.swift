@@ -35,7 +35,7 @@ struct Token: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        guard let lifetime = try? DurationParser.parse(ttl), lifetime > .zero else {
+        guard let lifetime = DurationText.parse(ttl), lifetime > .zero else {
             throw ValidationError("--ttl: \"\(ttl)\" is not a duration (write 30m, 1h, 24h)")
         }
         guard UserIdentity.isValidUserID(user) else {

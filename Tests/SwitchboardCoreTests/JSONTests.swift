@@ -150,6 +150,36 @@ import Testing
         #expect(String(decoding: bytes, as: UTF8.self) == #"prefix:[1,"two",null]"#)
     }
 
+    @Test func specialBytesAtEveryOffsetOfLongStrings() throws {
+        let specials: [Character] = ["\"", "\\", "\n", "\u{1}", "\u{1F}", "é", "😀", "\u{7F}", " "]
+        for length in [1, 7, 8, 9, 15, 16, 17, 40] {
+            for offset in 0..<length {
+                for special in specials {
+                    var characters = Array(repeating: Character("a"), count: length)
+                    characters[offset] = special
+                    let string = String(characters)
+                    let text = JSONValue.string(string).serialized()
+                    #expect(try JSONValue(parsing: text) == .string(string), "\(length) \(offset) \(special)")
+                }
+            }
+        }
+    }
+
+    @Test func invalidUTF8IsFoundAtEveryOffsetOfLongStrings() {
+        for length in [8, 9, 16, 23, 40] {
+            for offset in 0..<length {
+                var bytes = Array(repeating: UInt8(ascii: "a"), count: length)
+                bytes[offset] = 0xFF
+                #expect(throws: JSONParseError.self) { try JSONValue(parsing: [0x22] + bytes + [0x22]) }
+                // Also after an escape (the slow path).
+                #expect(throws: JSONParseError.self) { try JSONValue(parsing: Array(#""\n"#.utf8) + bytes + [0x22]) }
+                var control = Array(repeating: UInt8(ascii: "b"), count: length)
+                control[offset] = 0x0A
+                #expect(throws: JSONParseError.self) { try JSONValue(parsing: [0x22] + control + [0x22]) }
+            }
+        }
+    }
+
     // MARK: Rejections
 
     @Test(arguments: [

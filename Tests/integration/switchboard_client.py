@@ -157,7 +157,7 @@ class Client:
         self.token = token
         self.user = user
         headers: dict[str, str] = dict(extra_headers or {})
-        subprotocols = None
+        subprotocols = list(connect_kwargs.pop("subprotocols", None) or []) or None
         target = url
         if token is not None:
             if via == "query":
@@ -166,7 +166,7 @@ class Client:
             elif via == "header":
                 headers["Authorization"] = f"Bearer {token}"
             elif via == "protocol":
-                subprotocols = [f"bearer.{token}"]
+                subprotocols = (subprotocols or []) + [f"bearer.{token}"]
             else:
                 raise ValueError(f"unknown token placement {via!r}")
         self.ws: ClientConnection = connect(
@@ -180,6 +180,7 @@ class Client:
             ping_interval=None,
             close_timeout=2,
             max_size=max_size,
+            legacy=True,  # websockets 17: return the connection directly (no context manager)
             **connect_kwargs,
         )
         if sync:

@@ -153,8 +153,8 @@ def test_reject(node, connect):
     assert rej.json["callId"] == call_id and rej.json["reason"] == "busy-elsewhere"
     assert rej.sender == bob.user
     node.wait_for_call_record(bob.user, call_id, 2)
-    # The call is over: both are free for a new call.
-    start_call(alice, bob)
+    # The call is over: both are free for a new call, which gets a new callId.
+    assert start_call(alice, bob) != call_id
     node.wait_for_log(lambda r: r.get("event") == "webrtc_call_reject" and r.get("call_id") == call_id,
                       "webrtc_call_reject")
 
@@ -192,6 +192,57 @@ def test_ring_timeout(node_factory, connect):
     # After the timeout the call is gone: accepting it now matches no call.
     bob.send_signal(alice.user, "call-accept", callId=call_id)
     bob.expect_error("no-call")
+
+
+def test_accepted_call_does_not_ring_out(node_factory, connect):
+    node = node_factory(SWITCHBOARD_CALLS_RING_TIMEOUT="1s")
+    alice, bob = connect(node), connect(node)
+    call_id = start_call(alice, bob)
+    # Past the ring timeout (absence check): the active call must not be timed out.
+    alice.expect_no_message(within=1.5)
+    bob.expect_no_message(within=0.2)
+    alice.send_signal(bob.user, "offer", callId=call_id, offer=OFFER)
+    assert bob.expect_signal("offer").json["callId"] == call_id
+    node.wait_for_call_record(alice.user, call_id, 1)
+
+
+def test_rejected_call_does_not_ring_out_later(node_factory, connect):
+    node = node_factory(SWITCHBOARD_CALLS_RING_TIMEOUT="1s")
+    alice, bob = connect(node), connect(node)
+    call_id = invite(alice, bob)
+    bob.send_signal(alice.user, "call-reject", callId=call_id)
+    alice.expect_signal("call-reject")
+    alice.expect_no_message(within=1.5)
+    bob.expect_no_message(within=0.2)
+    node.wait_for_call_record(alice.user, call_id, 2)
+
+
+def test_only_the_callee_accepts_or_rejects(node, connect):
+    alice, bob = connect(node), connect(node)
+    call_id = invite(alice, bob)
+    for sig in ("call-accept", "call-reject"):
+        alice.send_signal(bob.user, sig, callId=call_id)
+        alice.expect_error({"no-call", "invalid-signal"})
+    alice.send(to=bob.user, content="marker")
+    assert bob.recv().content == "marker", "the caller's accept/reject must not be relayed"
+    node.wait_for_call_record(alice.user, call_id, 0)
+    # The callee still can.
+    bob.send_signal(alice.user, "call-accept", callId=call_id)
+    alice.expect_signal("call-accept")
+    node.wait_for_call_record(alice.user, call_id, 1)
+
+
+def test_accept_or_reject_of_an_active_call_is_refused(node, connect):
+    alice, bob = connect(node), connect(node)
+    call_id = start_call(alice, bob)
+    for sig in ("call-accept", "call-reject"):
+        bob.send_signal(alice.user, sig, callId=call_id)
+        bob.expect_error({"no-call", "invalid-signal"})
+    bob.send(to=alice.user, content="marker")
+    assert alice.recv().content == "marker", "accept/reject of an active call must not be relayed"
+    node.wait_for_call_record(alice.user, call_id, 1)
+    alice.send_signal(bob.user, "offer", callId=call_id, offer=OFFER)
+    assert bob.expect_signal("offer").json["callId"] == call_id
 
 
 def test_callee_offline(node, connect):

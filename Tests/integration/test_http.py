@@ -57,6 +57,19 @@ def test_presence_goes_offline_after_disconnect(node, connect):
     wait_until(offline, 5, f"{alice.user} offline in /api/presence")
 
 
+def test_presence_goes_offline_after_the_client_vanishes(node, connect):
+    """A client whose TCP connection ends without a WebSocket close frame is gone too."""
+    alice = connect(node)
+    token = make_token(unique_user("obs"))
+    alice.drop()
+
+    def offline():
+        body = http_get(node.http_url, f"/api/presence/{alice.user}", token=token).json()
+        return body["online"] is False
+
+    wait_until(offline, 5, f"{alice.user} offline in /api/presence after its socket dropped")
+
+
 @pytest.mark.parametrize("path", ["/api/presence/someone", "/api/calls"])
 @pytest.mark.parametrize(
     "auth",

@@ -19,7 +19,7 @@ extension JSONValue {
         self = try result.get()
     }
 
-    /// Parses one JSON text from a string; see ``init(parsing:)-(Collection<UInt8>)``.
+    /// Parses one JSON text from a string; with the same rules as parsing bytes.
     public init(parsing text: String) throws(JSONParseError) {
         var text = text
         let result = text.withUTF8 { buffer in
@@ -220,28 +220,24 @@ internal struct JSONParser {
         let quote = index
         index += 1
         let start = index
-        // Fast path: no escapes, built straight from the input.
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                let string = try makeString(UnsafeBufferPointer(rebasing: bytes[start..<index]), quote: quote)
-                index += 1
-                return string
-            }
-            if byte == UInt8(ascii: "\\") { break }
-            if byte < 0x20 { throw error("unescaped control character in string") }
-            index += 1
-        }
+        // Raw non-ASCII bytes must be validated; escapes always decode to valid UTF-8.
+        var nonASCII = false
+        index = JSONByteScan.plainRunEnd(in: bytes, from: index, nonASCII: &nonASCII)
         guard !atEnd else { throw error("unterminated string", at: quote) }
+        if bytes[index] == UInt8(ascii: "\"") {
+            // Fast path: no escapes, built straight from the input.
+            let string = try makeString(UnsafeBufferPointer(rebasing: bytes[start..<index]), validating: nonASCII, quote: quote)
+            index += 1
+            return string
+        }
         // Slow path: copy runs and decoded escapes into the scratch buffer.
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
         while index < bytes.count {
-            let byte = bytes[index]
-            switch byte {
+            switch bytes[index] {
             case UInt8(ascii: "\""):
                 let string = try scratch.withUnsafeBufferPointer { buffer throws(JSONParseError) in
-                    try makeString(buffer, quote: quote)
+                    try makeString(buffer, validating: nonASCII, quote: quote)
                 }
                 index += 1
                 return string
@@ -251,19 +247,19 @@ internal struct JSONParser {
                 throw error("unescaped control character in string")
             default:
                 let runStart = index
-                index += 1
-                while index < bytes.count {
-                    let next = bytes[index]
-                    if next == UInt8(ascii: "\"") || next == UInt8(ascii: "\\") || next < 0x20 { break }
-                    index += 1
-                }
+                index = JSONByteScan.plainRunEnd(in: bytes, from: index, nonASCII: &nonASCII)
                 scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
             }
         }
         throw error("unterminated string", at: quote)
     }
 
-    private func makeString(_ utf8: UnsafeBufferPointer<UInt8>, quote: Int) throws(JSONParseError) -> String {
+    private func makeString(
+        _ utf8: UnsafeBufferPointer<UInt8>,
+        validating: Bool,
+        quote: Int
+    ) throws(JSONParseError) -> String {
+        guard validating else { return String(decoding: utf8, as: UTF8.self) }
         guard let string = String(validating: utf8, as: UTF8.self) else {
             throw error("invalid UTF-8 in string", at: quote)
         }

@@ -69,22 +69,16 @@ internal enum JSONWriter {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    private static func needsEscape(_ byte: UInt8) -> Bool {
-        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
-    }
-
     private static func writeEscaped(_ utf8: UnsafeBufferPointer<UInt8>, into bytes: inout [UInt8]) {
-        var runStart = 0
         var index = 0
-        while index < utf8.count {
-            let byte = utf8[index]
-            guard needsEscape(byte) else {
-                index += 1
-                continue
+        var nonASCII = false
+        while true {
+            let runEnd = JSONByteScan.plainRunEnd(in: utf8, from: index, nonASCII: &nonASCII)
+            if index < runEnd {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[index..<runEnd]))
             }
-            if runStart < index {
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
-            }
+            guard runEnd < utf8.count else { return }
+            let byte = utf8[runEnd]
             bytes.append(UInt8(ascii: "\\"))
             switch byte {
             case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\""))
@@ -99,11 +93,7 @@ internal enum JSONWriter {
                 bytes.append(hexDigits.utf8Start[Int(byte >> 4)])
                 bytes.append(hexDigits.utf8Start[Int(byte & 0x0F)])
             }
-            index += 1
-            runStart = index
-        }
-        if runStart < utf8.count {
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
+            index = runEnd + 1
         }
     }
 }

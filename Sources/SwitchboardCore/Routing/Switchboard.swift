@@ -132,10 +132,21 @@ public final class Switchboard: Sendable {
         let outcome = state.withLock { state -> Result<(CallTransition, Session?), NoCall> in
             state.book.apply(signal.type, from: sender, to: message.to, callId: signal.callId, now: now).map {
                 transition in
-                if case .relayed = transition {} else {
-                    state.ringTimers.removeValue(forKey: transition.call.id)?.cancel()
+                switch transition {
+                case .relayed:
+                    break
+                case .accepted(let call):
+                    state.ringTimers.removeValue(forKey: call.id)?.cancel()
+                    // Records and events are queued under the lock so they keep the order of transitions.
+                    records.enqueue(call.record(status: .accepted, now: now))
+                    log(.accept, call, session)
+                case .ended(let call, let status):
+                    state.ringTimers.removeValue(forKey: call.id)?.cancel()
+                    state.cancelGrace(of: call)
+                    let reason = signal.body["reason"]?.stringValue
+                    records.enqueue(call.record(status: status, endedAt: now, endReason: reason ?? (status == .rejected ? "rejected" : "hangup"), now: now))
+                    log(status == .rejected ? .reject : .hangup, call, session, reason: reason)
                 }
-                if case .ended(let call, _) = transition { state.cancelGrace(of: call) }
                 return (transition, state.sessions[message.to])
             }
         }
@@ -155,18 +166,6 @@ public final class Switchboard: Sendable {
             recipient.outlet.deliver(relayed)
         } else if case .relayed = transition {
             reply(session, .error(.offline, message: "\(message.to) is reconnecting; signal not delivered"), now: now)
-        }
-
-        switch transition {
-        case .relayed:
-            break
-        case .accepted(let call):
-            records.enqueue(call.record(status: .accepted, now: now))
-            log(.accept, call, session)
-        case .ended(let call, let status):
-            let reason = signal.body["reason"]?.stringValue
-            records.enqueue(call.record(status: status, endedAt: now, endReason: reason ?? "\(status)", now: now))
-            log(status == .rejected ? .reject : .hangup, call, session, reason: reason)
         }
     }
 
@@ -197,6 +196,9 @@ public final class Switchboard: Sendable {
                 state.ringTimers[callId] = scheduler.schedule(after: settings.ringTimeout) { [weak self] in
                     self?.ringTimeoutExpired(callId: callId)
                 }
+                records.enqueue(call.record(status: .invite, now: now))
+                log(.invite, call, session)
+                log(.ringing, call, session)
                 return .ringing(call, callee: calleeSession)
             }
         }
@@ -214,51 +216,48 @@ public final class Switchboard: Sendable {
                 CallEvent(.failed, level: "warn", caller: caller, callee: callee, callId: callId,
                           reason: reason.rawValue, connection: session.connection)
             )
-        case .ringing(let call, let calleeSession):
+        case .ringing(_, let calleeSession):
             var signal = signal
             signal.stamp(sender: session.identity, callId: callId)
             var relayed = message
             relayed.content = signal.serialized()
             calleeSession.outlet.deliver(relayed)
             reply(session, .callRinging(callId: callId, to: callee), now: now)
-            records.enqueue(call.record(status: .invite, now: now))
-            log(.invite, call, session)
-            log(.ringing, call, session)
         }
     }
 
     // MARK: Timers
 
     private func ringTimeoutExpired(callId: String) {
+        let now = clock.nowMilliseconds()
         let ended = state.withLock { state -> (Call, [Session])? in
             state.ringTimers[callId] = nil
             guard let call = state.book.expireRinging(callId: callId) else { return nil }
             state.cancelGrace(of: call)
+            records.enqueue(call.record(status: .missed, endedAt: now, endReason: HangupReason.timeout.rawValue, now: now))
+            events.emit(CallEvent(.timeout, caller: call.caller, callee: call.callee, callId: call.id, reason: "timeout", connection: nil))
             return (call, [call.caller, call.callee].compactMap { state.sessions[$0] })
         }
         guard let (call, parties) = ended else { return }
-        let now = clock.nowMilliseconds()
         for party in parties {
             party.outlet.deliver(Notice.callHangup(callId: call.id, reason: .timeout).message(to: party.user, now: now))
         }
-        records.enqueue(call.record(status: .missed, endedAt: now, endReason: HangupReason.timeout.rawValue, now: now))
-        events.emit(CallEvent(.timeout, caller: call.caller, callee: call.callee, callId: call.id, reason: "timeout", connection: nil))
     }
 
     private func reconnectGraceExpired(for user: String) {
+        let now = clock.nowMilliseconds()
+        let reason = HangupReason.peerDisconnected
         let ended = state.withLock { state -> (Call, Session?)? in
             state.graceTimers[user] = nil
             guard state.sessions[user] == nil, let call = state.book.abandon(by: user) else { return nil }
             state.ringTimers.removeValue(forKey: call.id)?.cancel()
             state.graceTimers.removeValue(forKey: call.peer(of: user))?.cancel()
+            records.enqueue(call.record(status: .hungUp, endedAt: now, endReason: reason.rawValue, now: now))
+            events.emit(CallEvent(.hangup, caller: call.caller, callee: call.callee, callId: call.id, reason: reason.rawValue, connection: nil))
             return (call, state.sessions[call.peer(of: user)])
         }
         guard let (call, peer) = ended else { return }
-        let now = clock.nowMilliseconds()
-        let reason = HangupReason.peerDisconnected
         peer?.outlet.deliver(Notice.callHangup(callId: call.id, reason: reason).message(to: call.peer(of: user), now: now))
-        records.enqueue(call.record(status: .hungUp, endedAt: now, endReason: reason.rawValue, now: now))
-        events.emit(CallEvent(.hangup, caller: call.caller, callee: call.callee, callId: call.id, reason: reason.rawValue, connection: nil))
     }
 
     // MARK: Helpers

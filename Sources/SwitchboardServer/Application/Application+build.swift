@@ -17,7 +17,7 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
     let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
     let switchboard = Switchboard(
         settings: SwitchboardSettings(
-            nodeId: configuration.server.nodeId,
+            nodeId: configuration.server.nodeID,
             ringTimeout: configuration.calls.ringTimeout,
             reconnectGrace: configuration.calls.reconnectGrace,
             invitesPerMinute: configuration.limits.invitesPerMinute
@@ -73,7 +73,7 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
                 "switchboard listening",
                 metadata: [
                     "address": "\(channel.localAddress?.description ?? "?")",
-                    "node_id": "\(configuration.server.nodeId)",
+                    "node_id": "\(configuration.server.nodeID)",
                     "mode": "single-node",
                 ]
             )

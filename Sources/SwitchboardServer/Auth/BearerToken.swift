@@ -98,11 +98,12 @@ public enum BearerToken {
 }
 
 extension StringProtocol {
+    /// The text without leading and trailing spaces and tabs.
     fileprivate func trimmingASCIISpaces() -> Substring {
+        let view = Substring(self)
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-        let view = self[...]
-        guard let first = view.firstIndex(where: { !isSpace($0) }) else { return view[view.endIndex...] }
-        let last = view.lastIndex(where: { !isSpace($0) })!
+        guard let first = view.firstIndex(where: { !isSpace($0) }), let last = view.lastIndex(where: { !isSpace($0) })
+        else { return view[view.endIndex...] }
         return view[first...last]
     }
 }

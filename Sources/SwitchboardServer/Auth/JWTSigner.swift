@@ -29,8 +29,13 @@ public struct JWTSigner: Sendable {
         var signingInput = Base64URL.encode(Self.bytes(header))
         signingInput += "."
         signingInput += Base64URL.encode(Self.bytes(claims))
-        let signature = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: key)
-        return signingInput + "." + Base64URL.encode(Array(signature))
+        return signingInput + "." + signature(for: signingInput)
+    }
+
+    /// The base64url HMAC-SHA256 of `signingInput` (`header.payload`).
+    func signature(for signingInput: String) -> String {
+        let code = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: key)
+        return Base64URL.encode(Array(code))
     }
 
     private static func bytes(_ object: JSONObject) -> [UInt8] {

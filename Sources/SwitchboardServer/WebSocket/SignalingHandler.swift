@@ -46,6 +46,15 @@ final class SignalingHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    /// Graceful shutdown: tell the client to reconnect (to another node) with 1001.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            context.closeWebSocket(code: .goingAway, reason: "node shutting down")
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let session else { return }
         let payload: ByteBuffer

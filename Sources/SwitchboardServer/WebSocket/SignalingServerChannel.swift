@@ -61,6 +61,8 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
                             case .signaling: makeSignalingHandler(acceptance.identity!, acceptance.connection)
                             case .echo: EchoHandler()
                             }
+                        // Hummingbird allows half-closure for HTTP; a WebSocket whose peer's TCP is gone is gone.
+                        try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
                         try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(settings: settings))
                         try channel.pipeline.syncOperations.addHandler(application)
                         return UpgradeResult.webSocket(channel)

@@ -49,40 +49,12 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         case closed
     }
 
-    /// The timers as `TimeAmount`s; `nil` is off.
-    private struct Timers {
-        var read: TimeAmount?
-        var write: TimeAmount?
-        var ping: TimeAmount?
-        var pong: TimeAmount?
-        var close: TimeAmount
-
-        init(_ settings: WebSocketSettings) {
-            self.read = TimeAmount(enabled: settings.readTimeout)
-            self.write = TimeAmount(enabled: settings.writeTimeout)
-            self.ping = TimeAmount(enabled: settings.pingInterval)
-            self.pong = TimeAmount(enabled: settings.pongTimeout)
-            self.close = TimeAmount(enabled: settings.closeTimeout) ?? .zero
-        }
-    }
-
     private let settings: WebSocketSettings
-    private let timers: Timers
+    private let closeTimeout: TimeAmount
     private var state: State = .open
-
-    /// The fragments of the message being received, joined; `nil` between messages.
-    private var partial: ByteBuffer?
-    /// Whether `partial` is a text message.
-    private var partialIsText = false
-
-    /// Set by every inbound frame and `WebSocketActivity`; folded into `lastActivity` by the timer.
-    private var sawActivity = false
-    private var lastActivity = NIODeadline.uptimeNanoseconds(0)
-    private var lastPing = NIODeadline.uptimeNanoseconds(0)
-    /// When the unanswered ping was sent; `nil` when no pong is due.
-    private var pingSentAt: NIODeadline?
-    /// Since when the channel has been unwritable; `nil` while writable.
-    private var unwritableSince: NIODeadline?
+    private var assembler: WebSocketMessageAssembler
+    /// Set once the channel is active.
+    private var keepalive: WebSocketKeepalive?
 
     /// The one scheduled timer task, and when it fires.
     private var timer: Scheduled<Void>?
@@ -91,7 +63,8 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
     /// A handler applying `settings`.
     public init(settings: WebSocketSettings) {
         self.settings = settings
-        self.timers = Timers(settings)
+        self.closeTimeout = TimeAmount(enabled: settings.closeTimeout) ?? .zero
+        self.assembler = WebSocketMessageAssembler(maxMessageBytes: settings.maxMessageBytes)
     }
 
     // MARK: Lifecycle
@@ -113,7 +86,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimer()
-        partial = nil
+        assembler.reset()
     }
 
     public func channelActive(context: ChannelHandlerContext) {
@@ -124,17 +97,15 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
     public func channelInactive(context: ChannelHandlerContext) {
         state = .closed
         cancelTimer()
-        partial = nil
+        assembler.reset()
         context.fireChannelInactive()
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            unwritableSince = nil
-        } else if unwritableSince == nil, let write = timers.write {
-            let now = context.eventLoop.now
-            unwritableSince = now
-            scheduleTimer(context: context, at: now + write)
+            keepalive?.becameWritable()
+        } else if let deadline = keepalive?.becameUnwritable(now: context.eventLoop.now) {
+            scheduleTimer(context: context, at: deadline)
         }
         context.fireChannelWritabilityChanged()
     }
@@ -153,7 +124,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
             enterClosed(context: context, closeChannel: true)
             return
         } else {
-            // An I/O error, or one from a handler further on: this connection is done.
+            // An I/O error, or one from a handler in front: this connection is done.
             enterClosed(context: context, closeChannel: true)
         }
         context.fireErrorCaught(error)
@@ -163,7 +134,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = Self.unwrapInboundIn(data)
-        sawActivity = true
+        keepalive?.activity()
 
         switch state {
         case .open:
@@ -186,10 +157,15 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         }
 
         switch frame.opcode {
-        case .text, .binary:
-            receiveDataFrame(context: context, frame: frame)
-        case .continuation:
-            receiveContinuation(context: context, frame: frame)
+        case .text, .binary, .continuation:
+            switch assembler.receive(frame) {
+            case .incomplete:
+                break
+            case .message(let message):
+                context.fireChannelRead(Self.wrapInboundOut(message))
+            case .failure(let code, let reason):
+                failConnection(context: context, code: code, reason: reason)
+            }
         case .ping:
             guard frame.fin, frame.length <= 125 else {
                 return failConnection(context: context, code: .protocolError, reason: "bad control frame")
@@ -197,58 +173,11 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
             let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
             context.writeAndFlush(Self.wrapOutboundOut(pong), promise: nil)
         case .pong:
-            pingSentAt = nil
+            keepalive?.pongReceived()
         case .connectionClose:
             receiveClose(context: context, frame: frame)
         default:
             failConnection(context: context, code: .protocolError, reason: "reserved opcode")
-        }
-    }
-
-    /// A text or binary frame: a whole message, or the first fragment of one.
-    private func receiveDataFrame(context: ChannelHandlerContext, frame: WebSocketFrame) {
-        guard partial == nil else {
-            return failConnection(context: context, code: .protocolError, reason: "data frame inside a fragmented message")
-        }
-        guard frame.length <= settings.maxMessageBytes else {
-            return failConnection(context: context, code: .messageTooLarge, reason: "message too large")
-        }
-        let isText = frame.opcode == .text
-        if frame.fin {
-            deliver(context: context, payload: frame.unmaskedData, isText: isText)
-        } else {
-            partial = frame.unmaskedData
-            partialIsText = isText
-        }
-    }
-
-    /// A continuation frame: the next fragment of the open message.
-    private func receiveContinuation(context: ChannelHandlerContext, frame: WebSocketFrame) {
-        guard var message = partial else {
-            return failConnection(context: context, code: .protocolError, reason: "continuation without a message")
-        }
-        guard message.readableBytes + frame.length <= settings.maxMessageBytes else {
-            return failConnection(context: context, code: .messageTooLarge, reason: "message too large")
-        }
-        partial = nil  // keep `message` uniquely referenced while appending
-        var fragment = frame.unmaskedData
-        message.writeBuffer(&fragment)
-        if frame.fin {
-            deliver(context: context, payload: message, isText: partialIsText)
-        } else {
-            partial = message
-        }
-    }
-
-    /// Hands a whole message to the application, once a text message has proved to be UTF-8.
-    private func deliver(context: ChannelHandlerContext, payload: ByteBuffer, isText: Bool) {
-        if isText {
-            guard payload.readableBytesAreValidUTF8 else {
-                return failConnection(context: context, code: .dataInconsistentWithMessage, reason: "invalid UTF-8")
-            }
-            context.fireChannelRead(Self.wrapInboundOut(.text(payload)))
-        } else {
-            context.fireChannelRead(Self.wrapInboundOut(.binary(payload)))
         }
     }
 
@@ -269,10 +198,6 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
             code = WebSocketErrorCode(codeNumber: Int(raw))
         }
         sendClose(context: context, code: code, reason: "", peerClosed: true)
-    }
-
-    public func channelReadComplete(context: ChannelHandlerContext) {
-        context.fireChannelReadComplete()
     }
 
     // MARK: Outbound
@@ -306,7 +231,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
             }
             sendClose(context: context, code: request.code, reason: request.reason, peerClosed: false, promise: promise)
         case is WebSocketActivity:
-            sawActivity = true
+            keepalive?.activity()
             promise?.succeed(())
         default:
             context.triggerUserOutboundEvent(event, promise: promise)
@@ -322,7 +247,6 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         reason: String,
         peerClosed: Bool = false
     ) {
-        partial = nil
         guard case .open = state else { return }
         sendClose(context: context, code: code, reason: reason, peerClosed: peerClosed)
     }
@@ -335,9 +259,10 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         peerClosed: Bool,
         promise: EventLoopPromise<Void>? = nil
     ) {
-        var payload = context.channel.allocator.buffer(capacity: 2 + min(reason.utf8.count, 123))
+        let reason = WebSocketCloseCode.reasonThatFits(reason)
+        var payload = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         payload.write(webSocketErrorCode: code)
-        payload.writeSubstring(Self.closeReason(reason))
+        payload.writeSubstring(reason)
         sendCloseFrame(context: context, payload: payload, peerClosed: peerClosed, promise: promise)
     }
 
@@ -349,7 +274,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         peerClosed: Bool,
         promise: EventLoopPromise<Void>?
     ) {
-        partial = nil
+        assembler.reset()
         let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)
         if peerClosed {
             state = .closed
@@ -360,7 +285,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
             }
             promise?.completeWith(written)
         } else {
-            let deadline = context.eventLoop.now + timers.close
+            let deadline = context.eventLoop.now + closeTimeout
             state = .closeSent(deadline: deadline)
             context.writeAndFlush(Self.wrapOutboundOut(frame), promise: promise)
             scheduleTimer(context: context, at: deadline)
@@ -371,35 +296,21 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
     private func enterClosed(context: ChannelHandlerContext, closeChannel: Bool) {
         if case .closed = state { return }
         state = .closed
-        partial = nil
+        assembler.reset()
         cancelTimer()
         if closeChannel {
             context.close(promise: nil)
         }
     }
 
-    /// `reason` cut at a character boundary so that code and reason fit a 125-byte control frame.
-    static func closeReason(_ reason: String) -> Substring {
-        guard reason.utf8.count > 123 else { return reason[...] }
-        var end = reason.startIndex
-        var bytes = 0
-        for index in reason.indices {
-            let next = reason.index(after: index)
-            bytes += reason.utf8.distance(from: index, to: next)
-            if bytes > 123 { break }
-            end = next
-        }
-        return reason[..<end]
-    }
-
     // MARK: Timers
 
     private func startTimers(context: ChannelHandlerContext) {
-        guard timer == nil, case .open = state else { return }
+        guard keepalive == nil, case .open = state else { return }
         let now = context.eventLoop.now
-        lastActivity = now
-        lastPing = now
-        if let deadline = nextDeadline(now: now) {
+        let keepalive = WebSocketKeepalive(settings: settings, now: now)
+        self.keepalive = keepalive
+        if let deadline = keepalive.nextCheck(now: now) {
             scheduleTimer(context: context, at: deadline)
         }
     }
@@ -439,52 +350,26 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         case .open:
             break
         }
+        guard var keepalive else { return }
+        let due = keepalive.check(now: now)
+        self.keepalive = keepalive
 
-        if sawActivity {
-            sawActivity = false
-            lastActivity = now
-        }
-        if let read = timers.read, now - lastActivity >= read {
+        switch due {
+        case .nothing:
+            break
+        case .ping:
+            let ping = WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))
+            context.writeAndFlush(Self.wrapOutboundOut(ping), promise: nil)
+        case .timeout(.read):
             return failConnection(context: context, code: .goingAway, reason: "read timeout")
-        }
-        if let pong = timers.pong, let sent = pingSentAt, now - sent >= pong {
+        case .timeout(.pong):
             return failConnection(context: context, code: .goingAway, reason: "pong timeout")
-        }
-        if let write = timers.write, let since = unwritableSince, now - since >= write {
+        case .timeout(.write):
             return failConnection(context: context, code: .policyViolation, reason: "write timeout")
         }
-        if let ping = timers.ping, pingSentAt == nil, now - lastPing >= ping {
-            lastPing = now
-            if timers.pong != nil {
-                pingSentAt = now
-            }
-            let frame = WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))
-            context.writeAndFlush(Self.wrapOutboundOut(frame), promise: nil)
-        }
-        if let next = nextDeadline(now: now) {
+        if let next = keepalive.nextCheck(now: now) {
             scheduleTimer(context: context, at: next)
         }
-    }
-
-    /// The earliest moment a timer could expire, given what is known at `now`.
-    private func nextDeadline(now: NIODeadline) -> NIODeadline? {
-        var next: NIODeadline?
-        func consider(_ deadline: NIODeadline) {
-            next = next.map { min($0, deadline) } ?? deadline
-        }
-        if let read = timers.read {
-            // Activity is only sampled here, so look again well before the deadline.
-            consider(min(lastActivity + read, now + .nanoseconds(max(read.nanoseconds / 4, 1))))
-        }
-        if let sent = pingSentAt, let pong = timers.pong {
-            consider(sent + pong)
-        } else if let ping = timers.ping {
-            consider(lastPing + ping)
-        }
-        if let since = unwritableSince, let write = timers.write {
-            consider(since + write)
-        }
-        return next
     }
 }
 

@@ -6,7 +6,7 @@ import NIOWebSocket
 /// The handler sends one close frame with `code` and `reason`, ignores further inbound data and
 /// drops TCP when the peer's close arrives or after `WebSocketSettings.closeTimeout`.
 /// Send it with `context.closeWebSocket(code:reason:)`.
-public struct WebSocketCloseRequest: Sendable, Hashable {
+public struct WebSocketCloseRequest: Sendable, Equatable {
     /// The close code to send.
     public var code: WebSocketErrorCode
     /// The close reason; cut at a character boundary to fit the 123 bytes a close frame allows.

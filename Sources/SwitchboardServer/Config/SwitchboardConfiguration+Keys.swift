@@ -1,0 +1,106 @@
+extension SwitchboardConfiguration {
+    /// Every configuration key, in documentation order: the one table behind file, environment and
+    /// flag parsing, defaults, and ``referenceMarkdown``.
+    static let keys: [ConfigurationKey] = [
+        ConfigurationKey(
+            "server.host", \.server.host, default: .value("0.0.0.0"), .host,
+            "Address to listen on."),
+        ConfigurationKey(
+            "server.port", \.server.port, default: .value("8080"), .integer(0...65535),
+            "TCP port for WebSocket and HTTP; 0 picks any free port."),
+        ConfigurationKey(
+            "server.node_id", \.server.nodeID, default: .generated(shown: "host name + `-` + 6 random hex digits", { NodeIdentifier.generated }),
+            .nodeID, "This node's name in the cluster (presence, heartbeats, logs); 1-128 of `A-Z a-z 0-9 . _ : -`."),
+        ConfigurationKey(
+            "jwt_secret", \.jwtSecret, default: .required, .nonEmpty,
+            "HS256 secret that client tokens are signed with. Never a flag.", secret: true),
+        ConfigurationKey(
+            "database.url", \.database.url, default: .value("sqlite:switchboard.sqlite"),
+            .url(prefixes: ["sqlite:", "postgres://", "postgresql://"], kind: "a database URL", example: "sqlite:PATH or postgres://user:pass@host/db"),
+            "Where call records are kept: `sqlite:PATH` or `postgres://…`."),
+        ConfigurationKey(
+            "redis.url", \.redis.url, default: .none,
+            ConfigurationValueParser.url(prefixes: ["redis://", "rediss://"], kind: "a Redis URL", example: "redis://host:6379").optional,
+            "Redis for cluster mode, `redis://[:password@]host:port[/db]`; unset means single-node mode.", secret: true),
+        ConfigurationKey(
+            "redis.host", \.redis.host, default: .none, ConfigurationValueParser.host.optional,
+            "Seed-compatible alternative to `redis.url`: used to build it when `redis.url` is unset."),
+        ConfigurationKey(
+            "redis.port", \.redis.port, default: .none, ConfigurationValueParser.integer(1...65535).optional,
+            "With `redis.host` (6379 when unset)."),
+        ConfigurationKey(
+            "redis.password", \.redis.password, default: .none, ConfigurationValueParser.anyText.optional,
+            "With `redis.host`.", secret: true),
+        ConfigurationKey(
+            "redis.db", \.redis.db, default: .none, ConfigurationValueParser.integer(0...65535).optional,
+            "With `redis.host`: the database number."),
+        ConfigurationKey(
+            "redis.channels.webrtc_signals", \.redis.channels.webrtcSignals, default: .value("webrtc:signals"), .nonEmpty,
+            "Pub/sub channel for messages to users on other nodes."),
+        ConfigurationKey(
+            "redis.heartbeat_interval", \.redis.heartbeatInterval, default: .value("2s"), .duration(),
+            "How often a node refreshes its heartbeat; a node silent for 3 intervals is dead."),
+        ConfigurationKey(
+            "websocket.max_connections", \.websocket.maxConnections, default: .value("10000"), .integer(1...10_000_000),
+            "Open WebSockets this node accepts; more are refused with HTTP 503."),
+        ConfigurationKey(
+            "websocket.read_timeout", \.websocket.readTimeout, default: .value("60s"), .duration(),
+            "A socket with no frame, pong or heartbeat for this long is closed."),
+        ConfigurationKey(
+            "websocket.write_timeout", \.websocket.writeTimeout, default: .value("10s"), .duration(),
+            "A write that cannot complete within this closes the socket."),
+        ConfigurationKey(
+            "websocket.ping_interval", \.websocket.pingInterval, default: .value("30s"), .duration(),
+            "How often the server pings a socket."),
+        ConfigurationKey(
+            "websocket.pong_timeout", \.websocket.pongTimeout, default: .value("10s"), .duration(),
+            "How long a ping may go unanswered before the socket is closed."),
+        ConfigurationKey(
+            "websocket.max_message_bytes", \.websocket.maxMessageBytes, default: .value("1048576"),
+            .integer(1024...(64 * 1024 * 1024)),
+            "Largest message accepted (1 KiB-64 MiB); larger closes the socket with 1009. Bigger files go by `url`."),
+        ConfigurationKey(
+            "calls.ring_timeout", \.calls.ringTimeout, default: .value("60s"), .duration(),
+            "How long an invite rings before both parties get `call-hangup` with reason `timeout`."),
+        ConfigurationKey(
+            "calls.reconnect_grace", \.calls.reconnectGrace, default: .value("10s"), .duration(allowZero: true),
+            "How long a party's dropped socket may stay away before the call ends (`peer-disconnected`); 0 ends it at once."),
+        ConfigurationKey(
+            "limits.messages_per_second", \.limits.messagesPerSecond, default: .value("50"), .integer(1...1_000_000),
+            "Messages one user may send per second."),
+        ConfigurationKey(
+            "limits.invites_per_minute", \.limits.invitesPerMinute, default: .value("10"), .integer(1...1_000_000),
+            "`call-invite`s one user may send per minute."),
+        ConfigurationKey(
+            "log.level", \.log.level, default: .value("info"), .logLevel,
+            "Lowest log level written: trace, debug, info, notice, warning, error, critical."),
+        ConfigurationKey(
+            "testing.echo_route", \.testing.echoRoute, default: .value("false"), .boolean,
+            "Also serve a WebSocket echo at `/autobahn` (conformance tests only)."),
+    ]
+
+    /// The dotted path of every configuration key, in documentation order.
+    public static var keyPaths: [String] { keys.map(\.path) }
+
+    /// The environment variable for the key at `keyPath` (`SWITCHBOARD_` + path in capitals, `.` as `_`).
+    public static func environmentVariable(forKeyPath keyPath: String) -> String? {
+        key(forPath: keyPath)?.environmentVariable
+    }
+
+    /// The configuration reference as a Markdown table: key | env var | default | meaning.
+    public static var referenceMarkdown: String {
+        var lines = ["| key | env var | default | meaning |", "|---|---|---|---|"]
+        for key in keys {
+            let defaultText: String
+            switch key.defaultValue {
+            case .value(let text): defaultText = "`\(text)`"
+            case .generated(let shown, _): defaultText = shown
+            case .none: defaultText = "(unset)"
+            case .required: defaultText = "**required**"
+            }
+            let cells = ["`\(key.path)`", "`\(key.environmentVariable)`", defaultText, key.meaning]
+            lines.append("| " + cells.map { $0.replacing("|", with: "\\|") }.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,193 @@
+import Logging
+
+/// Everything a node is configured with (PROTOCOL.md §7).
+///
+/// Build one with ``load(file:environment:overrides:)``, which layers command-line flags over
+/// `SWITCHBOARD_*` environment variables over the YAML file over the defaults, all driven by one
+/// table of keys (see ``referenceMarkdown``). The property initial values below are placeholders
+/// that loading always replaces; the defaults live in the key table only.
+public struct SwitchboardConfiguration: Sendable, Equatable {
+    /// `server.*`: where and as whom this node listens.
+    public struct Server: Sendable, Equatable {
+        /// `server.host`: the address to bind.
+        public var host: String = ""
+        /// `server.port`: the TCP port; 0 picks any free port.
+        public var port: Int = 0
+        /// `server.node_id`: this node's name in the cluster (presence entries, heartbeats, logs).
+        public var nodeID: String = ""
+    }
+
+    /// `database.*`: where call records go.
+    public struct Database: Sendable, Equatable {
+        /// `database.url`: `sqlite:PATH` or `postgres://…`.
+        public var url: String = ""
+    }
+
+    /// `redis.*`: the cluster backend; absent means single-node mode.
+    public struct Redis: Sendable, Equatable {
+        /// `redis.channels.*`: pub/sub channel names.
+        public struct Channels: Sendable, Equatable {
+            /// `redis.channels.webrtc_signals`: where messages for users on other nodes are published.
+            public var webrtcSignals: String = ""
+        }
+
+        /// `redis.url`: the Redis to use, `redis://[:password@]host:port[/db]`. After loading, this
+        /// is also set when only `redis.host` (and friends) were given; `nil` means single-node mode.
+        public var url: String?
+        /// `redis.host`: seed-compatible alternative to `redis.url`.
+        public var host: String?
+        /// `redis.port`: with `redis.host`; 6379 when only the host is given.
+        public var port: Int?
+        /// `redis.password`: with `redis.host`.
+        public var password: String?
+        /// `redis.db`: with `redis.host`.
+        public var db: Int?
+        /// Pub/sub channel names.
+        public var channels = Channels()
+        /// `redis.heartbeat_interval`: how often this node refreshes its entry in `webrtc:nodes`.
+        public var heartbeatInterval: Duration = .zero
+
+        /// Whether a cluster backend is configured.
+        public var isEnabled: Bool { url != nil }
+    }
+
+    /// `websocket.*`: per-connection limits and keep-alive.
+    public struct WebSocket: Sendable, Equatable {
+        /// `websocket.max_connections`: open WebSockets this node accepts at once.
+        public var maxConnections: Int = 0
+        /// `websocket.read_timeout`: a socket silent this long (no frame, no pong) is closed.
+        public var readTimeout: Duration = .zero
+        /// `websocket.write_timeout`: a write that cannot complete this fast closes the socket.
+        public var writeTimeout: Duration = .zero
+        /// `websocket.ping_interval`: how often the server pings an idle socket.
+        public var pingInterval: Duration = .zero
+        /// `websocket.pong_timeout`: how long a ping may go unanswered.
+        public var pongTimeout: Duration = .zero
+        /// `websocket.max_message_bytes`: the largest frame/message accepted; larger closes with 1009.
+        public var maxMessageBytes: Int = 0
+    }
+
+    /// `calls.*`: call lifecycle timers.
+    public struct Calls: Sendable, Equatable {
+        /// `calls.ring_timeout`: how long an invite rings before both parties get `call-hangup` (timeout).
+        public var ringTimeout: Duration = .zero
+        /// `calls.reconnect_grace`: how long a party's dropped socket may stay away during a call.
+        public var reconnectGrace: Duration = .zero
+    }
+
+    /// `limits.*`: per-user rate limits.
+    public struct Limits: Sendable, Equatable {
+        /// `limits.messages_per_second`: messages a user may send per second.
+        public var messagesPerSecond: Int = 0
+        /// `limits.invites_per_minute`: `call-invite`s a user may send per minute.
+        public var invitesPerMinute: Int = 0
+    }
+
+    /// `log.*`.
+    public struct Log: Sendable, Equatable {
+        /// `log.level`: the lowest level written.
+        public var level: Logger.Level = .info
+    }
+
+    /// `testing.*`: switches for conformance and integration tests.
+    public struct TestingOptions: Sendable, Equatable {
+        /// `testing.echo_route`: also serve a WebSocket echo at `/autobahn`.
+        public var echoRoute: Bool = false
+    }
+
+    /// `server.*`.
+    public var server = Server()
+    /// `jwt_secret`: the HS256 secret tokens are signed with (required).
+    public var jwtSecret: String = ""
+    /// `database.*`.
+    public var database = Database()
+    /// `redis.*`.
+    public var redis = Redis()
+    /// `websocket.*`.
+    public var websocket = WebSocket()
+    /// `calls.*`.
+    public var calls = Calls()
+    /// `limits.*`.
+    public var limits = Limits()
+    /// `log.*`.
+    public var log = Log()
+    /// `testing.*`.
+    public var testing = TestingOptions()
+
+    /// The defaults for every key, with `jwtSecret` as the secret (for tests and embedding).
+    public init(jwtSecret: String) {
+        self.init(placeholders: ())
+        for key in Self.keys {
+            do throws(ConfigurationError) {
+                try key.applyDefault(to: &self)
+            } catch {
+                preconditionFailure("built-in default is invalid: \(error)")
+            }
+        }
+        self.jwtSecret = jwtSecret
+    }
+
+    private init(placeholders: Void) {}
+}
+
+extension SwitchboardConfiguration {
+    /// Loads the configuration: `overrides` (command-line flags, keyed by key path such as
+    /// `server.port`) win over `environment` (`SWITCHBOARD_` + key path in capitals with `.` as `_`),
+    /// which wins over the YAML `file`, which wins over the defaults.
+    ///
+    /// An unknown key in the file or in `overrides` is an error; unknown `SWITCHBOARD_*` environment
+    /// variables are ignored. An empty value clears an optional key (e.g. `redis.url`) and is invalid
+    /// for the others. When `redis.url` is not set but `redis.host` is, `redis.url` is built from
+    /// `redis.host`, `redis.port` (default 6379), `redis.password` and `redis.db`.
+    public static func load(
+        file: String?,
+        environment: [String: String],
+        overrides: [String: String]
+    ) throws(ConfigurationError) -> SwitchboardConfiguration {
+        var configuration = SwitchboardConfiguration(placeholders: ())
+        var assigned: Set<String> = []
+        for key in keys {
+            try key.applyDefault(to: &configuration)
+        }
+        if let file {
+            for entry in try ConfigurationFile.entries(path: file) {
+                guard let key = key(forPath: entry.path) else {
+                    throw ConfigurationError(key: entry.path, problem: "unknown key", source: entry.source)
+                }
+                try key.apply(entry.value, to: &configuration, source: entry.source)
+                assigned.insert(key.path)
+            }
+        }
+        for key in keys {
+            guard let value = environment[key.environmentVariable] else { continue }
+            try key.apply(value, to: &configuration, source: "environment variable \(key.environmentVariable)")
+            assigned.insert(key.path)
+        }
+        for (path, value) in overrides.sorted(by: { $0.key < $1.key }) {
+            guard let key = key(forPath: path) else {
+                throw ConfigurationError(key: path, problem: "unknown key", source: "command line")
+            }
+            try key.apply(value, to: &configuration, source: "command line")
+            assigned.insert(key.path)
+        }
+        for key in keys where key.defaultValue.isRequired && !assigned.contains(key.path) {
+            throw ConfigurationError(
+                key: key.path,
+                problem: "missing; set the \(key.environmentVariable) environment variable or \(key.path) in the config file"
+            )
+        }
+        if configuration.redis.url == nil, let host = configuration.redis.host {
+            configuration.redis.url = RedisURL.build(
+                host: host,
+                port: configuration.redis.port ?? 6379,
+                password: configuration.redis.password,
+                db: configuration.redis.db
+            )
+        }
+        return configuration
+    }
+
+    static func key(forPath path: String) -> ConfigurationKey? {
+        keys.first { $0.path == path }
+    }
+}

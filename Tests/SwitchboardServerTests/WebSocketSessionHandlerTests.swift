@@ -1,0 +1,372 @@
+import NIOCore
+import NIOEmbedded
+import NIOWebSocket
+import SwitchboardServer
+import Testing
+
+/// `WebSocketSessionHandler` driven frame by frame on an `EmbeddedChannel`.
+@Suite struct WebSocketSessionHandlerTests {
+    /// Settings with every timer off unless a test turns it on.
+    static let quiet = WebSocketSettings(
+        maxMessageBytes: 64,
+        readTimeout: .zero,
+        writeTimeout: .zero,
+        pingInterval: .zero,
+        pongTimeout: .zero,
+        closeTimeout: .seconds(2)
+    )
+
+    // MARK: Messages
+
+    @Test func deliversUnfragmentedMessages() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(clientFrame(.text, "hello"))
+        try channel.writeInbound(clientFrame(.binary, [0, 1, 2]))
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == .text(ByteBuffer(string: "hello")))
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == .binary(ByteBuffer(bytes: [0, 1, 2])))
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil)
+    }
+
+    @Test func reassemblesFragmentsAroundAPing() throws {
+        let channel = try makeChannel()
+        // "héllo" with the two bytes of "é" split across fragments.
+        let bytes = Array("héllo".utf8)
+        try channel.writeInbound(clientFrame(.text, Array(bytes[0..<2]), fin: false))
+        try channel.writeInbound(clientFrame(.ping, "are you there"))
+        try channel.writeInbound(clientFrame(.continuation, Array(bytes[2..<4]), fin: false))
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == nil)
+        try channel.writeInbound(clientFrame(.continuation, Array(bytes[4...]), fin: true))
+
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == .text(ByteBuffer(string: "héllo")))
+        let pong = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(pong.opcode == .pong)
+        #expect(pong.data == ByteBuffer(string: "are you there"))
+        #expect(channel.isActive)
+    }
+
+    @Test func pingIsAnsweredWithItsPayload() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(clientFrame(.ping, [9, 8, 7]))
+        let pong = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(pong.opcode == .pong)
+        #expect(pong.fin)
+        #expect(pong.maskKey == nil)
+        #expect(pong.data == ByteBuffer(bytes: [9, 8, 7]))
+    }
+
+    // MARK: Failures
+
+    @Test func oversizedFragmentedMessageClosesWith1009() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(clientFrame(.binary, [UInt8](repeating: 1, count: 40), fin: false))
+        try channel.writeInbound(clientFrame(.continuation, [UInt8](repeating: 2, count: 40), fin: true))
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == nil)
+        #expect(try readClose(channel)?.code == 1009)
+    }
+
+    @Test func oversizedSingleFrameClosesWith1009() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(clientFrame(.text, String(repeating: "x", count: 65)))
+        #expect(try readClose(channel)?.code == 1009)
+    }
+
+    @Test func invalidUTF8ClosesWith1007() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(clientFrame(.text, [0x68, 0x69], fin: false))
+        try channel.writeInbound(clientFrame(.continuation, [0xED, 0xA0, 0x80], fin: true))  // a surrogate
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == nil)
+        #expect(try readClose(channel)?.code == 1007)
+    }
+
+    @Test func invalidUTF8InBinaryIsFine() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(clientFrame(.binary, [0xFF, 0xFE]))
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == .binary(ByteBuffer(bytes: [0xFF, 0xFE])))
+    }
+
+    @Test(arguments: [
+        ProtocolViolation.continuationWithoutStart,
+        .dataFrameInsideFragmentedMessage,
+        .reservedBit,
+        .reservedOpcode,
+        .unmaskedFrame,
+    ])
+    func protocolViolationsCloseWith1002(_ violation: ProtocolViolation) throws {
+        let channel = try makeChannel()
+        for frame in violation.frames {
+            try channel.writeInbound(frame)
+        }
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == nil)
+        #expect(try readClose(channel)?.code == 1002)
+    }
+
+    // MARK: Close handshake
+
+    @Test(arguments: [1000, 1001, 1003, 1007, 1011, 3000, 4999] as [UInt16])
+    func clientCloseIsEchoedAndTCPClosed(code: UInt16) throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(clientClose(code: code, reason: "bye"))
+        #expect(try readClose(channel)?.code == code)
+        #expect(!channel.isActive)
+    }
+
+    @Test func emptyClientCloseIsAnsweredWith1000() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(clientFrame(.connectionClose, [UInt8]()))
+        #expect(try readClose(channel)?.code == 1000)
+        #expect(!channel.isActive)
+    }
+
+    @Test(arguments: [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] as [UInt16])
+    func invalidCloseCodeClosesWith1002(code: UInt16) throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(clientClose(code: code))
+        #expect(try readClose(channel)?.code == 1002)
+        #expect(!channel.isActive)
+    }
+
+    @Test func oneByteClosePayloadClosesWith1002() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(clientFrame(.connectionClose, [0x03]))
+        #expect(try readClose(channel)?.code == 1002)
+        #expect(!channel.isActive)
+    }
+
+    @Test func invalidUTF8CloseReasonClosesWith1002() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(clientFrame(.connectionClose, [0x03, 0xE8, 0xC0, 0xAF]))
+        #expect(try readClose(channel)?.code == 1002)
+    }
+
+    @Test func serverCloseRequestSendsOneCloseThenWaitsForThePeer() throws {
+        let channel = try makeChannel()
+        channel.pipeline.triggerUserOutboundEvent(WebSocketCloseRequest(code: .goingAway, reason: "shutting down"), promise: nil)
+        channel.pipeline.triggerUserOutboundEvent(WebSocketCloseRequest(code: .normalClosure), promise: nil)
+
+        let close = try #require(try readClose(channel))
+        #expect(close.code == 1001)
+        #expect(close.reason == "shutting down")
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil)  // only one close
+        #expect(channel.isActive)
+
+        // Data after our close is ignored; writes are refused.
+        try channel.writeInbound(clientFrame(.text, "late"))
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == nil)
+        let write = channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: "x")))
+        #expect(throws: WebSocketSessionError.closing) { try write.wait() }
+
+        try channel.writeInbound(clientClose(code: 1001))
+        #expect(!channel.isActive)
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil)
+    }
+
+    @Test func serverCloseDropsTCPAfterCloseTimeout() throws {
+        let channel = try makeChannel()
+        channel.pipeline.triggerUserOutboundEvent(WebSocketCloseRequest(code: .normalClosure), promise: nil)
+        #expect(try readClose(channel)?.code == 1000)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1900))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(200))
+        #expect(!channel.isActive)
+    }
+
+    @Test func closeReasonIsCutToFitAControlFrame() throws {
+        let channel = try makeChannel()
+        let reason = String(repeating: "é", count: 100)  // 200 bytes
+        channel.pipeline.triggerUserOutboundEvent(WebSocketCloseRequest(code: .policyViolation, reason: reason), promise: nil)
+        let close = try #require(try readClose(channel))
+        #expect(close.code == 1008)
+        #expect(close.reason == String(repeating: "é", count: 61))  // 122 bytes ≤ 123
+    }
+
+    @Test func closeFrameWrittenByTheApplicationCountsAsCloseRequest() throws {
+        let channel = try makeChannel()
+        var payload = ByteBuffer()
+        payload.write(webSocketErrorCode: .normalClosure)
+        try channel.writeOutbound(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload))
+        #expect(try readClose(channel)?.code == 1000)
+        let write = channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer()))
+        #expect(throws: WebSocketSessionError.closing) { try write.wait() }
+    }
+
+    // MARK: Outbound
+
+    @Test func outboundFramesAreUnmaskedAndFinal() throws {
+        let channel = try makeChannel()
+        var frame = WebSocketFrame(fin: false, opcode: .binary, maskKey: .random(), data: ByteBuffer(bytes: [1, 2, 3]))
+        frame.rsv1 = true
+        try channel.writeOutbound(frame)
+        let sent = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(sent.fin)
+        #expect(sent.maskKey == nil)
+        #expect(sent.reservedBits.isEmpty)
+        #expect(sent.data == ByteBuffer(bytes: [1, 2, 3]))
+    }
+
+    // MARK: Timers
+
+    @Test func readTimeoutClosesWith1001() throws {
+        var settings = Self.quiet
+        settings.readTimeout = .seconds(10)
+        let channel = try makeChannel(settings)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        let close = try #require(try readClose(channel))
+        #expect(close.code == 1001)
+        #expect(close.reason == "read timeout")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        #expect(!channel.isActive)
+    }
+
+    @Test func framesAndApplicationActivityKeepTheConnectionAlive() throws {
+        var settings = Self.quiet
+        settings.readTimeout = .seconds(10)
+        let channel = try makeChannel(settings)
+        for second in 1...60 {
+            channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+            if second % 5 == 0 {
+                if second < 30 {
+                    try channel.writeInbound(clientFrame(.binary, [1]))
+                    _ = try channel.readInbound(as: WebSocketMessage.self)
+                } else {
+                    channel.pipeline.triggerUserOutboundEvent(WebSocketActivity(), promise: nil)
+                }
+            }
+        }
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil)
+        #expect(channel.isActive)
+    }
+
+    @Test func pingsAndPongTimeout() throws {
+        var settings = Self.quiet
+        settings.pingInterval = .seconds(30)
+        settings.pongTimeout = .seconds(10)
+        let channel = try makeChannel(settings)
+
+        // First ping, answered.
+        channel.embeddedEventLoop.advanceTime(by: .seconds(30))
+        let ping = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(ping.opcode == .ping)
+        try channel.writeInbound(clientFrame(.pong, [UInt8]()))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(15))
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil)
+
+        // Second ping, unanswered.
+        channel.embeddedEventLoop.advanceTime(by: .seconds(15))
+        #expect(try channel.readOutbound(as: WebSocketFrame.self)?.opcode == .ping)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        let close = try #require(try readClose(channel))
+        #expect(close.code == 1001)
+        #expect(close.reason == "pong timeout")
+    }
+
+    @Test func slowReaderIsClosedAfterWriteTimeout() throws {
+        var settings = Self.quiet
+        settings.writeTimeout = .seconds(10)
+        let channel = try makeChannel(settings)
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(5))
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(20))
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil)
+
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        let close = try #require(try readClose(channel))
+        #expect(close.code == 1008)
+        #expect(close.reason == "write timeout")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!channel.isActive)
+    }
+
+    // MARK: Echo
+
+    @Test func echoHandlerEchoesWholeMessages() throws {
+        let channel = try makeChannel(application: EchoHandler())
+        try channel.writeInbound(clientFrame(.text, "ab", fin: false))
+        try channel.writeInbound(clientFrame(.continuation, "c", fin: true))
+        try channel.writeInbound(clientFrame(.binary, [7]))
+        let text = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(text.opcode == .text)
+        #expect(text.data == ByteBuffer(string: "abc"))
+        let binary = try #require(try channel.readOutbound(as: WebSocketFrame.self))
+        #expect(binary.opcode == .binary)
+        #expect(binary.data == ByteBuffer(bytes: [7]))
+    }
+}
+
+// MARK: - Helpers
+
+/// Inbound frame sequences that break RFC 6455.
+enum ProtocolViolation: CaseIterable, Sendable {
+    case continuationWithoutStart, dataFrameInsideFragmentedMessage, reservedBit, reservedOpcode, unmaskedFrame
+
+    var frames: [WebSocketFrame] {
+        switch self {
+        case .continuationWithoutStart:
+            [clientFrame(.continuation, "x")]
+        case .dataFrameInsideFragmentedMessage:
+            [clientFrame(.text, "a", fin: false), clientFrame(.text, "b")]
+        case .reservedBit:
+            [clientFrame(.text, "a", rsv1: true)]
+        case .reservedOpcode:
+            [clientFrame(WebSocketOpcode(encodedWebSocketOpcode: 0x3)!, "a")]
+        case .unmaskedFrame:
+            [WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: "a"))]
+        }
+    }
+}
+
+/// An active channel: session handler, then `application` (if any).
+private func makeChannel(
+    _ settings: WebSocketSettings = WebSocketSessionHandlerTests.quiet,
+    application: (any ChannelHandler)? = nil
+) throws -> EmbeddedChannel {
+    let channel = EmbeddedChannel()
+    try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(settings: settings))
+    if let application {
+        try channel.pipeline.syncOperations.addHandler(application)
+    }
+    try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+    return channel
+}
+
+/// A masked frame as a client sends it.
+private func clientFrame(
+    _ opcode: WebSocketOpcode,
+    _ bytes: some Sequence<UInt8>,
+    fin: Bool = true,
+    rsv1: Bool = false
+) -> WebSocketFrame {
+    let key = WebSocketMaskingKey.random()
+    var data = ByteBuffer(bytes: Array(bytes))
+    data.webSocketMask(key)
+    return WebSocketFrame(fin: fin, rsv1: rsv1, opcode: opcode, maskKey: key, data: data)
+}
+
+private func clientFrame(_ opcode: WebSocketOpcode, _ text: String, fin: Bool = true, rsv1: Bool = false) -> WebSocketFrame {
+    clientFrame(opcode, Array(text.utf8), fin: fin, rsv1: rsv1)
+}
+
+/// A client close frame with `code` and `reason`.
+private func clientClose(code: UInt16, reason: String = "") -> WebSocketFrame {
+    var bytes = [UInt8(code >> 8), UInt8(code & 0xFF)]
+    bytes += Array(reason.utf8)
+    return clientFrame(.connectionClose, bytes)
+}
+
+/// The next outbound frame, which must be a close; its code and reason.
+private func readClose(_ channel: EmbeddedChannel) throws -> (code: UInt16, reason: String)? {
+    guard let frame = try channel.readOutbound(as: WebSocketFrame.self) else { return nil }
+    #expect(frame.opcode == .connectionClose)
+    #expect(frame.maskKey == nil)
+    var data = frame.data
+    guard let code = data.readInteger(as: UInt16.self) else { return nil }
+    return (code, data.readString(length: data.readableBytes) ?? "")
+}

@@ -136,6 +136,7 @@ final class Bench {
     private var counts = RunCounts()
     private var histogram: Histogram<UInt64>
     private var t0 = NIODeadline.now()
+    private var stopAt = NIODeadline.now()
     private var due = 0
     private var roundRobin = 0
     private var tickTask: Scheduled<Void>?
@@ -506,7 +507,7 @@ final class Bench {
         measuring = true
         sending = true
         t0 = .now()
-        let stopAt = t0 + .nanoseconds(Int64(settings.seconds * 1e9))
+        stopAt = t0 + .nanoseconds(Int64(settings.seconds * 1e9))
         if settings.rate > 0 {
             due = 0
             roundRobin = 0
@@ -518,7 +519,7 @@ final class Bench {
             }
         }
         loop.assumeIsolated().scheduleTask(deadline: stopAt) {
-            self.stop(at: stopAt, stopped: stopped, finished: finished)
+            self.stop(stopped: stopped, finished: finished)
         }
         return Measurement(stopped: stopped.futureResult, finished: finished.futureResult)
     }
@@ -529,7 +530,7 @@ final class Bench {
     private func tick() {
         guard sending else { return }
         let now = NIODeadline.now()
-        sendDue(until: now)
+        sendDue(until: min(now, stopAt))   // a tick that runs after stopAt leaves the rest to stop()
         let step: Int64 = 1_000_000
         let elapsed = (now - t0).nanoseconds
         let next = t0 + .nanoseconds((elapsed / step + 1) * step)
@@ -558,7 +559,7 @@ final class Bench {
         touched.removeAll(keepingCapacity: true)
     }
 
-    private func stop(at stopAt: NIODeadline, stopped: EventLoopPromise<Void>, finished: EventLoopPromise<RunCounts>) {
+    private func stop(stopped: EventLoopPromise<Void>, finished: EventLoopPromise<RunCounts>) {
         if settings.rate > 0 { sendDue(until: stopAt) }   // exactly rate × seconds messages
         sending = false
         tickTask?.cancel()

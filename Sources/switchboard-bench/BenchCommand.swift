@@ -114,7 +114,6 @@ struct SwitchboardBench: AsyncParsableCommand {
     }
 
     mutating func run() async throws {
-        log("DEBUG run")
         try Wire.selfCheck()
         for pid in pids where ProcessStats.cpuSeconds(pid: pid) == nil {
             throw ValidationError("--pid \(pid): cannot read /proc/\(pid)/stat")

@@ -136,7 +136,8 @@ final class BenchConnectionHandler: ChannelInboundHandler {
                 fin: true, opcode: .connectionClose, maskKey: Self.maskKey,
                 data: frame.unmaskedData.getSlice(at: frame.unmaskedData.readerIndex, length: min(2, frame.unmaskedData.readableBytes)) ?? ByteBuffer()
             )
-            context.writeAndFlush(Self.wrapOutboundOut(close)).whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(Self.wrapOutboundOut(close), promise: nil)
+            context.close(promise: nil)
         case .text:
             bench.receivedTextFrame(on: slot)
         default:

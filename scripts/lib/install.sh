@@ -12,8 +12,8 @@
 # SQLite needs no package: sqlite-nio vendors it.
 
 SWITCHBOARD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-SWITCHBOARD_BUILD_APT_PACKAGES=()
-SWITCHBOARD_TEST_APT_PACKAGES=()
+SWITCHBOARD_BUILD_APT_PACKAGES=(libhiredis-dev)
+SWITCHBOARD_TEST_APT_PACKAGES=(redis-server)
 SWITCHBOARD_RUN_APT_PACKAGES=()
 
 sb_log() { printf '%s: %s\n' "${SB_SCRIPT:-switchboard}" "$*" >&2; }

@@ -26,8 +26,8 @@ public struct CallBook: Sendable {
         now: Int64
     ) -> Result<Call, InviteRefusal> {
         if caller == callee { return .failure(.forbidden) }
-        if callOfUser[caller] != nil || callOfUser[callee] != nil { return .failure(.busy) }
         if calls[callId] != nil { return .failure(.duplicateCallID) }
+        if callOfUser[caller] != nil || callOfUser[callee] != nil { return .failure(.busy) }
         let call = Call(id: callId, caller: caller, callee: callee, callType: callType, createdAt: now)
         calls[callId] = call
         callOfUser[caller] = callId

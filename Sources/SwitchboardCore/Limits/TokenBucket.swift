@@ -15,6 +15,11 @@ public struct TokenBucket: Sendable {
         self.last = now
     }
 
+    /// Whether the bucket has refilled completely by `now` (its state can be forgotten).
+    public func isFull(now: UInt64) -> Bool {
+        now > last ? tokens + Double(now - last) * refillPerNanosecond >= capacity : tokens >= capacity
+    }
+
     /// Takes a token if one is there.
     public mutating func take(now: UInt64) -> Bool {
         if now > last {

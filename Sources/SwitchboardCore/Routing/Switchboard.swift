@@ -61,6 +61,9 @@ public final class Switchboard: Sendable {
         state.withLock { state in
             guard state.sessions[session.user]?.id == session.id else { return }  // replaced meanwhile
             state.sessions[session.user] = nil
+            if state.inviteBuckets[session.user]?.isFull(now: clock.monotonicNanoseconds()) == true {
+                state.inviteBuckets[session.user] = nil
+            }
             guard state.book.call(of: session.user) != nil else { return }
             let user = session.user
             state.graceTimers[user] = scheduler.schedule(after: settings.reconnectGrace) { [weak self] in
@@ -174,8 +177,10 @@ public final class Switchboard: Sendable {
         let callee = message.to
         let callId = signal.callId ?? CallID.generate()
         enum Outcome {
-            case ringing(Call, callee: Session)
-            case failed(CallFailureReason)
+            case ringing(callee: Session)
+            /// `recordId` is the client's callId unless a live call uses it: a refused invite never
+            /// overwrites the record of a real call.
+            case failed(CallFailureReason, recordId: String)
             case duplicate
         }
         let outcome = state.withLock { state -> Outcome in
@@ -185,12 +190,13 @@ public final class Switchboard: Sendable {
                 ?? TokenBucket(capacity: settings.invitesPerMinute, per: .seconds(60), now: monotonic)
             let allowed = bucket.take(now: monotonic)
             state.inviteBuckets[caller] = bucket
-            guard allowed else { return .failed(.rateLimited) }
-            if caller == callee { return .failed(.forbidden) }
-            guard let calleeSession = state.sessions[callee] else { return .failed(.offline) }
+            let recordId = state.book.call(id: callId) == nil ? callId : CallID.generate()
+            guard allowed else { return .failed(.rateLimited, recordId: recordId) }
+            if caller == callee { return .failed(.forbidden, recordId: recordId) }
+            guard let calleeSession = state.sessions[callee] else { return .failed(.offline, recordId: recordId) }
             switch state.book.invite(callId: callId, caller: caller, callee: callee, callType: signal.callType, now: now) {
-            case .failure(.busy): return .failed(.busy)
-            case .failure(.forbidden): return .failed(.forbidden)
+            case .failure(.busy): return .failed(.busy, recordId: recordId)
+            case .failure(.forbidden): return .failed(.forbidden, recordId: recordId)
             case .failure(.duplicateCallID): return .duplicate
             case .success(let call):
                 state.ringTimers[callId] = scheduler.schedule(after: settings.ringTimeout) { [weak self] in
@@ -199,24 +205,24 @@ public final class Switchboard: Sendable {
                 records.enqueue(call.record(status: .invite, now: now))
                 log(.invite, call, session)
                 log(.ringing, call, session)
-                return .ringing(call, callee: calleeSession)
+                return .ringing(callee: calleeSession)
             }
         }
 
         switch outcome {
         case .duplicate:
             reply(session, .error(.invalidSignal, message: "callId \(callId) is already in use"), now: now)
-        case .failed(let reason):
+        case .failed(let reason, let recordId):
             reply(session, .callFailed(callId: signal.callId, to: callee, reason: reason), now: now)
             if reason == .offline || reason == .busy {
-                let call = Call(id: callId, caller: caller, callee: callee, callType: signal.callType, createdAt: now)
+                let call = Call(id: recordId, caller: caller, callee: callee, callType: signal.callType, createdAt: now)
                 records.enqueue(call.record(status: .failed, endedAt: now, endReason: reason.rawValue, now: now))
             }
             events.emit(
-                CallEvent(.failed, level: "warn", caller: caller, callee: callee, callId: callId,
+                CallEvent(.failed, level: "warn", caller: caller, callee: callee, callId: recordId,
                           reason: reason.rawValue, connection: session.connection)
             )
-        case .ringing(_, let calleeSession):
+        case .ringing(let calleeSession):
             var signal = signal
             signal.stamp(sender: session.identity, callId: callId)
             var relayed = message

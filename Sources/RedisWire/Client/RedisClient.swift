@@ -1,0 +1,107 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// A Redis client with one pipelined command connection that it keeps alive: a `Service` whose
+/// ``run()`` connects, and reconnects with exponential backoff whenever the connection drops.
+///
+/// While there is no connection, commands fail at once with ``RedisError/Code/unavailable``
+/// (they never wait for a reconnect); commands in flight when the connection drops fail with
+/// ``RedisError/Code/connectionClosed``. Listen to ``stateChanges()`` to act after a reconnect
+/// (for example, to register again what a restarted server forgot).
+///
+/// ```swift
+/// let client = try RedisClient(url: "redis://127.0.0.1:6379", logger: logger)
+/// // run it in a ServiceGroup, then:
+/// let value = try await client.execute("GET", "key")
+/// ```
+public final class RedisClient: Service, Sendable {
+    private let supervisor: RedisConnectionSupervisor
+
+    /// A client for `configuration`; it connects when ``run()`` starts.
+    public init(
+        configuration: RedisConnectionConfiguration,
+        reconnectPolicy: RedisReconnectPolicy = RedisReconnectPolicy(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "RedisWire")
+    ) {
+        supervisor = RedisConnectionSupervisor(
+            configuration: configuration,
+            reconnectPolicy: reconnectPolicy,
+            eventLoopGroup: eventLoopGroup,
+            logger: logger,
+            onMessage: nil
+        )
+    }
+
+    /// A client for `redis://[[user]:password@]host[:port][/db]`.
+    public convenience init(
+        url: String,
+        reconnectPolicy: RedisReconnectPolicy = RedisReconnectPolicy(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "RedisWire")
+    ) throws(RedisError) {
+        self.init(
+            configuration: try RedisConnectionConfiguration(url: url),
+            reconnectPolicy: reconnectPolicy,
+            eventLoopGroup: eventLoopGroup,
+            logger: logger
+        )
+    }
+
+    /// Connects and keeps connected until the task is cancelled or a graceful shutdown begins;
+    /// then closes the connection. Run it once.
+    public func run() async throws {
+        let supervisor = self.supervisor
+        await cancelWhenGracefulShutdown {
+            await supervisor.run { _ in }
+        }
+    }
+
+    /// `true` while there is a live connection.
+    public var isConnected: Bool { supervisor.connection != nil }
+
+    /// The current state, then every change (`connected` after each (re)connect, `disconnected`
+    /// after each drop), until the caller stops iterating.
+    public func stateChanges() -> AsyncStream<RedisConnectionState> {
+        supervisor.states.stream()
+    }
+
+    /// Sends `command` on the current connection; see ``RedisConnection/send(_:)``. Fails with
+    /// ``RedisError/Code/unavailable`` when there is no connection.
+    public func send(_ command: [RESPArgument]) -> EventLoopFuture<RESPValue> {
+        guard let connection = supervisor.connection else {
+            return supervisor.eventLoopGroup.any().makeFailedFuture(Self.unavailable)
+        }
+        return connection.send(command)
+    }
+
+    /// Sends `commands` pipelined (one flush); one future per command, in order.
+    public func send(batch commands: [[RESPArgument]]) -> [EventLoopFuture<RESPValue>] {
+        guard let connection = supervisor.connection else {
+            let eventLoop = supervisor.eventLoopGroup.any()
+            return commands.map { _ in eventLoop.makeFailedFuture(Self.unavailable) }
+        }
+        return connection.send(batch: commands)
+    }
+
+    /// Sends `command` and returns its reply.
+    @discardableResult
+    public func execute(_ command: [RESPArgument]) async throws(RedisError) -> RESPValue {
+        try await RedisError.mapping { try await send(command).get() }
+    }
+
+    /// Sends `command` and returns its reply: `try await client.execute("INCR", "counter")`.
+    @discardableResult
+    public func execute(_ command: RESPArgument...) async throws(RedisError) -> RESPValue {
+        try await execute(command)
+    }
+
+    /// Sends `commands` pipelined (one flush) and returns each one's result, in order.
+    public func execute(batch commands: [[RESPArgument]]) async -> [Result<RESPValue, RedisError>] {
+        await RedisError.results(of: send(batch: commands))
+    }
+
+    private static let unavailable = RedisError(code: .unavailable, message: "not connected to Redis")
+}

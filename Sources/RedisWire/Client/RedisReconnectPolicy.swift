@@ -1,0 +1,45 @@
+/// How long to wait between reconnect attempts: exponential backoff with a cap.
+///
+/// After a connection drops (or an attempt fails) the `n`th retry waits
+/// `min(initialDelay * multiplier^n, maximumDelay)`, shortened at random by up to `jitter`
+/// of itself so that many nodes do not reconnect in lockstep. A successful connection resets `n`.
+public struct RedisReconnectPolicy: Sendable, Hashable {
+    /// The wait before the first retry.
+    public var initialDelay: Duration
+    /// The longest wait.
+    public var maximumDelay: Duration
+    /// The growth factor per failed attempt (at least 1).
+    public var multiplier: Double
+    /// The fraction (0...1) by which a wait may be shortened at random.
+    public var jitter: Double
+
+    /// 50 ms, doubling, capped at 2 s, with 10 % jitter by default.
+    public init(
+        initialDelay: Duration = .milliseconds(50),
+        maximumDelay: Duration = .seconds(2),
+        multiplier: Double = 2,
+        jitter: Double = 0.1
+    ) {
+        self.initialDelay = initialDelay
+        self.maximumDelay = maximumDelay
+        self.multiplier = max(multiplier, 1)
+        self.jitter = min(max(jitter, 0), 1)
+    }
+
+    /// The wait before retry number `attempt` (0 for the first retry); `random` in 0..<1 picks the jitter.
+    public func delay(attempt: Int, random: Double = Double.random(in: 0..<1)) -> Duration {
+        let maximum = Self.seconds(maximumDelay)
+        var delay = min(Self.seconds(initialDelay), maximum)
+        var remaining = attempt
+        while remaining > 0, delay < maximum {
+            delay = min(delay * multiplier, maximum)
+            remaining -= 1
+        }
+        return .nanoseconds(Int64(delay * (1 - jitter * random) * 1e9))
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) * 1e-18
+    }
+}

@@ -1,0 +1,66 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+extension RedisConnection {
+    /// Connects to `configuration.endpoint`; see ``connect(configuration:eventLoop:logger:)``.
+    public static func connect(
+        configuration: RedisConnectionConfiguration,
+        eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any(),
+        logger: Logger = Logger(label: "RedisWire")
+    ) async throws(RedisError) -> RedisConnection {
+        try await RedisError.mapping {
+            try await connect(configuration: configuration, eventLoop: eventLoop, logger: logger).get()
+        }
+    }
+
+    /// Sends `command` and returns its reply; throws as ``send(_:)`` fails.
+    @discardableResult
+    public func execute(_ command: [RESPArgument]) async throws(RedisError) -> RESPValue {
+        try await RedisError.mapping { try await send(command).get() }
+    }
+
+    /// Sends `command` and returns its reply: `try await connection.execute("GET", "key")`.
+    @discardableResult
+    public func execute(_ command: RESPArgument...) async throws(RedisError) -> RESPValue {
+        try await execute(command)
+    }
+
+    /// Sends `commands` pipelined (one flush) and returns each one's result, in order.
+    public func execute(batch commands: [[RESPArgument]]) async -> [Result<RESPValue, RedisError>] {
+        await RedisError.results(of: send(batch: commands))
+    }
+
+    /// Closes the connection and waits until it is closed.
+    public func close() async {
+        try? await close().get()
+    }
+}
+
+extension RedisError {
+    /// Runs `body`, turning a non-`RedisError` failure into ``Code/connectionClosed``.
+    @discardableResult
+    static func mapping<T>(_ body: () async throws -> T) async throws(RedisError) -> T {
+        do {
+            return try await body()
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(code: .connectionClosed, message: "\(error)")
+        }
+    }
+
+    /// The results of `futures`, in order.
+    static func results(of futures: [EventLoopFuture<RESPValue>]) async -> [Result<RESPValue, RedisError>] {
+        var results: [Result<RESPValue, RedisError>] = []
+        results.reserveCapacity(futures.count)
+        for future in futures {
+            do throws(RedisError) {
+                results.append(.success(try await mapping { try await future.get() }))
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+}

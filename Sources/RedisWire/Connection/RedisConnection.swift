@@ -1,0 +1,211 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// One TCP connection to a Redis server, pipelined: commands are written as they come, replies
+/// complete them in order.
+///
+/// Auto-pipelining: commands sent during one event-loop tick are flushed together. From the
+/// connection's own event loop a command is written at once and one flush runs at the end of
+/// the tick; from other threads commands gather in a locked outbox that one scheduled task
+/// drains with a single flush. No task or timer is created per command.
+///
+/// The connection does not reconnect; ``RedisClient`` and ``RedisSubscriber`` do.
+public final class RedisConnection: Sendable {
+    private struct Outbox {
+        var commands: [RedisOutboundCommand] = []
+        var drainScheduled = false
+    }
+
+    /// The connection's channel.
+    let channel: any Channel
+    private let handler: NIOLoopBound<RedisChannelHandler>
+    private let outbox = NIOLockedValueBox(Outbox())
+
+    /// The event loop the connection does all its I/O on; futures it returns complete there.
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
+    /// Completes when the connection has closed, for any reason.
+    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+
+    /// `true` while the connection is open.
+    public var isActive: Bool { channel.isActive }
+
+    private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    // MARK: Connecting
+
+    /// Connects to `configuration.endpoint`, then sends `AUTH` (when there is a password) and
+    /// `SELECT` (when the database is not 0), pipelined.
+    ///
+    /// Fails with ``RedisError/Code/connectFailed`` when the TCP connect fails or times out, or
+    /// when `AUTH` or `SELECT` is refused (the connection is closed then).
+    public static func connect(
+        configuration: RedisConnectionConfiguration,
+        eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any(),
+        logger: Logger = Logger(label: "RedisWire")
+    ) -> EventLoopFuture<RedisConnection> {
+        connect(configuration: configuration, eventLoop: eventLoop, logger: logger, onMessage: nil)
+    }
+
+    /// Connects; with `onMessage` the connection is a subscriber connection whose `message` pushes
+    /// go to `onMessage` (on the event loop).
+    static func connect(
+        configuration: RedisConnectionConfiguration,
+        eventLoop: any EventLoop,
+        logger: Logger,
+        onMessage: (@Sendable (RedisPubSubMessage) -> Void)?
+    ) -> EventLoopFuture<RedisConnection> {
+        let endpoint = configuration.endpoint
+        let commandTimeout = configuration.commandTimeout.map { TimeAmount($0) }
+        var logger = logger
+        logger[metadataKey: "redis"] = "\(endpoint)"
+        let handlerLogger = logger
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = RedisChannelHandler(
+                        commandTimeout: commandTimeout,
+                        onMessage: onMessage,
+                        allocator: channel.allocator,
+                        logger: handlerLogger
+                    )
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+        return bootstrap.connect(host: endpoint.host, port: endpoint.port)
+            .flatMapErrorThrowing { error in
+                throw RedisError(code: .connectFailed, message: "cannot connect to \(endpoint): \(error)")
+            }
+            .flatMapThrowing { channel in
+                let handler = try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self)
+                return RedisConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+            }
+            .flatMap { connection in
+                connection.logIn(to: endpoint).map { _ in connection }
+            }
+    }
+
+    /// `AUTH` and `SELECT` for `endpoint`, pipelined; closes the connection when either fails.
+    private func logIn(to endpoint: RedisEndpoint) -> EventLoopFuture<Void> {
+        var commands: [[RESPArgument]] = []
+        if let password = endpoint.password {
+            if let username = endpoint.username {
+                commands.append(["AUTH", RESPArgument(username), RESPArgument(password)])
+            } else {
+                commands.append(["AUTH", RESPArgument(password)])
+            }
+        }
+        if endpoint.database != 0 {
+            commands.append(["SELECT", RESPArgument(endpoint.database)])
+        }
+        guard !commands.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
+        let channel = self.channel
+        return EventLoopFuture.andAllSucceed(send(batch: commands), on: eventLoop)
+            .flatMapError { error in
+                let message = (error as? RedisError)?.message ?? "\(error)"
+                let failure = RedisError(code: .connectFailed, message: "AUTH/SELECT on \(endpoint) failed: \(message)")
+                return channel.close().flatMapThrowing { throw failure }.flatMapErrorThrowing { _ in throw failure }
+            }
+    }
+
+    // MARK: Commands
+
+    /// Sends `command` (e.g. `["SET", "key", RESPArgument(bytes)]`); the future completes with its reply.
+    ///
+    /// Fails with ``RedisError/Code/server`` for an error reply, ``RedisError/Code/timeout`` when no
+    /// reply comes within the command timeout, ``RedisError/Code/connectionClosed`` when the
+    /// connection closes first, ``RedisError/Code/invalidCommand`` for an empty command.
+    public func send(_ command: [RESPArgument]) -> EventLoopFuture<RESPValue> {
+        send(command, replies: 1)
+    }
+
+    /// Sends `commands` pipelined (in one flush); one future per command, in order.
+    public func send(batch commands: [[RESPArgument]]) -> [EventLoopFuture<RESPValue>] {
+        var outbound: [RedisOutboundCommand] = []
+        outbound.reserveCapacity(commands.count)
+        var futures: [EventLoopFuture<RESPValue>] = []
+        futures.reserveCapacity(commands.count)
+        for command in commands {
+            switch encode(command, replies: 1) {
+            case .success(let encoded):
+                outbound.append(encoded)
+                futures.append(encoded.promise.futureResult)
+            case .failure(let error):
+                futures.append(eventLoop.makeFailedFuture(error))
+            }
+        }
+        submit(outbound)
+        return futures
+    }
+
+    /// Sends a command that gets `replies` replies (`SUBSCRIBE a b` gets two); completes with the last.
+    func send(_ command: [RESPArgument], replies: Int) -> EventLoopFuture<RESPValue> {
+        switch encode(command, replies: replies) {
+        case .success(let encoded):
+            submit(CollectionOfOne(encoded))
+            return encoded.promise.futureResult
+        case .failure(let error):
+            return eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    /// Closes the connection; commands still pending fail with ``RedisError/Code/connectionClosed``.
+    @discardableResult
+    public func close() -> EventLoopFuture<Void> {
+        channel.close().recover { _ in }  // already closed is fine
+    }
+
+    private func encode(_ command: [RESPArgument], replies: Int) -> Result<RedisOutboundCommand, RedisError> {
+        var bytes = channel.allocator.buffer(capacity: 64)
+        do throws(RedisError) {
+            try RESPCommandEncoder.encode(command, into: &bytes)
+        } catch {
+            return .failure(error)
+        }
+        return .success(RedisOutboundCommand(bytes: bytes, promise: eventLoop.makePromise(), replies: replies))
+    }
+
+    /// Hands encoded commands to the channel handler, keeping their order.
+    private func submit(_ commands: some Collection<RedisOutboundCommand>) {
+        guard !commands.isEmpty else { return }
+        if eventLoop.inEventLoop {
+            let handler = self.handler.value
+            // Commands queued earlier from other threads go first.
+            drainOutbox(into: handler)
+            for command in commands { handler.enqueue(command) }
+            handler.scheduleFlush()
+            return
+        }
+        let scheduleDrain = outbox.withLockedValue { outbox in
+            outbox.commands.append(contentsOf: commands)
+            defer { outbox.drainScheduled = true }
+            return !outbox.drainScheduled
+        }
+        if scheduleDrain {
+            eventLoop.execute { self.drain() }
+        }
+    }
+
+    /// On the event loop: writes everything in the outbox, then flushes once.
+    private func drain() {
+        let handler = self.handler.value
+        drainOutbox(into: handler)
+        handler.flushNow()
+    }
+
+    private func drainOutbox(into handler: RedisChannelHandler) {
+        let commands = outbox.withLockedValue { outbox in
+            outbox.drainScheduled = false
+            defer { outbox.commands = [] }
+            return outbox.commands
+        }
+        for command in commands { handler.enqueue(command) }
+    }
+}

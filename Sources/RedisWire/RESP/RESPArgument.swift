@@ -1,0 +1,57 @@
+import NIOCore
+
+/// One argument of a Redis command: text, an integer, or binary bytes.
+///
+/// Arguments are binary-safe: `\r\n` and `\0` inside a payload are sent as they are.
+/// String and integer literals work directly: `["SET", "counter", 1]`.
+public struct RESPArgument: Sendable, Hashable {
+    enum Storage: Sendable, Hashable {
+        case string(String)
+        case buffer(ByteBuffer)
+        case bytes([UInt8])
+    }
+
+    let storage: Storage
+
+    /// The UTF-8 bytes of `string`.
+    public init(_ string: String) { storage = .string(string) }
+
+    /// The readable bytes of `buffer`.
+    public init(_ buffer: ByteBuffer) { storage = .buffer(buffer) }
+
+    /// `bytes`, as they are.
+    public init(_ bytes: [UInt8]) { storage = .bytes(bytes) }
+
+    /// The decimal text of `value` (how Redis reads integer arguments).
+    public init(_ value: some BinaryInteger) { storage = .string(String(value)) }
+
+    /// The number of bytes this argument encodes to.
+    var byteCount: Int {
+        switch storage {
+        case .string(let string): string.utf8.count
+        case .buffer(let buffer): buffer.readableBytes
+        case .bytes(let bytes): bytes.count
+        }
+    }
+
+    /// Copies the argument's bytes to `destination` (which has room for ``byteCount`` bytes).
+    func copyBytes(to destination: UnsafeMutableRawBufferPointer) {
+        switch storage {
+        case .string(let string):
+            var string = string
+            string.withUTF8 { destination.copyMemory(from: UnsafeRawBufferPointer($0)) }
+        case .buffer(let buffer):
+            buffer.withUnsafeReadableBytes { destination.copyMemory(from: $0) }
+        case .bytes(let bytes):
+            bytes.withUnsafeBytes { destination.copyMemory(from: $0) }
+        }
+    }
+}
+
+extension RESPArgument: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self.init(value) }
+}
+
+extension RESPArgument: ExpressibleByIntegerLiteral {
+    public init(integerLiteral value: Int) { self.init(value) }
+}

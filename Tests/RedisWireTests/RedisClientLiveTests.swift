@@ -1,0 +1,85 @@
+import Logging
+import NIOCore
+import RedisWire
+import Testing
+
+@Suite("RedisClient reconnects", .timeLimit(.minutes(1)))
+struct RedisClientLiveTests {
+    @Test func failsFastWithUnavailableWhenNotRunning() async throws {
+        let client = try RedisClient(url: "redis://127.0.0.1:1")
+        #expect(!client.isConnected)
+        let error = await #expect(throws: RedisError.self) { try await client.execute("PING") }
+        #expect(error?.code == .unavailable)
+        let batch = await client.execute(batch: [["PING"], ["PING"]])
+        #expect(batch.allSatisfy { if case .failure(let error) = $0 { error.code == .unavailable } else { false } })
+    }
+
+    @Test func reconnectsAfterTheServerRestarts() async throws {
+        let server = try await RedisServerProcess.started()
+        defer { server.stop() }
+        let client = try RedisClient(url: server.url())
+        let states = client.stateChanges()
+
+        try await whileRunning(client) {
+            try await awaitState(.connected, in: states)
+            #expect(client.isConnected)
+            #expect(try await client.execute("SET", "k", "before") == .simpleString("OK"))
+
+            server.kill()
+            try await awaitState(.disconnected, in: states)
+            #expect(!client.isConnected)
+
+            // While the server is down, commands fail at once: they never wait for a reconnect.
+            let clock = ContinuousClock()
+            for _ in 0..<3 {
+                let started = clock.now
+                let error = await #expect(throws: RedisError.self) { try await client.execute("GET", "k") }
+                #expect(error?.code == .unavailable)
+                #expect(clock.now - started < .milliseconds(100))
+            }
+
+            try await server.start()
+            try await awaitState(.connected, in: states)
+            // A fresh server without persistence: the key is gone, and commands work again.
+            #expect(try await client.execute("GET", "k") == .bulkString(nil))
+            #expect(try await client.execute("SET", "k", "after") == .simpleString("OK"))
+            #expect(try await client.execute("GET", "k").string == "after")
+        }
+    }
+
+    @Test func reconnectsAfterACommandTimeout() async throws {
+        let server = try await RedisServerProcess.started()
+        defer { server.stop() }
+        let configuration = try RedisConnectionConfiguration(url: server.url(), commandTimeout: .milliseconds(200))
+        let client = RedisClient(configuration: configuration)
+        let states = client.stateChanges()
+        let admin = try await RedisConnection.connect(url: server.url())
+        defer { admin.close() }
+
+        try await whileRunning(client) {
+            try await awaitState(.connected, in: states)
+            try await admin.execute("CLIENT", "PAUSE", 500, "ALL")
+            let error = await #expect(throws: RedisError.self) { try await client.execute("GET", "k") }
+            #expect(error?.code == .timeout)
+            try await awaitState(.disconnected, in: states)
+            try await awaitState(.connected, in: states)
+            #expect(try await client.execute("PING") == .simpleString("PONG"))
+        }
+    }
+
+    @Test func stateStreamStartsWithTheCurrentStateAndEndsDisconnected() async throws {
+        let server = try await RedisServerProcess.started()
+        defer { server.stop() }
+        let client = try RedisClient(url: server.url())
+        let states = client.stateChanges()
+        try await whileRunning(client) {
+            try await awaitState(.connected, in: states)
+            var iterator = client.stateChanges().makeAsyncIterator()
+            #expect(await iterator.next() == .connected)
+        }
+        #expect(!client.isConnected)
+        try await awaitState(.disconnected, in: states)
+        let error = await #expect(throws: RedisError.self) { try await client.execute("PING") }
+        #expect(error?.code == .unavailable)
+    }
+}

@@ -145,6 +145,9 @@ final class Bench {
     private let pad: [UInt8]
     private let isText: Bool
     private let window: Int
+    /// The pacing tick: one message interval (1/rate), but at least 0.1 ms (bounded wake-ups) and at most 1 ms
+    /// (bursts of at most 1 ms worth of messages).
+    private let tickNanoseconds: Int64
     /// Notices seen before the measured window (set-up), reported on standard error.
     private(set) var setupNotices: [String: Int] = [:]
 
@@ -164,6 +167,7 @@ final class Bench {
         self.pad = Array(repeating: UInt8(ascii: "x"), count: max(0, min(settings.size - 120, 1 << 20)))
         self.isText = settings.kind == .text
         self.window = settings.rate > 0 ? 0 : settings.window
+        self.tickNanoseconds = settings.rate > 0 ? Int64(min(1e6, max(1e5, 1e9 / settings.rate))) : 1_000_000
         self.scratch.reserveCapacity(pad.count + 512)
     }
 
@@ -524,14 +528,14 @@ final class Bench {
         return Measurement(stopped: stopped.futureResult, finished: finished.futureResult)
     }
 
-    /// Paced mode: every millisecond, send the messages that fell due since the last tick, round-robin over
-    /// the pairs, then flush each caller written to once. Deadlines are on a fixed grid from t0, so the tick
-    /// does not drift; the count comes from elapsed time, so a late tick only sends a bigger batch.
+    /// Paced mode: every tick, send the messages that fell due since the last one, round-robin over the pairs,
+    /// then flush each caller written to once. Deadlines are on a fixed grid from t0, so ticks do not drift,
+    /// and the count comes from elapsed time, so a late tick only sends a bigger batch.
     private func tick() {
         guard sending else { return }
         let now = NIODeadline.now()
         sendDue(until: min(now, stopAt))   // a tick that runs after stopAt leaves the rest to stop()
-        let step: Int64 = 1_000_000
+        let step = tickNanoseconds
         let elapsed = (now - t0).nanoseconds
         let next = t0 + .nanoseconds((elapsed / step + 1) * step)
         tickTask = loop.assumeIsolated().scheduleTask(deadline: next) { self.tick() }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from switchboard_client import http_get, make_token, unique_user
 
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
@@ -100,3 +102,14 @@ def test_peer_reconnects_within_grace_and_the_call_goes_on(node_factory, connect
     rec = node.wait_for_call_record(alice.user, call_id, 3)
     # The call lasted past the grace period (over 3 s): its duration says so.
     assert grace <= rec["duration"] <= 30, rec
+
+
+def test_sigterm_closes_sockets_with_1001_and_exits(node_factory, connect):
+    node = node_factory()
+    alice, bob = connect(node), connect(node)
+    proc = node.proc
+    proc.send_signal(signal.SIGTERM)
+    alice.expect_close(1001)
+    bob.expect_close(1001)
+    assert proc.wait(10) in (0, -signal.SIGTERM)
+    node.proc = None  # stopped here: nothing left for teardown to stop

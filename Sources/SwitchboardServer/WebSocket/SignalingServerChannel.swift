@@ -100,9 +100,11 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
                 await handleHTTP(asyncChannel: http, logger: logger)
             case .refused(let http, let refusal):
                 await Self.write(refusal, to: http, logger: logger)
-            case .webSocket(let channel):
-                // The pipeline does the work; this task only keeps Hummingbird's connection accounting.
-                try await channel.closeFuture.get()
+            case .webSocket:
+                // The NIO pipeline does all the work from here on; no task waits per connection (that
+                // would cost memory per idle socket). Graceful shutdown still reaches the channel: the
+                // server's quiescing helper tracks channels, not tasks.
+                break
             }
         } catch {
             logger.debug("connection ended", metadata: ["error": "\(error)"])

@@ -209,6 +209,7 @@ extension Bench {
                 )
                 var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target)
                 head.headers.add(name: "Host", value: hostHeader)
+                head.headers.add(name: "User-Agent", value: "switchboard-bench")
                 let upgrade = NIOTypedHTTPClientUpgradeConfiguration<Bool>(
                     upgradeRequestHead: head,
                     upgraders: [upgrader],

@@ -7,8 +7,11 @@ import Glibc
 
 /// A `redis-server` of its own for one test, on a free loopback port, with no persistence.
 ///
-/// ``start()`` returns once the server accepts connections; ``stop()`` (SIGTERM) and ``kill()``
-/// (SIGKILL) wait until it exited; ``start()`` again reuses the same port. Stopped on deinit.
+/// ``start()`` returns once the server accepts connections; ``stop()`` waits until it exited;
+/// ``start()`` again reuses the same port. Stopped on deinit.
+///
+/// Stopping uses SIGKILL: a child that Foundation's `Process` spawns from a test inherits the
+/// spawning thread's signal mask, in which SIGTERM is blocked, so `terminate()` would never end it.
 final class RedisServerProcess {
     let port: Int
     let password: String?
@@ -28,10 +31,7 @@ final class RedisServerProcess {
     }
 
     deinit {
-        if let process, process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        stop()
     }
 
     /// `redis://[:password@]127.0.0.1:port[/database]`.
@@ -61,11 +61,9 @@ final class RedisServerProcess {
         throw ServerError(message: "redis-server on port \(port) did not start")
     }
 
-    /// Stops the server (SIGTERM) and waits until it exited.
+    /// Stops the server and waits until it exited (the same as ``kill()``: nothing is persisted).
     func stop() {
-        guard let process, process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
+        kill()
     }
 
     /// Kills the server (SIGKILL), as a crash would, and waits until it exited.

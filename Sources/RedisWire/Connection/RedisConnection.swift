@@ -88,7 +88,7 @@ public final class RedisConnection: Sendable {
                 return RedisConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
             }
             .flatMap { connection in
-                connection.logIn(to: endpoint).map { _ in connection }
+                connection.logIn(to: endpoint).map { @Sendable () -> RedisConnection in connection }
             }
     }
 

@@ -23,13 +23,13 @@ struct ChannelOutlet: SessionOutlet {
     }
 
     func deliver(_ message: ChatMessage) {
-        let bytes: [UInt8]
+        let bytes: FrameBytes
         do {
             bytes = try message.serializedBytes()
         } catch {
             return  // proto3 messages without required fields always serialize
         }
-        let frame = WebSocketFrame(fin: true, opcode: .binary, data: channel.allocator.buffer(bytes: bytes))
+        let frame = WebSocketFrame(fin: true, opcode: .binary, data: bytes.buffer)
         if channel.eventLoop.inEventLoop {
             write(frame)
         } else {

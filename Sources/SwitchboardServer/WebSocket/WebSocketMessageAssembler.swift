@@ -41,9 +41,9 @@ struct WebSocketMessageAssembler {
         }
         let isText = frame.opcode == .text
         if frame.fin {
-            return Self.complete(frame.unmaskedData, isText: isText)
+            return Self.complete(frame.payload, isText: isText)
         }
-        partial = frame.unmaskedData
+        partial = frame.payload
         partialIsText = isText
         return .incomplete
     }
@@ -61,7 +61,7 @@ struct WebSocketMessageAssembler {
         guard message.readableBytes + frame.length <= maxMessageBytes else {
             return .failure(.messageTooLarge, reason: "message too large")
         }
-        var fragment = frame.unmaskedData
+        var fragment = frame.payload
         message.writeBuffer(&fragment)
         if frame.fin {
             return Self.complete(message, isText: partialIsText)

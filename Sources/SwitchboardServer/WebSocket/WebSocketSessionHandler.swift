@@ -170,7 +170,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
             guard frame.fin, frame.length <= 125 else {
                 return failConnection(context: context, code: .protocolError, reason: "bad control frame")
             }
-            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
+            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.payload)
             context.writeAndFlush(Self.wrapOutboundOut(pong), promise: nil)
         case .pong:
             keepalive?.pongReceived()
@@ -183,7 +183,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
 
     /// The peer's close frame while open: check it, answer it, close TCP.
     private func receiveClose(context: ChannelHandlerContext, frame: WebSocketFrame) {
-        var payload = frame.unmaskedData
+        var payload = frame.payload
         var code: WebSocketErrorCode = .normalClosure
         if payload.readableBytes > 0 {
             guard let raw = payload.readInteger(as: UInt16.self) else {

@@ -14,7 +14,10 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
     try await store.migrate()
     let recordWriter = CallRecordWriter(store: store, logger: logger)
 
-    let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    let eventLoopGroup =
+        configuration.server.threads == 0
+        ? MultiThreadedEventLoopGroup.singleton
+        : MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)  // lives as long as the process
     let switchboard = Switchboard(
         settings: SwitchboardSettings(
             nodeId: configuration.server.nodeID,

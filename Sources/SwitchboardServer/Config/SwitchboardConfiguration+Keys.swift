@@ -9,6 +9,9 @@ extension SwitchboardConfiguration {
             "server.port", \.server.port, default: .value("8080"), .integer(0...65535),
             "TCP port for WebSocket and HTTP; 0 picks any free port."),
         ConfigurationKey(
+            "server.threads", \.server.threads, default: .value("0"), .integer(0...256),
+            "Event loop threads; 0 means one per CPU core."),
+        ConfigurationKey(
             "server.node_id", \.server.nodeID, default: .generated(shown: "host name + `-` + 6 random hex digits", { NodeIdentifier.generated }),
             .nodeID, "This node's name in the cluster (presence, heartbeats, logs); 1-128 of `A-Z a-z 0-9 . _ : -`."),
         ConfigurationKey(

@@ -13,6 +13,8 @@ public struct SwitchboardConfiguration: Sendable, Equatable {
         public var host: String = ""
         /// `server.port`: the TCP port; 0 picks any free port.
         public var port: Int = 0
+        /// `server.threads`: event loop threads, 0 for one per core.
+        public var threads: Int = 0
         /// `server.node_id`: this node's name in the cluster (presence entries, heartbeats, logs).
         public var nodeID: String = ""
     }

@@ -26,8 +26,10 @@ public struct CallBook: Sendable {
         now: Int64
     ) -> Result<Call, InviteRefusal> {
         if caller == callee { return .failure(.forbidden) }
-        if calls[callId] != nil { return .failure(.duplicateCallID) }
+        // Re-sending your own invite is a duplicate; anyone else meeting a live call is told "busy".
+        if calls[callId]?.involves(caller) == true { return .failure(.duplicateCallID) }
         if callOfUser[caller] != nil || callOfUser[callee] != nil { return .failure(.busy) }
+        if calls[callId] != nil { return .failure(.duplicateCallID) }
         let call = Call(id: callId, caller: caller, callee: callee, callType: callType, createdAt: now)
         calls[callId] = call
         callOfUser[caller] = callId

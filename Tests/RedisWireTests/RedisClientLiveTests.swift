@@ -50,7 +50,7 @@ struct RedisClientLiveTests {
     @Test func reconnectsAfterACommandTimeout() async throws {
         let server = try await RedisServerProcess.started()
         defer { server.stop() }
-        let configuration = try RedisConnectionConfiguration(url: server.url(), commandTimeout: .milliseconds(200))
+        let configuration = try RedisConnectionConfiguration(url: server.url(), commandTimeout: .milliseconds(500))
         let client = RedisClient(configuration: configuration)
         let states = client.stateChanges()
         let admin = try await RedisConnection.connect(url: server.url())
@@ -58,7 +58,7 @@ struct RedisClientLiveTests {
 
         try await whileRunning(client) {
             try await awaitState(.connected, in: states)
-            try await admin.execute("CLIENT", "PAUSE", 1000, "ALL")
+            try await admin.execute("CLIENT", "PAUSE", 1500, "ALL")
             let error = await #expect(throws: RedisError.self) { try await client.execute("GET", "k") }
             #expect(error?.code == .timeout)
             try await awaitState(.disconnected, in: states)
@@ -80,7 +80,13 @@ struct RedisClientLiveTests {
             #expect(await iterator.next() == .connected)
         }
         #expect(!client.isConnected)
-        try await awaitState(.disconnected, in: states)
+        // The stream saw `disconnected`, then ended with run().
+        var seen: [RedisConnectionState] = []
+        for await state in states { seen.append(state) }
+        #expect(seen.last == .disconnected)
+        var after = client.stateChanges().makeAsyncIterator()
+        #expect(await after.next() == .disconnected)
+        #expect(await after.next() == nil)
         let error = await #expect(throws: RedisError.self) { try await client.execute("PING") }
         #expect(error?.code == .unavailable)
     }

@@ -152,7 +152,7 @@ struct RedisSubscriberLiveTests {
         let admin = try await RedisConnection.connect(url: server.url())
         defer { admin.close() }
         let subscriber = RedisSubscriber(
-            configuration: try RedisConnectionConfiguration(url: server.url(), commandTimeout: .milliseconds(200)),
+            configuration: try RedisConnectionConfiguration(url: server.url(), commandTimeout: .milliseconds(500)),
             channels: ["c"],
             pingInterval: .milliseconds(100)
         ) { _ in }
@@ -160,7 +160,7 @@ struct RedisSubscriberLiveTests {
         try await whileRunning(subscriber) {
             try await awaitState(.connected, in: states)
             // The server stops answering: the next PING times out and the connection is replaced.
-            try await admin.execute("CLIENT", "PAUSE", 1000, "ALL")
+            try await admin.execute("CLIENT", "PAUSE", 1500, "ALL")
             try await awaitState(.disconnected, in: states)
             try await awaitState(.connected, in: states)
             #expect(try await admin.execute("PUBLISH", "c", "x") == .integer(1))

@@ -63,7 +63,7 @@ public final class RedisClient: Service, Sendable {
     public var isConnected: Bool { supervisor.connection != nil }
 
     /// The current state, then every change (`connected` after each (re)connect, `disconnected`
-    /// after each drop), until the caller stops iterating.
+    /// after each drop), until the caller stops iterating or ``run()`` returns.
     public func stateChanges() -> AsyncStream<RedisConnectionState> {
         supervisor.states.stream()
     }

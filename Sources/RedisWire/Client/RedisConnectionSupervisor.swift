@@ -35,7 +35,8 @@ final class RedisConnectionSupervisor: Sendable {
         return connection
     }
 
-    /// Runs until the task is cancelled. `prepare` runs on every new connection before it is
+    /// Runs until the task is cancelled, then reports `disconnected` and ends every state stream.
+    /// `prepare` runs on every new connection before it is
     /// reported `connected` (the subscriber subscribes there); when it throws, the connection is
     /// closed and retried like a failed connect.
     func run(prepare: @escaping @Sendable (RedisConnection) async throws -> Void) async {
@@ -87,6 +88,7 @@ final class RedisConnectionSupervisor: Sendable {
             await connection.close()
         }
         states.publish(.disconnected)
+        states.finish()
     }
 
     /// Waits for `connection` to close; closes it when the task is cancelled.

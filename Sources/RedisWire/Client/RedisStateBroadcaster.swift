@@ -6,6 +6,7 @@ final class RedisStateBroadcaster: Sendable {
         var state: RedisConnectionState = .disconnected
         var listeners: [Int: AsyncStream<RedisConnectionState>.Continuation] = [:]
         var nextListenerID = 0
+        var finished = false
     }
 
     private let storage = NIOLockedValueBox(Storage())
@@ -13,15 +14,21 @@ final class RedisStateBroadcaster: Sendable {
     /// The current state.
     var state: RedisConnectionState { storage.withLockedValue { $0.state } }
 
-    /// A stream of the current state, then every change, until the listener stops iterating.
+    /// A stream of the current state, then every change, until the listener stops iterating or
+    /// ``finish()`` is called (after which new streams hold just the current state).
     func stream() -> AsyncStream<RedisConnectionState> {
         let (stream, continuation) = AsyncStream.makeStream(of: RedisConnectionState.self)
-        let id = storage.withLockedValue { storage in
+        let id: Int? = storage.withLockedValue { storage in
+            continuation.yield(storage.state)
+            guard !storage.finished else { return nil }
             let id = storage.nextListenerID
             storage.nextListenerID += 1
             storage.listeners[id] = continuation
-            continuation.yield(storage.state)
             return id
+        }
+        guard let id else {
+            continuation.finish()
+            return stream
         }
         continuation.onTermination = { [weak self] _ in
             self?.storage.withLockedValue { _ = $0.listeners.removeValue(forKey: id) }
@@ -40,9 +47,10 @@ final class RedisStateBroadcaster: Sendable {
         }
     }
 
-    /// Ends every listener's stream.
+    /// Ends every listener's stream, for good.
     func finish() {
         let listeners = storage.withLockedValue { storage in
+            storage.finished = true
             defer { storage.listeners = [:] }
             return Array(storage.listeners.values)
         }

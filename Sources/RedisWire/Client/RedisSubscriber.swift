@@ -65,7 +65,7 @@ public final class RedisSubscriber: Service, Sendable {
     public var isConnected: Bool { supervisor.connection != nil }
 
     /// The current state, then every change (`connected` once (re)subscribed, `disconnected`
-    /// after each drop), until the caller stops iterating.
+    /// after each drop), until the caller stops iterating or ``run()`` returns.
     public func stateChanges() -> AsyncStream<RedisConnectionState> {
         supervisor.states.stream()
     }

@@ -43,6 +43,7 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
         pongTimeout: configuration.websocket.pongTimeout
     )
     let messagesPerSecond = configuration.limits.messagesPerSecond
+    let batcher = FlushBatcher(group: eventLoopGroup)
 
     let router = Router()
     router.addSwitchboardRoutes(
@@ -59,7 +60,8 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
                 switchboard: switchboard,
                 identity: identity,
                 connection: connection,
-                messagesPerSecond: messagesPerSecond
+                messagesPerSecond: messagesPerSecond,
+                batcher: batcher
             )
         }
     }

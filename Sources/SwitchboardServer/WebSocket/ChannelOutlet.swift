@@ -5,21 +5,18 @@ import SwitchboardProto
 
 /// Delivers messages to one WebSocket channel from any thread.
 ///
-/// The message is encoded on the caller's thread and written on the channel's event loop. Writes made
-/// while the loop handles one batch of I/O share a single flush (one `writev` instead of one per
-/// message); writes from one caller keep their order.
+/// The message is encoded on the caller's thread and written on the channel's event loop; writes from
+/// one caller keep their order. Writes made while the loop reads a burst share one flush
+/// (`FlushBatcher`).
 struct ChannelOutlet: SessionOutlet {
     private let channel: any Channel
-    private let flushState: NIOLoopBound<FlushState>
+    private let target: NIOLoopBound<FlushBatcher.Target>
+    private let batcher: FlushBatcher
 
-    /// Whether a flush is already queued for the current batch; only touched on the channel's loop.
-    private final class FlushState {
-        var scheduled = false
-    }
-
-    init(channel: any Channel) {
+    init(channel: any Channel, batcher: FlushBatcher) {
         self.channel = channel
-        self.flushState = NIOLoopBound(FlushState(), eventLoop: channel.eventLoop)
+        self.target = NIOLoopBound(FlushBatcher.Target(channel: channel), eventLoop: channel.eventLoop)
+        self.batcher = batcher
     }
 
     func deliver(_ message: ChatMessage) {
@@ -33,34 +30,26 @@ struct ChannelOutlet: SessionOutlet {
         if channel.eventLoop.inEventLoop {
             write(frame)
         } else {
-            channel.eventLoop.execute { write(frame) }
+            batcher.send(frame, to: target, on: channel.eventLoop)
         }
     }
 
     func close(code: UInt16, reason: String) {
         let request = WebSocketCloseRequest(code: WebSocketErrorCode(codeNumber: Int(code)), reason: reason)
         if channel.eventLoop.inEventLoop {
-            flush()
-            channel.triggerUserOutboundEvent(request, promise: nil)
+            closeOnLoop(request)
         } else {
-            channel.eventLoop.execute {
-                flush()
-                channel.triggerUserOutboundEvent(request, promise: nil)
-            }
+            channel.eventLoop.execute { closeOnLoop(request) }
         }
     }
 
     private func write(_ frame: WebSocketFrame) {
         channel.write(frame, promise: nil)
-        let state = flushState.value
-        guard !state.scheduled else { return }
-        state.scheduled = true
-        // Runs after the loop has handled the I/O events of this wake-up, so the batch is complete.
-        channel.eventLoop.execute { flush() }
+        batcher.flush(target.value)
     }
 
-    private func flush() {
-        flushState.value.scheduled = false
-        channel.flush()
+    private func closeOnLoop(_ request: WebSocketCloseRequest) {
+        target.value.flush()
+        channel.triggerUserOutboundEvent(request, promise: nil)
     }
 }

@@ -16,11 +16,21 @@ final class SignalingHandler: ChannelInboundHandler {
     private let identity: UserIdentity
     private let connection: ConnectionInfo
     private let messagesPerSecond: Int
+    private let batcher: FlushBatcher
     private var session: Session?
     private var bucket: TokenBucket
+    /// Whether this connection has begun a read burst that `channelReadComplete` must end.
+    private var readingBurst = false
 
-    init(switchboard: Switchboard, identity: UserIdentity, connection: ConnectionInfo, messagesPerSecond: Int) {
+    init(
+        switchboard: Switchboard,
+        identity: UserIdentity,
+        connection: ConnectionInfo,
+        messagesPerSecond: Int,
+        batcher: FlushBatcher
+    ) {
         self.switchboard = switchboard
+        self.batcher = batcher
         self.identity = identity
         self.connection = connection
         self.messagesPerSecond = messagesPerSecond
@@ -41,6 +51,10 @@ final class SignalingHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if readingBurst {
+            readingBurst = false
+            batcher.endReading(on: context.eventLoop)
+        }
         if let session { switchboard.disconnect(session) }
         session = nil
         context.fireChannelInactive()
@@ -57,6 +71,10 @@ final class SignalingHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let session else { return }
+        if !readingBurst {
+            readingBurst = true
+            batcher.beginReading(on: context.eventLoop)
+        }
         let payload: ByteBuffer
         switch unwrapInboundIn(data) {
         case .text:
@@ -80,9 +98,17 @@ final class SignalingHandler: ChannelInboundHandler {
         switchboard.receive(message, from: session)
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if readingBurst {
+            readingBurst = false
+            batcher.endReading(on: context.eventLoop)
+        }
+        context.fireChannelReadComplete()
+    }
+
     private func register(_ context: ChannelHandlerContext) {
         guard session == nil else { return }
-        session = switchboard.connect(identity, connection: connection, outlet: ChannelOutlet(channel: context.channel))
+        session = switchboard.connect(identity, connection: connection, outlet: ChannelOutlet(channel: context.channel, batcher: batcher))
     }
 
     private func reply(_ context: ChannelHandlerContext, _ notice: Notice) {

@@ -1,0 +1,106 @@
+import NIOCore
+import NIOPosix
+import NIOWebSocket
+
+/// Batches the writes an event loop makes while it reads a burst of messages.
+///
+/// While a signaling connection on a loop handles reads, messages it relays to connections on the same
+/// loop are written but not flushed, and messages for connections on other loops are collected; the
+/// reader's `channelReadComplete` flushes the first (one `writev` per recipient per burst) and hands the
+/// second to each other loop in one task (one wake-up per loop per burst, not one per message).
+/// Outside a read burst (timers, HTTP) writes go out at once, so nothing waits for a read that may not come.
+final class FlushBatcher: Sendable {
+    /// One loop's pending flushes; only touched on that loop.
+    final class Pending {
+        fileprivate var reading = 0
+        fileprivate var queued: [Target] = []
+        fileprivate var outbox: [ObjectIdentifier: (loop: any EventLoop, frames: [Delivery])] = [:]
+    }
+
+    /// A frame for a connection on another loop.
+    typealias Delivery = (target: NIOLoopBound<Target>, frame: WebSocketFrame)
+
+    /// A channel that can be queued for a flush once per burst; only touched on its loop.
+    final class Target {
+        let channel: any Channel
+        fileprivate var isQueued = false
+
+        init(channel: any Channel) {
+            self.channel = channel
+        }
+
+        /// Flushes the channel and takes it off the batch.
+        func flush() {
+            isQueued = false
+            channel.flush()
+        }
+    }
+
+    private let pending: [ObjectIdentifier: NIOLoopBoundBox<Pending>]
+
+    /// A batcher for every loop of `group`.
+    init(group: any EventLoopGroup) {
+        var pending: [ObjectIdentifier: NIOLoopBoundBox<Pending>] = [:]
+        for loop in group.makeIterator() {
+            pending[ObjectIdentifier(loop)] = .makeBoxSendingValue(Pending(), eventLoop: loop)
+        }
+        self.pending = pending
+    }
+
+    /// Marks the start of a read burst on the current loop.
+    func beginReading(on loop: any EventLoop) {
+        pending[ObjectIdentifier(loop)]?.value.reading += 1
+    }
+
+    /// Ends a read burst on the current loop and flushes what it wrote.
+    func endReading(on loop: any EventLoop) {
+        guard let state = pending[ObjectIdentifier(loop)]?.value, state.reading > 0 else { return }
+        state.reading -= 1
+        guard state.reading == 0 else { return }
+        if !state.outbox.isEmpty {
+            let outbox = state.outbox
+            state.outbox.removeAll(keepingCapacity: true)
+            for (loop, deliveries) in outbox.values {
+                loop.execute { Self.write(deliveries) }
+            }
+        }
+        guard !state.queued.isEmpty else { return }
+        let queued = state.queued
+        state.queued.removeAll(keepingCapacity: true)
+        for target in queued { target.flush() }
+    }
+
+    /// Flushes `target` now, or at the end of the current read burst. Call on the channel's loop.
+    func flush(_ target: Target) {
+        guard let state = pending[ObjectIdentifier(target.channel.eventLoop)]?.value, state.reading > 0 else {
+            return target.flush()
+        }
+        guard !target.isQueued else { return }
+        target.isQueued = true
+        state.queued.append(target)
+    }
+
+    /// Sends `frame` to `target`'s channel, which lives on another loop than the caller's: with the
+    /// caller's burst when the caller is in one, else in a task of its own.
+    func send(_ frame: WebSocketFrame, to target: NIOLoopBound<Target>, on loop: any EventLoop) {
+        if let current = MultiThreadedEventLoopGroup.currentEventLoop,
+            let state = pending[ObjectIdentifier(current)]?.value, state.reading > 0
+        {
+            state.outbox[ObjectIdentifier(loop), default: (loop, [])].frames.append((target, frame))
+        } else {
+            loop.execute { Self.write([(target, frame)]) }
+        }
+    }
+
+    /// Writes deliveries on their (common) loop, one flush per channel.
+    private static func write(_ deliveries: [Delivery]) {
+        for (target, frame) in deliveries {
+            let target = target.value
+            target.channel.write(frame, promise: nil)
+            target.isQueued = true
+        }
+        for (target, _) in deliveries where target.value.isQueued {
+            target.value.flush()  // clears isQueued: once per channel
+        }
+    }
+}

@@ -4,7 +4,8 @@
 public protocol CallRecordStore: Sendable {
     /// Creates or migrates the schema. Called once at start-up, before any other method.
     func migrate() async throws
-    /// Inserts the record, or replaces the row with the same `callId` (an upsert): the latest snapshot wins.
+    /// Inserts the record, or updates the row with the same `callId` (an upsert keeping its `id` and
+    /// `created_at`): the latest snapshot wins.
     func save(_ record: CallRecord) async throws
     /// The record of one call, if any.
     func record(callId: String) async throws -> CallRecord?

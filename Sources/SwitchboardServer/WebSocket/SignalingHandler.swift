@@ -78,7 +78,7 @@ final class SignalingHandler: ChannelInboundHandler {
         let payload: ByteBuffer
         switch unwrapInboundIn(data) {
         case .text:
-            return reply(context, .error(.invalidMessage, message: "send ChatMessage protobuf in binary frames"))
+            return reply(.error(.invalidMessage, message: "send ChatMessage protobuf in binary frames"))
         case .binary(let buffer):
             payload = buffer
         }
@@ -86,14 +86,14 @@ final class SignalingHandler: ChannelInboundHandler {
         do {
             message = try payload.withUnsafeReadableBytes { try ChatMessage(serializedBytes: $0.bytes) }
         } catch {
-            return reply(context, .error(.invalidMessage, message: "frame is not a ChatMessage: \(error)"))
+            return reply(.error(.invalidMessage, message: "frame is not a ChatMessage: \(error)"))
         }
         if let pong = message.heartbeatReply {
             context.reportWebSocketActivity()
             return session.outlet.deliver(pong)
         }
         guard bucket.take(now: SwitchboardClock.system.monotonicNanoseconds()) else {
-            return reply(context, .error(.rateLimited, message: "more than \(messagesPerSecond) messages per second"))
+            return reply(.error(.rateLimited, message: "more than \(messagesPerSecond) messages per second"))
         }
         switchboard.receive(message, from: session)
     }
@@ -111,7 +111,7 @@ final class SignalingHandler: ChannelInboundHandler {
         session = switchboard.connect(identity, connection: connection, outlet: ChannelOutlet(channel: context.channel, batcher: batcher))
     }
 
-    private func reply(_ context: ChannelHandlerContext, _ notice: Notice) {
+    private func reply(_ notice: Notice) {
         session?.outlet.deliver(notice.message(to: identity.id, now: SwitchboardClock.system.nowMilliseconds()))
     }
 }

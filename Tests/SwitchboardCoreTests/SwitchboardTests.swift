@@ -1027,6 +1027,23 @@ extension Harness {
         #expect(h.board.presence(of: "alice") == nil)
     }
 
+    @Test func aReplacedSessionsLateMessagesAreNotActedOn() throws {
+        let h = Harness()
+        let old = h.connect("alice")
+        let bob = h.connect("bob")
+        let new = h.connect("alice")
+        _ = old.outlet.take()
+
+        h.send(textMessage(to: "bob", "late text"), from: old)
+        h.signal(#"{"type":"call-invite","callId":"late"}"#, from: old, to: "bob")
+        #expect(bob.outlet.messages.isEmpty)
+        #expect(old.outlet.messages.isEmpty)
+        #expect(h.callCount == 0)
+
+        h.send(textMessage(to: "bob", "from the new one"), from: new)
+        #expect(bob.outlet.take().map(\.content) == ["from the new one"])
+    }
+
     @Test func replacedSessionOfACallerKeepsTheCall() throws {
         let h = Harness()
         let alice = h.connect("alice")

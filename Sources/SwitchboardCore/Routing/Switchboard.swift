@@ -121,7 +121,9 @@ public final class Switchboard: Sendable {
     }
 
     private func relayPlain(_ message: ChatMessage, from session: Session, now: Int64) {
-        guard let recipient = state.withLock({ $0.sessions[message.to] }) else {
+        let (isCurrent, recipient) = state.withLock { ($0.isCurrent(session), $0.sessions[message.to]) }
+        guard isCurrent else { return }
+        guard let recipient else {
             return reply(session, .error(.offline, message: "\(message.to) is offline"), now: now)
         }
         recipient.outlet.deliver(message)
@@ -132,8 +134,9 @@ public final class Switchboard: Sendable {
             return invite(signal, in: message, from: session, now: now)
         }
         let sender = session.user
-        let outcome = state.withLock { state -> Result<(CallTransition, Session?), NoCall> in
-            state.book.apply(signal.type, from: sender, to: message.to, callId: signal.callId, now: now).map {
+        let outcome = state.withLock { state -> Result<(CallTransition, Session?), NoCall>? in
+            guard state.isCurrent(session) else { return nil }
+            return state.book.apply(signal.type, from: sender, to: message.to, callId: signal.callId, now: now).map {
                 transition in
                 switch transition {
                 case .relayed:
@@ -155,9 +158,11 @@ public final class Switchboard: Sendable {
         }
         let (transition, recipient): (CallTransition, Session?)
         switch outcome {
-        case .failure(let noCall):
+        case nil:
+            return  // a replaced session's last messages are not acted on
+        case .failure(let noCall)?:
             return reply(session, .error(.noCall, message: noCall.message), now: now)
-        case .success(let result):
+        case .success(let result)?:
             (transition, recipient) = result
         }
 
@@ -177,6 +182,7 @@ public final class Switchboard: Sendable {
         let callee = message.to
         let callId = signal.callId ?? CallID.generate()
         enum Outcome {
+            case replaced
             case ringing(callee: Session)
             /// `recordId` is the client's callId unless a live call uses it: a refused invite never
             /// overwrites the record of a real call.
@@ -184,6 +190,7 @@ public final class Switchboard: Sendable {
             case duplicate
         }
         let outcome = state.withLock { state -> Outcome in
+            guard state.isCurrent(session) else { return .replaced }
             let monotonic = clock.monotonicNanoseconds()
             var bucket =
                 state.inviteBuckets[caller]
@@ -210,6 +217,8 @@ public final class Switchboard: Sendable {
         }
 
         switch outcome {
+        case .replaced:
+            return
         case .duplicate:
             reply(session, .error(.invalidSignal, message: "callId \(callId) is already in use"), now: now)
         case .failed(let reason, let recordId):
@@ -278,6 +287,11 @@ public final class Switchboard: Sendable {
 }
 
 extension Switchboard.State {
+    /// Whether `session` is still its user's live session (not replaced by a newer connection).
+    fileprivate func isCurrent(_ session: Session) -> Bool {
+        sessions[session.user]?.id == session.id
+    }
+
     /// Both parties of an ended call no longer need a reconnect grace.
     fileprivate mutating func cancelGrace(of call: Call) {
         graceTimers.removeValue(forKey: call.caller)?.cancel()

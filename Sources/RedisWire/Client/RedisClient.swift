@@ -16,7 +16,7 @@ import ServiceLifecycle
 /// // run it in a ServiceGroup, then:
 /// let value = try await client.execute("GET", "key")
 /// ```
-public final class RedisClient: Service, Sendable {
+public final class RedisClient: Service, RedisCommandSender {
     private let supervisor: RedisConnectionSupervisor
 
     /// A client for `configuration`; it connects when ``run()`` starts.
@@ -84,23 +84,6 @@ public final class RedisClient: Service, Sendable {
             return commands.map { _ in eventLoop.makeFailedFuture(Self.unavailable) }
         }
         return connection.send(batch: commands)
-    }
-
-    /// Sends `command` and returns its reply.
-    @discardableResult
-    public func execute(_ command: [RESPArgument]) async throws(RedisError) -> RESPValue {
-        try await RedisError.mapping { try await send(command).get() }
-    }
-
-    /// Sends `command` and returns its reply: `try await client.execute("INCR", "counter")`.
-    @discardableResult
-    public func execute(_ command: RESPArgument...) async throws(RedisError) -> RESPValue {
-        try await execute(command)
-    }
-
-    /// Sends `commands` pipelined (one flush) and returns each one's result, in order.
-    public func execute(batch commands: [[RESPArgument]]) async -> [Result<RESPValue, RedisError>] {
-        await RedisError.results(of: send(batch: commands))
     }
 
     private static let unavailable = RedisError(code: .unavailable, message: "not connected to Redis")

@@ -14,23 +14,6 @@ extension RedisConnection {
         }
     }
 
-    /// Sends `command` and returns its reply; throws as ``send(_:)`` fails.
-    @discardableResult
-    public func execute(_ command: [RESPArgument]) async throws(RedisError) -> RESPValue {
-        try await RedisError.mapping { try await send(command).get() }
-    }
-
-    /// Sends `command` and returns its reply: `try await connection.execute("GET", "key")`.
-    @discardableResult
-    public func execute(_ command: RESPArgument...) async throws(RedisError) -> RESPValue {
-        try await execute(command)
-    }
-
-    /// Sends `commands` pipelined (one flush) and returns each one's result, in order.
-    public func execute(batch commands: [[RESPArgument]]) async -> [Result<RESPValue, RedisError>] {
-        await RedisError.results(of: send(batch: commands))
-    }
-
     /// Closes the connection and waits until it is closed.
     public func close() async {
         try? await close().get()

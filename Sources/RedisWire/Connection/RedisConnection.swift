@@ -12,7 +12,7 @@ import NIOPosix
 /// drains with a single flush. No task or timer is created per command.
 ///
 /// The connection does not reconnect; ``RedisClient`` and ``RedisSubscriber`` do.
-public final class RedisConnection: Sendable {
+public final class RedisConnection: RedisCommandSender {
     private struct Outbox {
         var commands: [RedisOutboundCommand] = []
         var drainScheduled = false

@@ -72,6 +72,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Cluster mode: presence, call state and delivery shared through Redis.
+        .target(
+            name: "SwitchboardRedis",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardProto",
+                "RedisWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The node: WebSocket and HTTP on Hummingbird 2, configuration, auth, logging.
         .target(
             name: "SwitchboardServer",
@@ -79,6 +95,8 @@ let package = Package(
                 "SwitchboardCore",
                 "SwitchboardProto",
                 "SwitchboardStorage",
+                "SwitchboardRedis",
+                "RedisWire",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -101,6 +119,7 @@ let package = Package(
                 "SwitchboardCore",
                 "SwitchboardServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

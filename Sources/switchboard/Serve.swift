@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import SwitchboardServer
 
 /// `switchboard serve`: runs one node (PROTOCOL.md §7).
@@ -45,10 +46,11 @@ struct Serve: AsyncParsableCommand {
         }
         bootstrapLogging(level: configuration.log.level)
         let logger = Logger(label: "switchboard")
-        if configuration.redis.url != nil {
-            throw ValidationError("cluster mode (--redis) is not available in this build yet; run without --redis")
-        }
         let app = try await buildApplication(configuration, logger: logger)
-        try await app.runService()
+        // SIGTERM/SIGINT: stop accepting, close sockets with 1001, leave the cluster; bounded.
+        var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(10)
+        group.maximumCancellationDuration = .seconds(2)
+        try await ServiceGroup(configuration: group).run()
     }
 }

@@ -16,13 +16,22 @@ public struct Call: Sendable, Equatable {
     /// When the callee accepted (unix ms).
     public internal(set) var startedAt: Int64?
 
-    public init(id: String, caller: String, callee: String, callType: CallType, createdAt: Int64) {
+    public init(
+        id: String,
+        caller: String,
+        callee: String,
+        callType: CallType,
+        createdAt: Int64,
+        state: State = .ringing,
+        startedAt: Int64? = nil
+    ) {
         self.id = id
         self.caller = caller
         self.callee = callee
         self.callType = callType
-        self.state = .ringing
+        self.state = state
         self.createdAt = createdAt
+        self.startedAt = startedAt
     }
 
     /// Whether `user` is one of the two parties.

@@ -89,6 +89,28 @@ public struct CallBook: Sendable {
         return call
     }
 
+    /// Records `call` as it is known elsewhere (a cluster's shared state), replacing the calls its
+    /// parties were in before.
+    public mutating func restore(_ call: Call) {
+        for party in [call.caller, call.callee] {
+            if let other = callOfUser[party], other != call.id { end(other) }
+        }
+        calls[call.id] = call
+        callOfUser[call.caller] = call.id
+        callOfUser[call.callee] = call.id
+    }
+
+    /// Forgets the call with this id (it ended elsewhere); returns it if it was known.
+    @discardableResult
+    public mutating func remove(callId: String) -> Call? {
+        let call = calls[callId]
+        end(callId)
+        return call
+    }
+
+    /// Every call in the book.
+    public var allCalls: [Call] { Array(calls.values) }
+
     private mutating func end(_ id: String) {
         guard let call = calls.removeValue(forKey: id) else { return }
         callOfUser[call.caller] = nil

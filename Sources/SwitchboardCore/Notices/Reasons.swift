@@ -7,6 +7,8 @@ public enum ErrorReason: String, Sendable, CaseIterable {
     case offline
     case unsupported
     case rateLimited = "rate-limited"
+    /// The message needed another node and the cluster backend (Redis) could not carry it.
+    case unavailable
 }
 
 /// The `reason` of a `call-failed` notice.

@@ -6,7 +6,7 @@ import SwitchboardProto
 ///
 /// Thread-safe: connections on any event loop call in concurrently. State changes happen under one short
 /// lock; effects (socket writes, records, log lines) are performed after it is released.
-public final class Switchboard: Sendable {
+public final class Switchboard: SignalingEngine {
     fileprivate struct State: Sendable {
         var sessions: [String: Session] = [:]
         var book = CallBook()
@@ -77,6 +77,11 @@ public final class Switchboard: Sendable {
         state.withLock { $0.sessions[user] != nil } ? settings.nodeId : nil
     }
 
+    public var nodeId: String { settings.nodeId }
+
+    /// Always: a single node needs nothing else to serve.
+    public var isReady: Bool { true }
+
     /// The number of connected users.
     public var sessionCount: Int { state.withLock { $0.sessions.count } }
 
@@ -90,33 +95,14 @@ public final class Switchboard: Sendable {
 
     /// Handles one decoded message from `session`: relays it, or answers with a notice.
     public func receive(_ message: ChatMessage, from session: Session) {
-        var message = message
         let now = clock.nowMilliseconds()
-        switch message.messageType {
-        case MessageType.direct, 0:
-            break
-        case MessageType.group:
-            return reply(session, .error(.unsupported, message: "group messages are not supported"), now: now)
-        default:
-            return reply(session, .error(.invalidMessage, message: "messageType must be 1 (direct)"), now: now)
-        }
-        guard UserIdentity.isValidUserID(message.to) else {
-            return reply(session, .error(.invalidMessage, message: "\"to\" must name a user"), now: now)
-        }
-        message.stamp(sender: session.identity, now: now)
-
-        switch message.contentType {
-        case ContentType.plain:
+        switch message.intake(from: session.identity, now: now) {
+        case .plain(let message):
             relayPlain(message, from: session, now: now)
-        case ContentType.signal:
-            do {
-                let signal = try Signal(content: message.content)
-                receive(signal, in: message, from: session, now: now)
-            } catch {
-                reply(session, .error(error.reason, message: error.message), now: now)
-            }
-        default:
-            reply(session, .error(.invalidMessage, message: "contentType must be 1-6"), now: now)
+        case .signal(let signal, let message):
+            receive(signal, in: message, from: session, now: now)
+        case .refused(let notice):
+            reply(session, notice, now: now)
         }
     }
 

@@ -3,7 +3,9 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import SwitchboardCore
+import SwitchboardRedis
 import SwitchboardStorage
 
 /// Builds the node from its configuration; `switchboard serve` and the tests share it.
@@ -18,24 +20,39 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
         configuration.server.threads == 0
         ? MultiThreadedEventLoopGroup.singleton
         : MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)  // lives as long as the process
-    let switchboard = Switchboard(
-        settings: SwitchboardSettings(
-            nodeId: configuration.server.nodeID,
-            ringTimeout: configuration.calls.ringTimeout,
-            reconnectGrace: configuration.calls.reconnectGrace,
-            invitesPerMinute: configuration.limits.invitesPerMinute
-        ),
-        scheduler: EventLoopScheduler(eventLoop: eventLoopGroup.next()),
-        records: recordWriter,
-        events: CallEventLog()
+    let settings = SwitchboardSettings(
+        nodeId: configuration.server.nodeID,
+        ringTimeout: configuration.calls.ringTimeout,
+        reconnectGrace: configuration.calls.reconnectGrace,
+        invitesPerMinute: configuration.limits.invitesPerMinute
     )
+    let scheduler = EventLoopScheduler(eventLoop: eventLoopGroup.next())
+    let switchboard: any SignalingEngine
+    var services: [any Service] = [recordWriter]
+    if let redisURL = configuration.redis.url {
+        let cluster = try ClusterNode(
+            url: redisURL,
+            signalsChannel: configuration.redis.channels.webrtcSignals,
+            heartbeatInterval: configuration.redis.heartbeatInterval,
+            settings: settings,
+            eventLoopGroup: eventLoopGroup,
+            scheduler: scheduler,
+            records: recordWriter,
+            events: CallEventLog(),
+            logger: logger
+        )
+        switchboard = cluster.engine
+        services += cluster.services
+    } else {
+        switchboard = Switchboard(settings: settings, scheduler: scheduler, records: recordWriter, events: CallEventLog())
+    }
     let authenticator = JWTAuthenticator(secret: configuration.jwtSecret)
     let gate = WebSocketGate(
         authenticator: authenticator,
         maxConnections: configuration.websocket.maxConnections,
         echoRoute: configuration.testing.echoRoute
     )
-    let settings = WebSocketSettings(
+    let webSocketSettings = WebSocketSettings(
         maxMessageBytes: configuration.websocket.maxMessageBytes,
         readTimeout: configuration.websocket.readTimeout,
         writeTimeout: configuration.websocket.writeTimeout,
@@ -55,7 +72,7 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
         )
     )
     let server = HTTPServerBuilder { responder in
-        SignalingServerChannel(responder: responder, gate: gate, settings: settings) { identity, connection in
+        SignalingServerChannel(responder: responder, gate: gate, settings: webSocketSettings) { identity, connection in
             SignalingHandler(
                 switchboard: switchboard,
                 identity: identity,
@@ -72,14 +89,14 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
             address: .hostname(configuration.server.host, port: configuration.server.port),
             serverName: "switchboard"
         ),
-        services: [recordWriter],
+        services: services,
         onServerRunning: { channel in
             logger.info(
                 "switchboard listening",
                 metadata: [
                     "address": "\(channel.localAddress?.description ?? "?")",
                     "node_id": "\(configuration.server.nodeID)",
-                    "mode": "single-node",
+                    "mode": "\(configuration.redis.url == nil ? "single-node" : "cluster")",
                 ]
             )
         },

@@ -2,11 +2,11 @@ import SwitchboardCore
 
 /// The node's gauges in Prometheus text format for `/metrics`.
 struct NodeMetrics: Sendable {
-    let switchboard: Switchboard
+    let switchboard: any SignalingEngine
     let gate: WebSocketGate
 
     func prometheusText() -> String {
-        let node = switchboard.settings.nodeId
+        let node = switchboard.nodeId
         let gauges: [(name: String, help: String, value: Int)] = [
             ("switchboard_websocket_connections", "Open WebSocket connections.", gate.openConnections),
             ("switchboard_sessions", "Authenticated users connected to this node.", switchboard.sessionCount),

@@ -3,7 +3,7 @@ import SwitchboardCore
 
 /// What the HTTP endpoints need from the node.
 struct RouteDependencies: Sendable {
-    let switchboard: Switchboard
+    let switchboard: any SignalingEngine
     let store: any CallRecordStore
     let authenticator: JWTAuthenticator
     let metrics: NodeMetrics
@@ -13,14 +13,24 @@ extension Router where Context == BasicRequestContext {
     /// `/healthz`, `/readyz`, `/metrics`, `/api/presence/{user}`, `/api/calls` (PROTOCOL.md §7).
     func addSwitchboardRoutes(_ dependencies: RouteDependencies) {
         get("healthz") { _, _ in Response.json(["status": "ok"]) }
-        get("readyz") { _, _ in Response.json(["status": "ready"]) }
+        get("readyz") { _, _ in
+            guard dependencies.switchboard.isReady else {
+                return Response.json(["status": "unavailable", "reason": "Redis unreachable"], status: .serviceUnavailable)
+            }
+            return Response.json(["status": "ready"])
+        }
         get("metrics") { _, _ in
             Response.text(dependencies.metrics.prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         get("api/presence/:user") { request, context in
             _ = try dependencies.authenticator.authenticate(request)
             let user = try context.parameters.require("user")
-            let node = dependencies.switchboard.presence(of: user)
+            let node: String?
+            do {
+                node = try await dependencies.switchboard.presence(of: user)
+            } catch {
+                throw HTTPError(.serviceUnavailable, message: "presence unavailable: Redis unreachable")
+            }
             return Response.json(["user": .string(user), "online": .bool(node != nil), "node": node.map(JSONValue.string) ?? .null])
         }
         get("api/calls") { request, _ in

@@ -12,7 +12,7 @@ final class SignalingHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketMessage
     typealias OutboundOut = WebSocketFrame
 
-    private let switchboard: Switchboard
+    private let switchboard: any SignalingEngine
     private let identity: UserIdentity
     private let connection: ConnectionInfo
     private let messagesPerSecond: Int
@@ -23,7 +23,7 @@ final class SignalingHandler: ChannelInboundHandler {
     private var readingBurst = false
 
     init(
-        switchboard: Switchboard,
+        switchboard: any SignalingEngine,
         identity: UserIdentity,
         connection: ConnectionInfo,
         messagesPerSecond: Int,

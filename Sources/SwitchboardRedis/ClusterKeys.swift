@@ -1,0 +1,30 @@
+/// The Redis keys and channels of a cluster (PROTOCOL.md §6; the README lists them for operators).
+///
+/// Every key lives under one prefix (`webrtc:`). The Lua scripts build the same names from the prefix,
+/// so this type and the scripts must agree: `ClusterKeysTests` checks them against a real server.
+public struct ClusterKeys: Sendable, Hashable {
+    /// The prefix of every key, `webrtc:`.
+    public let prefix: String
+    /// The pub/sub channel (`redis.channels.webrtc_signals`): every node subscribes to it and delivers
+    /// what it carries to its own users; a node's inbox is this name + `:` + node id.
+    public let signalsChannel: String
+
+    public init(prefix: String = "webrtc:", signalsChannel: String = "webrtc:signals") {
+        self.prefix = prefix
+        self.signalsChannel = signalsChannel
+    }
+
+    /// Hash: user id → node id of the user's live session.
+    public var presence: String { prefix + "presence" }
+    /// Sorted set: node id → last heartbeat (unix ms).
+    public var nodes: String { prefix + "nodes" }
+    /// Set: the users a node registered (what the reaper removes when the node dies).
+    public func nodeUsers(_ node: String) -> String { prefix + "node:" + node + ":users" }
+    /// Hash: one call ringing or active (caller, callee, call_type, state, created_at, started_at).
+    public func call(_ callId: String) -> String { prefix + "call:" + callId }
+    /// String: the id of the call a user is in.
+    public func userCall(_ user: String) -> String { prefix + "user-call:" + user }
+    /// Pub/sub channel: messages for the users of one node. `PUBLISH` to it answers 0 while that
+    /// node's subscriber is away, which the sender detects.
+    public func inbox(_ node: String) -> String { signalsChannel + ":" + node }
+}

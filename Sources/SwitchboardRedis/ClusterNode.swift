@@ -1,0 +1,66 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import RedisWire
+import ServiceLifecycle
+import SwitchboardCore
+
+/// Everything a node needs to run in cluster mode, wired together: the Redis command connection, the
+/// subscriber listening to `webrtc:signals` and this node's inbox, the engine, and the membership
+/// (heartbeats, reaper). Run ``services`` in this order, before the server.
+public struct ClusterNode: Sendable {
+    public let engine: ClusterSwitchboard
+    public let services: [any Service]
+
+    /// - Parameters:
+    ///   - url: `redis://[:password@]host:port[/db]`.
+    ///   - signalsChannel: `redis.channels.webrtc_signals`.
+    public init(
+        url: String,
+        signalsChannel: String,
+        heartbeatInterval: Duration,
+        commandTimeout: Duration = .seconds(2),
+        settings: SwitchboardSettings,
+        eventLoopGroup: any EventLoopGroup,
+        scheduler: any TimerScheduler,
+        records: any CallRecordSink,
+        events: any CallEventSink,
+        logger: Logger
+    ) throws(RedisError) {
+        let keys = ClusterKeys(signalsChannel: signalsChannel)
+        let configuration = try RedisConnectionConfiguration(url: url, connectTimeout: .seconds(2), commandTimeout: commandTimeout)
+        let reconnect = RedisReconnectPolicy(initialDelay: .milliseconds(50), maximumDelay: .seconds(1))
+        let client = RedisClient(
+            configuration: configuration, reconnectPolicy: reconnect, eventLoopGroup: eventLoopGroup, logger: logger
+        )
+        // The engine is built after the subscriber that feeds it; the box closes that loop.
+        let inbox = NIOLockedValueBox<ClusterSwitchboard?>(nil)
+        let subscriber = RedisSubscriber(
+            configuration: configuration,
+            channels: [keys.signalsChannel, keys.inbox(settings.nodeId)],
+            reconnectPolicy: reconnect,
+            pingInterval: .seconds(1),
+            eventLoopGroup: eventLoopGroup,
+            logger: logger
+        ) { message in
+            inbox.withLockedValue { $0 }?.receiveEnvelope(message.payload)
+        }
+        let engine = ClusterSwitchboard(
+            settings: settings,
+            keys: keys,
+            redis: client,
+            eventLoop: eventLoopGroup.next(),
+            scheduler: scheduler,
+            records: records,
+            events: events,
+            logger: logger,
+            isReady: { client.isConnected && subscriber.isConnected }
+        )
+        inbox.withLockedValue { $0 = engine }
+        self.engine = engine
+        self.services = [
+            client, subscriber,
+            ClusterMembership(engine: engine, client: client, heartbeatInterval: heartbeatInterval, logger: logger),
+        ]
+    }
+}

@@ -1,0 +1,122 @@
+import DequeModule
+import NIOCore
+import RedisWire
+import Synchronization
+
+/// Publishes envelopes to other nodes' inboxes, in order per destination, and never loses one silently.
+///
+/// `PUBLISH` answers how many subscribers received the message. 0 means the destination's subscriber is
+/// away (reconnecting, or the node died): the outbox then holds that envelope and every later one for the
+/// same node, and publishes them again, in order, every `retryInterval` until they are received or
+/// `retryWindow` has passed since the first failure; then each one's `onFailure` runs (the sender is told).
+/// A command error (Redis unreachable) fails the envelope at once.
+final class NodeOutbox: Sendable {
+    /// One envelope on its way, and what to do if it cannot be delivered.
+    struct Parcel: Sendable {
+        var payload: ByteBuffer
+        var onFailure: @Sendable (OutboxFailure) -> Void
+        /// When the parcel first found no receiver (monotonic ns); `nil` before.
+        var firstMissed: UInt64? = nil
+    }
+
+    private struct Destination {
+        /// Parcels that found no receiver, in publish order, to send again.
+        var held = Deque<Parcel>()
+        /// Whether a retry is scheduled; while held is not empty, new parcels are held too.
+        var retryScheduled = false
+    }
+
+    private let redis: any RedisCommandSender
+    private let channel: @Sendable (String) -> String
+    private let retryInterval: TimeAmount
+    private let retryWindow: UInt64
+    private let eventLoop: any EventLoop
+    private let destinations = Mutex<[String: Destination]>([:])
+
+    /// - Parameters:
+    ///   - channel: the inbox channel of a node id.
+    ///   - eventLoop: where retries are scheduled.
+    init(
+        redis: any RedisCommandSender,
+        eventLoop: any EventLoop,
+        retryInterval: Duration = .milliseconds(100),
+        retryWindow: Duration = .seconds(2),
+        channel: @escaping @Sendable (String) -> String
+    ) {
+        self.redis = redis
+        self.eventLoop = eventLoop
+        self.retryInterval = TimeAmount(retryInterval)
+        self.retryWindow = UInt64(retryWindow.components.seconds) * 1_000_000_000
+            + UInt64(retryWindow.components.attoseconds / 1_000_000_000)
+        self.channel = channel
+    }
+
+    /// Publishes `payload` to `node`'s inbox after everything published to it before.
+    func publish(_ payload: ByteBuffer, to node: String, onFailure: @escaping @Sendable (OutboxFailure) -> Void) {
+        let parcel = Parcel(payload: payload, onFailure: onFailure)
+        // Sent under the lock: the connection's command order is then the order of parcels.
+        let sent = destinations.withLock { destinations -> EventLoopFuture<RESPValue>? in
+            if destinations[node] != nil {
+                destinations[node]!.held.append(parcel)
+                return nil
+            }
+            return redis.send(["PUBLISH", RESPArgument(channel(node)), RESPArgument(payload)])
+        }
+        sent?.whenComplete { self.settle(parcel, to: node, result: $0) }
+    }
+
+    private func settle(_ parcel: Parcel, to node: String, result: Result<RESPValue, any Error>) {
+        switch result {
+        case .success(let reply) where (reply.integer ?? 0) > 0:
+            return
+        case .success:
+            var parcel = parcel
+            parcel.firstMissed = parcel.firstMissed ?? NIODeadline.now().uptimeNanoseconds
+            let schedule = destinations.withLock { destinations -> Bool in
+                destinations[node, default: Destination()].held.append(parcel)
+                guard !destinations[node]!.retryScheduled else { return false }
+                destinations[node]!.retryScheduled = true
+                return true
+            }
+            if schedule {
+                eventLoop.scheduleTask(in: retryInterval) { self.retry(node) }
+            }
+        case .failure(let error):
+            parcel.onFailure(.unreachable("\(error)"))
+        }
+    }
+
+    /// Publishes the held parcels again, in order; gives up on all of them once the oldest has waited
+    /// past the retry window (the destination is gone, or away too long).
+    private func retry(_ node: String) {
+        let now = NIODeadline.now().uptimeNanoseconds
+        let (expired, resent) = destinations.withLock {
+            destinations -> ([Parcel], [(Parcel, EventLoopFuture<RESPValue>)]) in
+            guard let held = destinations.removeValue(forKey: node)?.held, let oldest = held.first?.firstMissed else {
+                return ([], [])
+            }
+            if now - oldest > retryWindow { return (Array(held), []) }
+            // Sent under the lock, before any newer parcel (see publish).
+            return (
+                [],
+                held.map { parcel in
+                    var parcel = parcel
+                    parcel.firstMissed = parcel.firstMissed ?? oldest
+                    return (parcel, redis.send(["PUBLISH", RESPArgument(channel(node)), RESPArgument(parcel.payload)]))
+                }
+            )
+        }
+        for parcel in expired { parcel.onFailure(.noReceiver) }
+        for (parcel, future) in resent {
+            future.whenComplete { self.settle(parcel, to: node, result: $0) }
+        }
+    }
+}
+
+/// Why an envelope could not be delivered.
+enum OutboxFailure: Error, Sendable, Equatable {
+    /// Nobody listened on the destination's inbox for the whole retry window.
+    case noReceiver
+    /// Redis did not take the command.
+    case unreachable(String)
+}

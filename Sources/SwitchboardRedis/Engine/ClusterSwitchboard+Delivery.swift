@@ -1,0 +1,174 @@
+import NIOCore
+import SwitchboardCore
+import SwitchboardProto
+
+extension ClusterSwitchboard {
+    /// Where a message for a user goes.
+    private enum Route {
+        case local(Session)
+        case remote(String)
+        case unknown
+    }
+
+    /// Delivers `message` to `user`: written here, or published to the user's node (looked up in
+    /// presence when not known yet). `notify` is told when the user is offline or unreachable; `nil` for
+    /// call transitions and server notices, whose recipients may be reconnecting.
+    ///
+    /// Returns `false` when it finishes later by calling `resume` (a presence lookup).
+    func forward(
+        _ message: ChatMessage,
+        to user: String,
+        node knownNode: String? = nil,
+        effect: CallEffect,
+        notify: Session?,
+        resume: (@Sendable () -> Void)? = nil
+    ) -> Bool {
+        let route = state.withLock { state -> Route in
+            if let session = state.sessions[user] { return .local(session) }
+            if let node = knownNode, !node.isEmpty, node != nodeId {
+                state.routes[user] = node
+                return .remote(node)
+            }
+            return state.routes[user].map(Route.remote) ?? .unknown
+        }
+        switch route {
+        case .local(let session):
+            session.outlet.deliver(message)
+            return true
+        case .remote(let node):
+            publish(message, to: user, at: node, effect: effect, notify: notify)
+            return true
+        case .unknown where knownNode == "":
+            // The script that answered the node found the user offline.
+            if let notify { reply(notify, .error(.offline, message: "\(user) is offline")) }
+            return true
+        case .unknown:
+            scripts.lookup(user).whenComplete { [self] result in
+                switch result {
+                case .success(let node?) where node != nodeId:
+                    state.withLock { $0.routes[user] = node }
+                    publish(message, to: user, at: node, effect: effect, notify: notify)
+                case .success:
+                    if let notify { reply(notify, .error(.offline, message: "\(user) is offline")) }
+                case .failure:
+                    if let notify { unreachable(notify, user) }
+                }
+                resume?()
+            }
+            return resume == nil
+        }
+    }
+
+    /// Publishes `message` for `user` to `node`'s inbox.
+    func publish(
+        _ message: ChatMessage,
+        to user: String,
+        at node: String,
+        effect: CallEffect,
+        notify: Session?,
+        isRetry: Bool = false
+    ) {
+        let bytes: [UInt8]
+        do {
+            bytes = try message.serializedBytes()
+        } catch {
+            return  // proto3 messages without required fields always serialize
+        }
+        let envelope = Envelope(
+            kind: .deliver, origin: nodeId, user: user, effect: effect, isRetry: isRetry, message: ByteBuffer(bytes: bytes)
+        )
+        outbox.publish(envelope.encoded(), to: node) { [self] _ in
+            state.withLock { if $0.routes[user] == node { $0.routes[user] = nil } }
+            if let notify { unreachable(notify, user) }
+        }
+    }
+
+    /// Tells `session` that a message for `user` could not cross the cluster.
+    func unreachable(_ session: Session, _ user: String) {
+        reply(session, .error(.unavailable, message: "message for \(user) not delivered: cluster backend unreachable"))
+    }
+
+    // MARK: Inbox
+
+    /// Handles one envelope from this node's inbox (the subscriber calls it in arrival order).
+    public func receiveEnvelope(_ payload: ByteBuffer) {
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(decoding: payload)
+        } catch {
+            return logger.warning("dropped a malformed cluster envelope", metadata: ["error": "\(error.message)"])
+        }
+        switch envelope.kind {
+        case .deliver:
+            deliverFromInbox(envelope)
+        case .bounce:
+            redeliver(envelope)
+        case .replace:
+            let replaced = state.withLock { state -> Session? in
+                guard let session = state.sessions.removeValue(forKey: envelope.user) else { return nil }
+                state.lanes[session.id] = nil
+                return session
+            }
+            if let replaced { closeReplaced(replaced) }
+        }
+    }
+
+    private func deliverFromInbox(_ envelope: Envelope) {
+        guard let message = try? ChatMessage(serializedBytes: Array(envelope.message.readableBytesView)) else {
+            return logger.warning("dropped a cluster envelope with a malformed message")
+        }
+        let recipient = state.withLock { state -> Session? in
+            let session = state.sessions[envelope.user]
+            switch envelope.effect {
+            case .none:
+                break
+            case .update(let call):
+                if session != nil { state.book.restore(call) }
+            case .end(let callId):
+                if let call = state.book.remove(callId: callId) { state.cancelTimers(of: call) }
+            }
+            if session != nil, !message.from.isEmpty { state.routes[message.from] = envelope.origin }
+            return session
+        }
+        if let recipient {
+            recipient.outlet.deliver(message)
+        } else if envelope.origin != nodeId {
+            var bounce = envelope
+            bounce.kind = .bounce
+            bounce.origin = nodeId
+            outbox.publish(bounce.encoded(), to: envelope.origin) { _ in }  // the origin is gone: nobody to tell
+        }
+    }
+
+    /// A node this one published to does not have the user (any more): look again, once.
+    private func redeliver(_ bounce: Envelope) {
+        guard let message = try? ChatMessage(serializedBytes: Array(bounce.message.readableBytesView)) else { return }
+        let user = bounce.user
+        // Only a client's own messages and in-call signals are worth a notice; transitions and server notices
+        // find their recipient through the reconnect grace.
+        let notify = state.withLock { state -> Session? in
+            if state.routes[user] == bounce.origin { state.routes[user] = nil }
+            guard case .none = bounce.effect, !message.from.isEmpty else { return nil }
+            return state.sessions[message.from]
+        }
+        if bounce.isRetry {
+            if let notify { reply(notify, .error(.offline, message: "\(user) is offline")) }
+            return
+        }
+        scripts.lookup(user).whenComplete { [self] result in
+            switch result {
+            case .success(let node?) where node != bounce.origin:
+                if node == nodeId {
+                    _ = forward(message, to: user, effect: bounce.effect, notify: notify)
+                } else {
+                    state.withLock { $0.routes[user] = node }
+                    publish(message, to: user, at: node, effect: bounce.effect, notify: notify, isRetry: true)
+                }
+            case .success:
+                if let notify { reply(notify, .error(.offline, message: "\(user) is offline")) }
+            case .failure:
+                if let notify { unreachable(notify, user) }
+            }
+        }
+    }
+}

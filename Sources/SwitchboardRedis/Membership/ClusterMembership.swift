@@ -1,0 +1,76 @@
+import Logging
+import RedisWire
+import ServiceLifecycle
+import SwitchboardCore
+
+/// This node's membership of the cluster, as a `Service`: after every (re)connect to Redis it reaps what
+/// an earlier run of the node left, registers its users again; every heartbeat interval it records its
+/// heartbeat in `webrtc:nodes` and reaps nodes silent for three intervals. On graceful shutdown it takes
+/// its users out of presence and marks itself dead, so that the others' reapers end the calls of users
+/// who do not come back.
+public final class ClusterMembership: Service {
+    private let engine: ClusterSwitchboard
+    private let client: RedisClient
+    private let heartbeatInterval: Duration
+    private let logger: Logger
+
+    public init(engine: ClusterSwitchboard, client: RedisClient, heartbeatInterval: Duration, logger: Logger) {
+        self.engine = engine
+        self.client = client
+        self.heartbeatInterval = heartbeatInterval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    var isFirst = true
+                    for await state in self.client.stateChanges() where state == .connected {
+                        await self.joined(isFirst: isFirst)
+                        isFirst = false
+                    }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: self.heartbeatInterval)
+                        await self.beat()
+                    }
+                }
+            }
+        }
+        await leave()
+    }
+
+    /// Runs after each connect: scripts cached, leftovers reaped (first time), users registered again.
+    private func joined(isFirst: Bool) async {
+        let scripts = engine.scripts
+        _ = await client.execute(batch: ClusterScripts.loadCommands)
+        if isFirst, let orphans = try? await scripts.reset(now: engine.clock.nowMilliseconds()).get() {
+            engine.orphaned(orphans)
+        }
+        engine.restoreAfterReconnect()
+        await beat()
+    }
+
+    private func beat() async {
+        guard client.isConnected else { return }
+        let now = engine.clock.nowMilliseconds()
+        let silence = heartbeatInterval * 3
+        let deadline = now - silence.components.seconds * 1000 - silence.components.attoseconds / 1_000_000_000_000_000
+        do {
+            engine.orphaned(try await engine.scripts.beat(now: now, deadline: deadline).get())
+        } catch {
+            logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func leave() async {
+        do {
+            _ = try await engine.scripts.leave(now: engine.clock.nowMilliseconds()).get()
+            logger.info("left the cluster", metadata: ["node_id": "\(engine.nodeId)"])
+        } catch {
+            logger.warning("could not leave the cluster; the others will reap this node", metadata: ["error": "\(error)"])
+        }
+    }
+}

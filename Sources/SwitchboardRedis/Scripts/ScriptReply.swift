@@ -1,0 +1,39 @@
+import RedisWire
+import SwitchboardCore
+
+/// A reply of ``CallScript`` or ``PresenceScript``, read into domain values.
+struct ScriptReply: Sendable {
+    /// The first element: the outcome (`ok`, `busy`, `ended`, …).
+    let outcome: String
+    /// The second element when it is a string: a node id ("" = none), or a message.
+    let detail: String
+    /// The call whose fields follow outcome and detail, if any.
+    let call: Call?
+
+    init(_ reply: RESPValue) throws(ScriptReplyError) {
+        guard let items = reply.array, let outcome = items.first?.string else {
+            throw ScriptReplyError(reply: reply)
+        }
+        self.outcome = outcome
+        self.detail = items.count > 1 ? items[1].string ?? "" : ""
+        self.call = items.count >= 9 ? try Self.call(Array(items[2..<9]), reply: reply) : nil
+    }
+
+    /// A call from its fields `id, caller, callee, call_type, state, created_at, started_at`.
+    static func call(_ fields: [RESPValue], reply: RESPValue) throws(ScriptReplyError) -> Call {
+        let strings = fields.map { $0.string ?? "" }
+        guard strings.count == 7, let typeNumber = Int(strings[3]), let callType = CallType(rawValue: typeNumber),
+            let createdAt = Int64(strings[5])
+        else { throw ScriptReplyError(reply: reply) }
+        return Call(
+            id: strings[0], caller: strings[1], callee: strings[2], callType: callType, createdAt: createdAt,
+            state: strings[4] == "active" ? .active : .ringing, startedAt: Int64(strings[6])
+        )
+    }
+}
+
+/// A script answered something this node does not understand (a different version of the node).
+struct ScriptReplyError: Error, CustomStringConvertible {
+    let reply: RESPValue
+    var description: String { "unexpected script reply \(reply)" }
+}

@@ -140,10 +140,35 @@ let package = Package(
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"], swiftSettings: strict),
         .testTarget(name: "SwitchboardStorageTests", dependencies: ["SwitchboardStorage"], swiftSettings: strict),
+        // A real redis-server per test, for the Redis-backed tests.
+        .target(
+            name: "RedisTestSupport",
+            dependencies: [
+                "RedisWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/RedisTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchboardRedisTests",
+            dependencies: [
+                "SwitchboardRedis",
+                "RedisTestSupport",
+                "RedisWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "RedisWireTests",
             dependencies: [
                 "RedisWire",
+                "RedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

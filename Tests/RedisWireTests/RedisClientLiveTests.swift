@@ -1,3 +1,4 @@
+import RedisTestSupport
 import Logging
 import NIOCore
 import RedisWire

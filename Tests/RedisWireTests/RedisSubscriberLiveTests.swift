@@ -1,3 +1,4 @@
+import RedisTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import RedisWire

@@ -5,7 +5,8 @@
 ///   (the call the user is in, so the node can mirror it).
 /// - `restore user`: as `register`, after a Redis reconnect, but a newer session elsewhere wins:
 ///   answers the node that holds the user when that is not `node` (the caller then closes its session).
-/// - `unregister user`: removes the entry if it still names `node`.
+/// - `unregister user`: removes the entry if it still names `node`; keeps the user in the node's set
+///   while they are in a call.
 /// - `beat deadline`: records `node`'s heartbeat at `now`, then reaps every node whose last heartbeat
 ///   is older than `deadline`: their users leave `presence`, and the users left in a call without a
 ///   session anywhere are answered (the caller ends their calls after the reconnect grace).
@@ -54,7 +55,11 @@ enum PresenceScript {
       return {previous or '', call_of(user)}
     elseif op == 'unregister' then
       local user = ARGV[5]
-      redis.call('SREM', users_of(node), user)
+      -- A user left in a call stays in the node's set: should this node die before the reconnect grace
+      -- ends the call, the reaper finds them there.
+      if redis.call('EXISTS', prefix .. 'user-call:' .. user) == 0 then
+        redis.call('SREM', users_of(node), user)
+      end
       if redis.call('HGET', presence, user) == node then
         redis.call('HDEL', presence, user)
         return 1

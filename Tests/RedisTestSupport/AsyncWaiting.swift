@@ -4,13 +4,17 @@ import ServiceLifecycle
 import Testing
 
 /// Thrown when something awaited did not happen in time.
-struct TimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(what)" }
+public struct TimedOut: Error, CustomStringConvertible {
+    public var what: String
+    public var description: String { "timed out waiting for \(what)" }
+
+    public init(what: String) {
+        self.what = what
+    }
 }
 
 /// `body`'s result, or ``TimedOut`` after `timeout`.
-func withTimeout<T: Sendable>(
+public func withTimeout<T: Sendable>(
     _ timeout: Duration = .seconds(10),
     _ what: String,
     _ body: @escaping @Sendable () async throws -> T
@@ -28,7 +32,7 @@ func withTimeout<T: Sendable>(
 }
 
 /// Waits until `states` yields `state`.
-func awaitState(
+public func awaitState(
     _ state: RedisConnectionState,
     in states: AsyncStream<RedisConnectionState>,
     timeout: Duration = .seconds(10)
@@ -40,7 +44,7 @@ func awaitState(
 }
 
 /// Runs `service` while `body` runs, then cancels it and waits until it returned.
-func whileRunning<T: Sendable>(
+public func whileRunning<T: Sendable>(
     _ service: some Service,
     _ body: () async throws -> T
 ) async throws -> T {
@@ -53,7 +57,7 @@ func whileRunning<T: Sendable>(
 
 extension RedisConnection {
     /// A connection to `url` (a plain admin connection for tests).
-    static func connect(url: String, commandTimeout: Duration? = .seconds(5)) async throws -> RedisConnection {
+    public static func connect(url: String, commandTimeout: Duration? = .seconds(5)) async throws -> RedisConnection {
         try await connect(configuration: RedisConnectionConfiguration(url: url, commandTimeout: commandTimeout))
     }
 }

@@ -12,19 +12,19 @@ import Glibc
 ///
 /// Stopping uses SIGKILL: a child that Foundation's `Process` spawns from a test inherits the
 /// spawning thread's signal mask, in which SIGTERM is blocked, so `terminate()` would never end it.
-final class RedisServerProcess {
-    let port: Int
-    let password: String?
+public final class RedisServerProcess {
+    public let port: Int
+    public let password: String?
     private var process: Process?
 
     /// A server (not yet started) on `port`, or on a free port.
-    init(port: Int? = nil, password: String? = nil) throws {
+    public init(port: Int? = nil, password: String? = nil) throws {
         self.port = try port ?? Self.freePort()
         self.password = password
     }
 
     /// A started server.
-    static func started(password: String? = nil) async throws -> RedisServerProcess {
+    public static func started(password: String? = nil) async throws -> RedisServerProcess {
         let server = try RedisServerProcess(password: password)
         try await server.start()
         return server
@@ -35,13 +35,13 @@ final class RedisServerProcess {
     }
 
     /// `redis://[:password@]127.0.0.1:port[/database]`.
-    func url(database: Int = 0, password: String? = nil) -> String {
+    public func url(database: Int = 0, password: String? = nil) -> String {
         let password = password ?? self.password
         return "redis://" + (password.map { ":\($0)@" } ?? "") + "127.0.0.1:\(port)" + (database == 0 ? "" : "/\(database)")
     }
 
     /// Starts the server and waits (bounded) until it accepts TCP connections.
-    func start() async throws {
+    public func start() async throws {
         precondition(process?.isRunning != true, "already running")
         let process = Process()
         process.executableURL = try Self.executable()
@@ -62,20 +62,20 @@ final class RedisServerProcess {
     }
 
     /// Stops the server and waits until it exited (the same as ``kill()``: nothing is persisted).
-    func stop() {
+    public func stop() {
         kill()
     }
 
     /// Kills the server (SIGKILL), as a crash would, and waits until it exited.
-    func kill() {
+    public func kill() {
         guard let process, process.isRunning else { return }
         _ = Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
-    struct ServerError: Error, CustomStringConvertible {
-        var message: String
-        var description: String { message }
+    public struct ServerError: Error, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
     }
 
     private static func executable() throws -> URL {

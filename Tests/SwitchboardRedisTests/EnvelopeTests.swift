@@ -1,0 +1,44 @@
+import NIOCore
+import SwitchboardCore
+import Testing
+
+@testable import SwitchboardRedis
+
+@Suite struct EnvelopeTests {
+    @Test(arguments: [
+        CallEffect.none,
+        .end(callId: "c1"),
+        .update(Call(id: "c1", caller: "alice", callee: "bob", callType: .video, createdAt: 1_700_000_000_000)),
+        .update(
+            Call(id: "c2", caller: "a", callee: "b", callType: .audio, createdAt: 5, state: .active, startedAt: 9)
+        ),
+    ])
+    func roundTrips(effect: CallEffect) throws {
+        let envelope = Envelope(
+            kind: .deliver, origin: "node-1", user: "bob", effect: effect, isRetry: true,
+            message: ByteBuffer(bytes: [0x0A, 0x01, 0x41, 0xFF])
+        )
+        #expect(try Envelope(decoding: envelope.encoded()) == envelope)
+    }
+
+    @Test func replaceCarriesNoMessage() throws {
+        let envelope = Envelope(kind: .replace, origin: "n2", user: "carol")
+        let decoded = try Envelope(decoding: envelope.encoded())
+        #expect(decoded.kind == .replace)
+        #expect(decoded.user == "carol")
+        #expect(decoded.message.readableBytes == 0)
+        #expect(!decoded.isRetry)
+    }
+
+    @Test(arguments: [[UInt8](), [0x53], [0x53, 0x02, 0x01, 0x00], Array("hello world".utf8), [0x53, 0x01, 0x09, 0x00, 0x00, 0x00]])
+    func rejectsWhatIsNotAnEnvelope(bytes: [UInt8]) {
+        #expect(throws: EnvelopeError.self) { try Envelope(decoding: ByteBuffer(bytes: bytes)) }
+    }
+
+    @Test func rejectsATruncatedCall() {
+        let call = Call(id: "c1", caller: "a", callee: "b", callType: .audio, createdAt: 1)
+        var bytes = Envelope(kind: .deliver, origin: "n", user: "b", effect: .update(call)).encoded()
+        bytes.moveWriterIndex(to: bytes.writerIndex - 4)
+        #expect(throws: EnvelopeError.self) { try Envelope(decoding: bytes) }
+    }
+}

@@ -15,6 +15,8 @@ public struct ClusterNode: Sendable {
     /// - Parameters:
     ///   - url: `redis://[:password@]host:port[/db]`.
     ///   - signalsChannel: `redis.channels.webrtc_signals`.
+    ///   - beforeDelivery: runs on the subscriber's event loop before each inbox message is delivered
+    ///     (the server batches the socket writes of a burst of messages there).
     public init(
         url: String,
         signalsChannel: String,
@@ -25,7 +27,8 @@ public struct ClusterNode: Sendable {
         scheduler: any TimerScheduler,
         records: any CallRecordSink,
         events: any CallEventSink,
-        logger: Logger
+        logger: Logger,
+        beforeDelivery: @escaping @Sendable () -> Void = {}
     ) throws(RedisError) {
         let keys = ClusterKeys(signalsChannel: signalsChannel)
         let configuration = try RedisConnectionConfiguration(url: url, connectTimeout: .seconds(2), commandTimeout: commandTimeout)
@@ -43,7 +46,8 @@ public struct ClusterNode: Sendable {
             eventLoopGroup: eventLoopGroup,
             logger: logger
         ) { message in
-            inbox.withLockedValue { $0 }?.receiveEnvelope(message.payload)
+            beforeDelivery()
+            inbox.withLockedValue { $0 }?.receiveEnvelope(message.payload, isBroadcast: message.channel == keys.signalsChannel)
         }
         let engine = ClusterSwitchboard(
             settings: settings,

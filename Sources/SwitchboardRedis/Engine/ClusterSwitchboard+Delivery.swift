@@ -90,8 +90,9 @@ extension ClusterSwitchboard {
 
     // MARK: Inbox
 
-    /// Handles one envelope from this node's inbox (the subscriber calls it in arrival order).
-    public func receiveEnvelope(_ payload: ByteBuffer) {
+    /// Handles one envelope from this node's inbox or, with `isBroadcast`, from the channel every node
+    /// reads (where a recipient who is not here is someone else's). The subscriber calls it in order.
+    public func receiveEnvelope(_ payload: ByteBuffer, isBroadcast: Bool = false) {
         let envelope: Envelope
         do {
             envelope = try Envelope(decoding: payload)
@@ -100,7 +101,7 @@ extension ClusterSwitchboard {
         }
         switch envelope.kind {
         case .deliver:
-            deliverFromInbox(envelope)
+            deliverFromInbox(envelope, bounces: !isBroadcast)
         case .bounce:
             redeliver(envelope)
         case .replace:
@@ -113,7 +114,7 @@ extension ClusterSwitchboard {
         }
     }
 
-    private func deliverFromInbox(_ envelope: Envelope) {
+    private func deliverFromInbox(_ envelope: Envelope, bounces: Bool) {
         guard let message = try? ChatMessage(serializedBytes: Array(envelope.message.readableBytesView)) else {
             return logger.warning("dropped a cluster envelope with a malformed message")
         }
@@ -132,7 +133,7 @@ extension ClusterSwitchboard {
         }
         if let recipient {
             recipient.outlet.deliver(message)
-        } else if envelope.origin != nodeId {
+        } else if bounces, envelope.origin != nodeId {
             var bounce = envelope
             bounce.kind = .bounce
             bounce.origin = nodeId

@@ -27,6 +27,7 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
         invitesPerMinute: configuration.limits.invitesPerMinute
     )
     let scheduler = EventLoopScheduler(eventLoop: eventLoopGroup.next())
+    let batcher = FlushBatcher(group: eventLoopGroup)
     let switchboard: any SignalingEngine
     var services: [any Service] = [recordWriter]
     if let redisURL = configuration.redis.url {
@@ -39,7 +40,10 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
             scheduler: scheduler,
             records: recordWriter,
             events: CallEventLog(),
-            logger: logger
+            logger: logger,
+            beforeDelivery: {
+                if let loop = MultiThreadedEventLoopGroup.currentEventLoop { batcher.batchUntilEndOfTick(on: loop) }
+            }
         )
         switchboard = cluster.engine
         services += cluster.services
@@ -60,7 +64,6 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
         pongTimeout: configuration.websocket.pongTimeout
     )
     let messagesPerSecond = configuration.limits.messagesPerSecond
-    let batcher = FlushBatcher(group: eventLoopGroup)
 
     let router = Router()
     router.addSwitchboardRoutes(

@@ -70,6 +70,15 @@ final class FlushBatcher: Sendable {
         for target in queued { target.flush() }
     }
 
+    /// Makes the rest of the current loop tick a burst, for writes caused by something other than a
+    /// WebSocket read (messages from Redis pub/sub): they share flushes as a read burst's do. Call on `loop`.
+    func batchUntilEndOfTick(on loop: any EventLoop) {
+        guard let state = pending[ObjectIdentifier(loop)]?.value, state.reading == 0 else { return }
+        state.reading = 1
+        // Tasks enqueued now run after this tick's I/O: after every read of the burst.
+        loop.execute { self.endReading(on: loop) }
+    }
+
     /// Flushes `target` now, or at the end of the current read burst. Call on the channel's loop.
     func flush(_ target: Target) {
         guard let state = pending[ObjectIdentifier(target.channel.eventLoop)]?.value, state.reading > 0 else {

@@ -25,6 +25,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+pytest_plugins = ["cluster"]  # cluster.py: redis-server and multi-node fixtures (test_cluster_*.py)
 
 from switchboard_client import (  # noqa: E402
     SECRET,

@@ -8,7 +8,8 @@ import Synchronization
 /// `PUBLISH` answers how many subscribers received the message. 0 means the destination's subscriber is
 /// away (reconnecting, or the node died): the outbox then holds that envelope and every later one for the
 /// same node, and publishes them again, in order, every `retryInterval` until they are received or
-/// `retryWindow` has passed since the first failure; then each one's `onFailure` runs (the sender is told).
+/// `retryWindow` has passed since the first failure, or the node is no longer alive in `webrtc:nodes`;
+/// then each one's `onFailure` runs (the sender looks the recipient up again, or is told).
 /// A command error (Redis unreachable) fails the envelope at once.
 final class NodeOutbox: Sendable {
     /// One envelope on its way, and what to do if it cannot be delivered.
@@ -28,6 +29,7 @@ final class NodeOutbox: Sendable {
 
     private let redis: any RedisCommandSender
     private let channel: @Sendable (String) -> String
+    private let nodesKey: String
     private let retryInterval: TimeAmount
     private let retryWindow: UInt64
     private let eventLoop: any EventLoop
@@ -35,9 +37,11 @@ final class NodeOutbox: Sendable {
 
     /// - Parameters:
     ///   - channel: the inbox channel of a node id.
+    ///   - nodesKey: the sorted set of node heartbeats (a node missing there, or at 0, is gone).
     ///   - eventLoop: where retries are scheduled.
     init(
         redis: any RedisCommandSender,
+        nodesKey: String,
         eventLoop: any EventLoop,
         retryInterval: Duration = .milliseconds(100),
         retryWindow: Duration = .seconds(2),
@@ -49,6 +53,7 @@ final class NodeOutbox: Sendable {
         self.retryWindow = UInt64(retryWindow.components.seconds) * 1_000_000_000
             + UInt64(retryWindow.components.attoseconds / 1_000_000_000)
         self.channel = channel
+        self.nodesKey = nodesKey
     }
 
     /// Publishes `payload` to `node`'s inbox after everything published to it before.
@@ -79,23 +84,31 @@ final class NodeOutbox: Sendable {
                 return true
             }
             if schedule {
-                eventLoop.scheduleTask(in: retryInterval) { self.retry(node) }
+                eventLoop.scheduleTask(in: retryInterval) { self.checkAndRetry(node) }
             }
         case .failure(let error):
             parcel.onFailure(.unreachable("\(error)"))
         }
     }
 
+    /// Retries unless the node is gone from `webrtc:nodes` (reaped, or left).
+    private func checkAndRetry(_ node: String) {
+        redis.send(["ZSCORE", RESPArgument(nodesKey), RESPArgument(node)]).whenComplete { result in
+            let score = (try? result.get())?.string.flatMap(Double.init)
+            self.retry(node, nodeIsGone: score.map { $0 <= 0 } ?? true)
+        }
+    }
+
     /// Publishes the held parcels again, in order; gives up on all of them once the oldest has waited
-    /// past the retry window (the destination is gone, or away too long).
-    private func retry(_ node: String) {
+    /// past the retry window, or at once when the node is gone.
+    private func retry(_ node: String, nodeIsGone: Bool) {
         let now = NIODeadline.now().uptimeNanoseconds
         let (expired, resent) = destinations.withLock {
             destinations -> ([Parcel], [(Parcel, EventLoopFuture<RESPValue>)]) in
             guard let held = destinations.removeValue(forKey: node)?.held, let oldest = held.first?.firstMissed else {
                 return ([], [])
             }
-            if now - oldest > retryWindow { return (Array(held), []) }
+            if nodeIsGone || now - oldest > retryWindow { return (Array(held), []) }
             // Sent under the lock, before any newer parcel (see publish).
             return (
                 [],

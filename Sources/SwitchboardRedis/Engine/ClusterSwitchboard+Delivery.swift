@@ -77,9 +77,15 @@ extension ClusterSwitchboard {
         let envelope = Envelope(
             kind: .deliver, origin: nodeId, user: user, effect: effect, isRetry: isRetry, message: ByteBuffer(bytes: bytes)
         )
-        outbox.publish(envelope.encoded(), to: node) { [self] _ in
+        outbox.publish(envelope.encoded(), to: node) { [self] failure in
             state.withLock { if $0.routes[user] == node { $0.routes[user] = nil } }
-            if let notify { unreachable(notify, user) }
+            switch failure {
+            case .noReceiver where !isRetry:
+                // The node is gone or away: the user may be offline now, or back elsewhere.
+                lookAgain(message, for: user, notFrom: node, effect: effect, notify: notify)
+            default:
+                if let notify { unreachable(notify, user) }
+            }
         }
     }
 
@@ -156,16 +162,21 @@ extension ClusterSwitchboard {
             if let notify { reply(notify, .error(.offline, message: "\(user) is offline")) }
             return
         }
+        lookAgain(message, for: user, notFrom: bounce.origin, effect: bounce.effect, notify: notify)
+    }
+
+    /// `user` was not reached at `staleNode`: looks them up again and sends once more, or tells `notify`.
+    private func lookAgain(_ message: ChatMessage, for user: String, notFrom staleNode: String, effect: CallEffect, notify: Session?) {
         scripts.lookup(user).whenComplete { [self] result in
             switch result {
-            case .success(let node?) where node != bounce.origin:
-                if node == nodeId {
-                    _ = forward(message, to: user, effect: bounce.effect, notify: notify)
-                } else {
-                    state.withLock { $0.routes[user] = node }
-                    publish(message, to: user, at: node, effect: bounce.effect, notify: notify, isRetry: true)
-                }
-            case .success:
+            case .success(let node?) where node == nodeId:
+                _ = forward(message, to: user, effect: effect, notify: notify)
+            case .success(let node?) where node != staleNode:
+                state.withLock { $0.routes[user] = node }
+                publish(message, to: user, at: node, effect: effect, notify: notify, isRetry: true)
+            case .success(.some):
+                if let notify { unreachable(notify, user) }
+            case .success(nil):
                 if let notify { reply(notify, .error(.offline, message: "\(user) is offline")) }
             case .failure:
                 if let notify { unreachable(notify, user) }

@@ -196,8 +196,14 @@ extension ClusterSwitchboard {
                 state.book.remove(callId: call.id)
                 state.cancelTimers(of: call)
                 let reason = signal.body["reason"]?.stringValue
+                // Another node's clock may have stamped the accept this end raced with a moment later:
+                // an end is recorded after its start, so the end's snapshot is the newer one.
+                let endedAt = max(now, (call.startedAt ?? call.createdAt) + 1)
                 records.enqueue(
-                    call.record(status: status, endedAt: now, endReason: reason ?? (status == .rejected ? "rejected" : "hangup"), now: now)
+                    call.record(
+                        status: status, endedAt: endedAt,
+                        endReason: reason ?? (status == .rejected ? "rejected" : "hangup"), now: endedAt
+                    )
                 )
                 log(status == .rejected ? .reject : .hangup, call, session, reason: reason)
                 return .end(callId: call.id)

@@ -62,7 +62,7 @@ public final class ClusterSwitchboard: SignalingEngine {
     ) {
         self.settings = settings
         self.scripts = ClusterScripts(redis: redis, keys: keys, node: settings.nodeId)
-        self.outbox = NodeOutbox(redis: redis, eventLoop: eventLoop, channel: keys.inbox)
+        self.outbox = NodeOutbox(redis: redis, nodesKey: keys.nodes, eventLoop: eventLoop, channel: keys.inbox)
         self.scheduler = scheduler
         self.records = records
         self.events = events

@@ -59,7 +59,13 @@ public final class ClusterMembership: Service {
         let silence = heartbeatInterval * 3
         let deadline = now - silence.components.seconds * 1000 - silence.components.attoseconds / 1_000_000_000_000_000
         do {
-            engine.orphaned(try await engine.scripts.beat(now: now, deadline: deadline).get())
+            let beat = try await engine.scripts.beat(now: now, deadline: deadline).get()
+            if beat.wasMissing {
+                // Reaped while it stalled, or Redis lost it: register its users again (harmless when
+                // `joined` just did).
+                engine.restoreAfterReconnect()
+            }
+            engine.orphaned(beat.orphans)
         } catch {
             logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
         }

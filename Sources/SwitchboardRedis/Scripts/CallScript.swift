@@ -81,7 +81,8 @@ enum CallScript {
         finish(call)
         return reply('rejected', node_of(peer), call)
       end
-      redis.call('HSET', call_key(id), 'state', 'active', 'started_at', now)
+      -- Clocks of nodes differ a little: a call starts no earlier than it was created.
+      redis.call('HSET', call_key(id), 'state', 'active', 'started_at', math.max(tonumber(now), tonumber(call[6])))
       for _, key in ipairs({call_key(id), user_key(call[2]), user_key(call[3])}) do
         redis.call('PERSIST', key)
       end

@@ -43,10 +43,13 @@ struct ClusterScripts: Sendable {
         presence("unregister", now: now, [RESPArgument(user)])
     }
 
-    /// Records this node's heartbeat and reaps nodes silent since `deadline`: answers the users they
-    /// left in calls.
-    func beat(now: Int64, deadline: Int64) -> EventLoopFuture<[String]> {
-        presence("beat", now: now, [RESPArgument(deadline)]).map(Self.users)
+    /// Records this node's heartbeat and reaps nodes silent since `deadline`: answers whether this node
+    /// had been missing (its users must register again), and the users the dead nodes left in calls.
+    func beat(now: Int64, deadline: Int64) -> EventLoopFuture<(wasMissing: Bool, orphans: [String])> {
+        presence("beat", now: now, [RESPArgument(deadline)]).map { reply in
+            let items = reply.array ?? []
+            return (items.first?.integer == 1, items.dropFirst().compactMap(\.string))
+        }
     }
 
     /// Reaps what an earlier run of this node id left behind; answers the users it left in calls.

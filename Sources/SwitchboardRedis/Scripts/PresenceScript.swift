@@ -9,7 +9,8 @@
 ///   while they are in a call.
 /// - `beat deadline`: records `node`'s heartbeat at `now`, then reaps every node whose last heartbeat
 ///   is older than `deadline`: their users leave `presence`, and the users left in a call without a
-///   session anywhere are answered (the caller ends their calls after the reconnect grace).
+///   session anywhere are answered (the caller ends their calls after the reconnect grace). The first
+///   element of the answer is 1 when `node` itself was missing from `nodes` (reaped, or Redis emptied).
 /// - `reset`: `node` starts: what an earlier run of the same node id left is reaped as above.
 /// - `leave`: `node` shuts down: its users leave `presence`, and its heartbeat is set to 0 so the
 ///   next `beat` of another node reaps it (and ends the calls of users who do not come back).
@@ -67,8 +68,9 @@ enum PresenceScript {
       return 0
     elseif op == 'beat' then
       local deadline = tonumber(ARGV[5])
-      redis.call('ZADD', nodes, now, node)
-      local orphans = {}
+      -- 1 when the node was not there: reaped while it stalled, or Redis lost it. Its users must register again.
+      local missing = redis.call('ZADD', nodes, now, node)
+      local orphans = {missing}
       for _, dead in ipairs(redis.call('ZRANGEBYSCORE', nodes, '-inf', '(' .. deadline)) do
         reap(dead, orphans)
         redis.call('ZREM', nodes, dead)

@@ -30,7 +30,7 @@ struct ChannelOutlet: SessionOutlet {
         if channel.eventLoop.inEventLoop {
             write(frame)
         } else {
-            batcher.send(frame, to: target, on: channel.eventLoop)
+            batcher.send(.frame(frame), to: target, on: channel.eventLoop)
         }
     }
 
@@ -39,7 +39,7 @@ struct ChannelOutlet: SessionOutlet {
         if channel.eventLoop.inEventLoop {
             closeOnLoop(request)
         } else {
-            channel.eventLoop.execute { closeOnLoop(request) }
+            batcher.send(.close(request), to: target, on: channel.eventLoop)
         }
     }
 

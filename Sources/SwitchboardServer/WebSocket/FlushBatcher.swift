@@ -14,11 +14,17 @@ final class FlushBatcher: Sendable {
     final class Pending {
         fileprivate var reading = 0
         fileprivate var queued: [Target] = []
-        fileprivate var outbox: [ObjectIdentifier: (loop: any EventLoop, frames: [Delivery])] = [:]
+        fileprivate var outbox: [ObjectIdentifier: (loop: any EventLoop, deliveries: [Delivery])] = [:]
     }
 
-    /// A frame for a connection on another loop.
-    typealias Delivery = (target: NIOLoopBound<Target>, frame: WebSocketFrame)
+    /// What to do to a connection on another loop: write a frame, or close after what was written.
+    enum Action {
+        case frame(WebSocketFrame)
+        case close(WebSocketCloseRequest)
+    }
+
+    /// An action for a connection on another loop.
+    typealias Delivery = (target: NIOLoopBound<Target>, action: Action)
 
     /// A channel that can be queued for a flush once per burst; only touched on its loop.
     final class Target {
@@ -89,24 +95,31 @@ final class FlushBatcher: Sendable {
         state.queued.append(target)
     }
 
-    /// Sends `frame` to `target`'s channel, which lives on another loop than the caller's: with the
-    /// caller's burst when the caller is in one, else in a task of its own.
-    func send(_ frame: WebSocketFrame, to target: NIOLoopBound<Target>, on loop: any EventLoop) {
+    /// Sends `action` to `target`'s channel, which lives on another loop than the caller's: with the
+    /// caller's burst when the caller is in one, else in a task of its own. Actions from one caller keep
+    /// their order (a close follows the frames sent before it).
+    func send(_ action: Action, to target: NIOLoopBound<Target>, on loop: any EventLoop) {
         if let current = MultiThreadedEventLoopGroup.currentEventLoop,
             let state = pending[ObjectIdentifier(current)]?.value, state.reading > 0
         {
-            state.outbox[ObjectIdentifier(loop), default: (loop, [])].frames.append((target, frame))
+            state.outbox[ObjectIdentifier(loop), default: (loop, [])].deliveries.append((target, action))
         } else {
-            loop.execute { Self.write([(target, frame)]) }
+            loop.execute { Self.write([(target, action)]) }
         }
     }
 
-    /// Writes deliveries on their (common) loop, one flush per channel.
+    /// Performs deliveries on their (common) loop, one flush per channel.
     private static func write(_ deliveries: [Delivery]) {
-        for (target, frame) in deliveries {
+        for (target, action) in deliveries {
             let target = target.value
-            target.channel.write(frame, promise: nil)
-            target.isQueued = true
+            switch action {
+            case .frame(let frame):
+                target.channel.write(frame, promise: nil)
+                target.isQueued = true
+            case .close(let request):
+                target.flush()
+                target.channel.triggerUserOutboundEvent(request, promise: nil)
+            }
         }
         for (target, _) in deliveries where target.value.isQueued {
             target.value.flush()  // clears isQueued: once per channel

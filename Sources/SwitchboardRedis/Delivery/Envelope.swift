@@ -3,8 +3,9 @@ import SwitchboardCore
 
 /// What one node publishes to another's inbox.
 ///
-/// Binary: `"S"`, version, kind, flags, origin node, user, call effect, then the serialized
-/// `ChatMessage` to the end. Strings are UTF-8 with a 16-bit length.
+/// Binary: `"S"`, version, kind, flags, the origin's incarnation and sequence number (8 bytes each), origin
+/// node, user, call effect, then the serialized `ChatMessage` to the end. Strings are UTF-8 with a 16-bit
+/// length. The sequence number is written by ``NodeOutbox`` into the encoded bytes at ``sequenceOffset``.
 struct Envelope: Sendable, Equatable {
     enum Kind: UInt8, Sendable {
         /// Deliver `message` to `user`, a user of the receiving node.
@@ -26,6 +27,13 @@ struct Envelope: Sendable, Equatable {
     var isRetry = false
     /// The serialized `ChatMessage` (empty for `replace`).
     var message: ByteBuffer = ByteBuffer()
+    /// Which run of the origin node sent it (a restarted node starts a new sequence).
+    var incarnation: UInt64 = 0
+    /// The envelope's place among those the origin run sent to the receiving node.
+    var sequence: UInt64 = 0
+
+    /// Where ``sequence`` sits in the encoded bytes.
+    static let sequenceOffset = 12
 
     private static let magic = UInt8(ascii: "S")
     private static let version: UInt8 = 1
@@ -53,6 +61,8 @@ extension Envelope {
         buffer.writeInteger(Self.version)
         buffer.writeInteger(kind.rawValue)
         buffer.writeInteger(isRetry ? 1 as UInt8 : 0)
+        buffer.writeInteger(incarnation)
+        buffer.writeInteger(sequence)
         buffer.writeShortString(origin)
         buffer.writeShortString(user)
         switch effect {
@@ -82,6 +92,7 @@ extension Envelope {
         guard buffer.readInteger(as: UInt8.self) == Self.magic, buffer.readInteger(as: UInt8.self) == Self.version,
             let kindByte = buffer.readInteger(as: UInt8.self), let kind = Kind(rawValue: kindByte),
             let flags = buffer.readInteger(as: UInt8.self),
+            let incarnation = buffer.readInteger(as: UInt64.self), let sequence = buffer.readInteger(as: UInt64.self),
             let origin = buffer.readShortString(), let user = buffer.readShortString(),
             let effectTag = buffer.readInteger(as: UInt8.self)
         else { throw EnvelopeError(message: "not a Switchboard envelope (version \(Self.version))") }
@@ -108,7 +119,10 @@ extension Envelope {
         default:
             throw EnvelopeError(message: "unknown call effect \(effectTag)")
         }
-        self.init(kind: kind, origin: origin, user: user, effect: effect, isRetry: flags & 1 == 1, message: buffer)
+        self.init(
+            kind: kind, origin: origin, user: user, effect: effect, isRetry: flags & 1 == 1, message: buffer,
+            incarnation: incarnation, sequence: sequence
+        )
     }
 }
 

@@ -34,6 +34,8 @@ final class NodeOutbox: Sendable {
     private let retryWindow: UInt64
     private let eventLoop: any EventLoop
     private let destinations = Mutex<[String: Destination]>([:])
+    /// The next sequence number per destination node.
+    private let sequences = Mutex<[String: UInt64]>([:])
 
     /// - Parameters:
     ///   - channel: the inbox channel of a node id.
@@ -56,11 +58,19 @@ final class NodeOutbox: Sendable {
         self.nodesKey = nodesKey
     }
 
-    /// Publishes `payload` to `node`'s inbox after everything published to it before.
-    func publish(_ payload: ByteBuffer, to node: String, onFailure: @escaping @Sendable (OutboxFailure) -> Void) {
-        let parcel = Parcel(payload: payload, onFailure: onFailure)
-        // Sent under the lock: the connection's command order is then the order of parcels.
+    /// Publishes an encoded ``Envelope`` to `node`'s inbox after everything published to it before,
+    /// numbered in that order (the receiver's ``InboxSequencer`` restores it after a retry).
+    func publish(_ envelope: ByteBuffer, to node: String, onFailure: @escaping @Sendable (OutboxFailure) -> Void) {
+        var payload = envelope
+        var parcel = Parcel(payload: payload, onFailure: onFailure)
+        // Numbered and sent under the lock: the connection's command order is then the order of parcels.
         let sent = destinations.withLock { destinations -> EventLoopFuture<RESPValue>? in
+            let sequence = sequences.withLock { sequences in
+                defer { sequences[node, default: 0] += 1 }
+                return sequences[node, default: 0]
+            }
+            payload.setInteger(sequence, at: payload.readerIndex + Envelope.sequenceOffset)
+            parcel.payload = payload
             if destinations[node] != nil {
                 destinations[node]!.held.append(parcel)
                 return nil

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import SwitchboardCore
 import SwitchboardProto
 
@@ -75,7 +76,8 @@ extension ClusterSwitchboard {
             return  // proto3 messages without required fields always serialize
         }
         let envelope = Envelope(
-            kind: .deliver, origin: nodeId, user: user, effect: effect, isRetry: isRetry, message: ByteBuffer(bytes: bytes)
+            kind: .deliver, origin: nodeId, user: user, effect: effect, isRetry: isRetry, message: ByteBuffer(bytes: bytes),
+            incarnation: incarnation
         )
         outbox.publish(envelope.encoded(), to: node) { [self] failure in
             state.withLock { if $0.routes[user] == node { $0.routes[user] = nil } }
@@ -105,6 +107,13 @@ extension ClusterSwitchboard {
         } catch {
             return logger.warning("dropped a malformed cluster envelope", metadata: ["error": "\(error.message)"])
         }
+        guard !isBroadcast, let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
+            return handle(envelope, isBroadcast: isBroadcast)
+        }
+        sequencer.accept(envelope, on: loop) { [self] in handle($0, isBroadcast: false) }
+    }
+
+    private func handle(_ envelope: Envelope, isBroadcast: Bool) {
         switch envelope.kind {
         case .deliver:
             deliverFromInbox(envelope, bounces: !isBroadcast)
@@ -143,6 +152,7 @@ extension ClusterSwitchboard {
             var bounce = envelope
             bounce.kind = .bounce
             bounce.origin = nodeId
+            bounce.incarnation = incarnation
             outbox.publish(bounce.encoded(), to: envelope.origin) { _ in }  // the origin is gone: nobody to tell
         }
     }

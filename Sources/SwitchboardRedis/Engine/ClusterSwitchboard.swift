@@ -34,6 +34,9 @@ public final class ClusterSwitchboard: SignalingEngine {
     public let settings: SwitchboardSettings
     let scripts: ClusterScripts
     let outbox: NodeOutbox
+    let sequencer = InboxSequencer(gapTimeout: .milliseconds(2500))
+    /// This run of the node: envelopes it sends are numbered within it.
+    let incarnation = UInt64.random(in: 1...UInt64.max)
     let state = Mutex(State())
     let scheduler: any TimerScheduler
     let records: any CallRecordSink
@@ -99,7 +102,7 @@ public final class ClusterSwitchboard: SignalingEngine {
             case .success(let (previous, call)):
                 if let call { state.withLock { if $0.isCurrent(session) { $0.book.restore(call) } } }
                 if let previous {
-                    let envelope = Envelope(kind: .replace, origin: nodeId, user: user)
+                    let envelope = Envelope(kind: .replace, origin: nodeId, user: user, incarnation: incarnation)
                     outbox.publish(envelope.encoded(), to: previous) { _ in }  // a dead node has nothing to close
                 }
             case .failure(let error):

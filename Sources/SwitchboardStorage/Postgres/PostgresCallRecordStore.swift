@@ -26,6 +26,8 @@ public actor PostgresCallRecordStore: CallRecordStore {
 
     /// Runs `client.run()` from the first use until ``shutdown()``.
     private var clientRun: Task<Void, Never>?
+    /// Completes once ``clientRun`` has begun, that is, is about to call `client.run()`.
+    private var clientStarted: Task<Void, Never>?
     private var migration: Task<Void, any Error>?
     private var isShutDown = false
     private var inFlight = 0
@@ -68,8 +70,10 @@ public actor PostgresCallRecordStore: CallRecordStore {
     ///   message), `schemaTooNew`, or `databaseError`.
     public func migrate() async throws {
         if let running = migration { return try await running.value }
-        startClientIfNeeded()
-        let run = Task { try await self.runMigrations() }
+        let run = Task {
+            await self.startClientIfNeeded()
+            try await self.runMigrations()
+        }
         migration = run
         defer { migration = nil }
         try await run.value
@@ -133,7 +137,7 @@ public actor PostgresCallRecordStore: CallRecordStore {
     /// ``PostgresCallRecordStoreError`` (`databaseError`), their text prefixed with `what`.
     func withClient<T: Sendable>(_ what: String, _ body: (PostgresClient) async throws -> T) async throws -> T {
         try await tracked(waitingForMigration: true) {
-            startClientIfNeeded()
+            await startClientIfNeeded()
             do {
                 return try await body(client)
             } catch {
@@ -159,16 +163,28 @@ public actor PostgresCallRecordStore: CallRecordStore {
         return try await body()
     }
 
-    /// Starts `client.run()` in a task of its own, once.
+    /// Starts `client.run()` in a task of its own, once, and returns when that task has begun.
     ///
     /// The task is detached on purpose: the pool lives as long as the store, not as long as whichever
     /// task first used it. A plain `Task` would inherit that task's task-locals, among them
     /// ServiceLifecycle's graceful-shutdown trigger (which `PostgresClient.run()` obeys), and the pool
-    /// would close at the first SIGTERM while the server's `CallRecordWriter` still drains its queue into it.
-    private func startClientIfNeeded() {
-        guard clientRun == nil, !isShutDown else { return }
-        let client = self.client
-        clientRun = Task.detached { await client.run() }
+    /// would close at the first SIGTERM while the server's `CallRecordWriter` still drains its queue.
+    ///
+    /// Waiting for the task to begin keeps the first lease from racing `run()`: the pool would still
+    /// serve it, but would log a warning that `run()` was not called.
+    private func startClientIfNeeded() async {
+        if clientRun == nil, !isShutDown {
+            let client = self.client
+            let (started, signal) = AsyncStream<Never>.makeStream()
+            clientRun = Task.detached {
+                signal.finish()
+                await client.run()
+            }
+            clientStarted = Task {
+                for await _ in started {}
+            }
+        }
+        await clientStarted?.value
     }
 
     /// Migrates on a connection of its own (closed afterwards), so that connection errors come back at once.

@@ -137,6 +137,7 @@ final class PostgresServerProcess {
         let log = try logHandle(directory + "/postgres.log")
         process.standardOutput = log
         process.standardError = log
+        defer { try? log.close() }  // the child has its own copy
         try process.run()
         self.process = process
     }
@@ -172,6 +173,7 @@ final class PostgresServerProcess {
         let handle = try logHandle(log)
         process.standardOutput = handle
         process.standardError = handle
+        defer { try? handle.close() }  // the child has its own copy
         return try await withCheckedThrowingContinuation { continuation in
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do {

@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
@@ -41,12 +42,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Call records in SQL (SQLite embedded default).
+        // Call records in SQL: SQLite (embedded default) or PostgreSQL (a cluster's shared database).
         .target(
             name: "SwitchboardStorage",
             dependencies: [
                 "SwitchboardCore",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -140,7 +142,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"], swiftSettings: strict),
-        .testTarget(name: "SwitchboardStorageTests", dependencies: ["SwitchboardStorage"], swiftSettings: strict),
+        .testTarget(
+            name: "SwitchboardStorageTests",
+            dependencies: [
+                "SwitchboardStorage",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // A real redis-server per test, for the Redis-backed tests.
         .target(
             name: "RedisTestSupport",

@@ -9,11 +9,12 @@
 #   SWITCHBOARD_BUILD_APT_PACKAGES  needed by `swift build` (C libraries the package links)
 #   SWITCHBOARD_TEST_APT_PACKAGES   needed by scripts/test on top of the build packages
 #   SWITCHBOARD_RUN_APT_PACKAGES    needed by scripts/run on top of the build packages
-# SQLite needs no package: sqlite-nio vendors it.
+# SQLite needs no package: sqlite-nio vendors it. postgresql brings the server binaries
+# (/usr/lib/postgresql/N/bin) that the PostgreSQL store tests start a private server from.
 
 SWITCHBOARD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SWITCHBOARD_BUILD_APT_PACKAGES=(libhiredis-dev)
-SWITCHBOARD_TEST_APT_PACKAGES=(redis-server)
+SWITCHBOARD_TEST_APT_PACKAGES=(redis-server postgresql)
 SWITCHBOARD_RUN_APT_PACKAGES=()
 
 sb_log() { printf '%s: %s\n' "${SB_SCRIPT:-switchboard}" "$*" >&2; }

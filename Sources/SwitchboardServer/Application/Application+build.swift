@@ -12,7 +12,7 @@ import SwitchboardStorage
 ///
 /// Opens (and migrates) the call record store; everything else starts when the application runs.
 public func buildApplication(_ configuration: SwitchboardConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
-    let store = try SQLiteCallRecordStore.open(url: configuration.database.url)
+    let store = try CallRecordStores.open(url: configuration.database.url, logger: logger)
     try await store.migrate()
     let recordWriter = CallRecordWriter(store: store, logger: logger)
 

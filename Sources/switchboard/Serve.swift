@@ -44,11 +44,12 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("invalid configuration: \(error)")
         }
         bootstrapLogging(level: configuration.log.level)
+        let metrics = bootstrapMetrics()
         let logger = Logger(label: "switchboard")
         if configuration.redis.url != nil {
             throw ValidationError("cluster mode (--redis) is not available in this build yet; run without --redis")
         }
-        let app = try await buildApplication(configuration, logger: logger)
+        let app = try await buildApplication(configuration, logger: logger, metrics: metrics)
         try await app.runService()
     }
 }

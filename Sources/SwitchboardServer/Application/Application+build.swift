@@ -9,7 +9,13 @@ import SwitchboardStorage
 /// Builds the node from its configuration; `switchboard serve` and the tests share it.
 ///
 /// Opens (and migrates) the call record store; everything else starts when the application runs.
-public func buildApplication(_ configuration: SwitchboardConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
+/// The node's metrics are created in `metrics`, which `/metrics` renders: `switchboard serve` passes
+/// the process-wide one (``bootstrapMetrics()``); by default each application has its own registry.
+public func buildApplication(
+    _ configuration: SwitchboardConfiguration,
+    logger: Logger,
+    metrics: PrometheusMetrics = PrometheusMetrics()
+) async throws -> some ApplicationProtocol {
     let store = try SQLiteCallRecordStore.open(url: configuration.database.url)
     try await store.migrate()
     let recordWriter = CallRecordWriter(store: store, logger: logger)
@@ -27,7 +33,8 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
         ),
         scheduler: EventLoopScheduler(eventLoop: eventLoopGroup.next()),
         records: recordWriter,
-        events: CallEventLog()
+        events: CallEventLog(),
+        metrics: SignalingMetrics(factory: metrics.factory)
     )
     let authenticator = JWTAuthenticator(secret: configuration.jwtSecret)
     let gate = WebSocketGate(
@@ -51,7 +58,7 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
             switchboard: switchboard,
             store: store,
             authenticator: authenticator,
-            metrics: NodeMetrics(switchboard: switchboard, gate: gate)
+            metrics: NodeMetrics(metrics: metrics, switchboard: switchboard, gate: gate)
         )
     )
     let server = HTTPServerBuilder { responder in

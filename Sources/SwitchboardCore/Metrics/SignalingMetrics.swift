@@ -63,6 +63,10 @@ public final class SignalingMetrics: Sendable {
     }
 
     /// A message (chat message or signal) was handed to its recipient's session or published for it.
+    ///
+    /// Count each message once, on the node that routes it: `.remote` when it publishes the message
+    /// for another node; the node that delivers a message taken from pub/sub does not count it again
+    /// (RedisWire counts it as a pub/sub message in).
     public func relayed(_ route: RelayRoute) {
         relayedCounters[route].increment()
     }

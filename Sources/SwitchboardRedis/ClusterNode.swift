@@ -27,6 +27,8 @@ public struct ClusterNode: Sendable {
         scheduler: any TimerScheduler,
         records: any CallRecordSink,
         events: any CallEventSink,
+        metrics: SignalingMetrics = SignalingMetrics(),
+        redisMetrics: RedisMetrics = RedisMetrics(),
         logger: Logger,
         beforeDelivery: @escaping @Sendable () -> Void = {}
     ) throws(RedisError) {
@@ -34,7 +36,8 @@ public struct ClusterNode: Sendable {
         let configuration = try RedisConnectionConfiguration(url: url, connectTimeout: .seconds(2), commandTimeout: commandTimeout)
         let reconnect = RedisReconnectPolicy(initialDelay: .milliseconds(50), maximumDelay: .seconds(1))
         let client = RedisClient(
-            configuration: configuration, reconnectPolicy: reconnect, eventLoopGroup: eventLoopGroup, logger: logger
+            configuration: configuration, reconnectPolicy: reconnect, eventLoopGroup: eventLoopGroup, logger: logger,
+            metrics: redisMetrics
         )
         // The engine is built after the subscriber that feeds it; the box closes that loop.
         let inbox = NIOLockedValueBox<ClusterSwitchboard?>(nil)
@@ -44,7 +47,8 @@ public struct ClusterNode: Sendable {
             reconnectPolicy: reconnect,
             pingInterval: .seconds(1),
             eventLoopGroup: eventLoopGroup,
-            logger: logger
+            logger: logger,
+            metrics: redisMetrics
         ) { message in
             beforeDelivery()
             inbox.withLockedValue { $0 }?.receiveEnvelope(message.payload, isBroadcast: message.channel == keys.signalsChannel)
@@ -57,6 +61,7 @@ public struct ClusterNode: Sendable {
             scheduler: scheduler,
             records: records,
             events: events,
+            metrics: metrics,
             logger: logger,
             isReady: { client.isConnected && subscriber.isConnected }
         )

@@ -45,8 +45,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("invalid configuration: \(error)")
         }
         bootstrapLogging(level: configuration.log.level)
+        let metrics = bootstrapMetrics()
         let logger = Logger(label: "switchboard")
-        let app = try await buildApplication(configuration, logger: logger)
+        let app = try await buildApplication(configuration, logger: logger, metrics: metrics)
         // SIGTERM/SIGINT: stop accepting, close sockets with 1001, leave the cluster; bounded.
         var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(10)

@@ -151,7 +151,7 @@ struct Harness {
     let eventSink = RecordingEventSink()
     let board: Switchboard
 
-    init(invitesPerMinute: Int = 1000) {
+    init(invitesPerMinute: Int = 1000, metrics: SignalingMetrics = SignalingMetrics()) {
         board = Switchboard(
             settings: SwitchboardSettings(
                 nodeId: "node-1", ringTimeout: .seconds(60), reconnectGrace: .seconds(10),
@@ -160,7 +160,8 @@ struct Harness {
             scheduler: scheduler,
             records: recordSink,
             events: eventSink,
-            clock: clock.clock
+            clock: clock.clock,
+            metrics: metrics
         )
     }
 

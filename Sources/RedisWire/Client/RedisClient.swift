@@ -19,18 +19,21 @@ import ServiceLifecycle
 public final class RedisClient: Service, RedisCommandSender {
     private let supervisor: RedisConnectionSupervisor
 
-    /// A client for `configuration`; it connects when ``run()`` starts.
+    /// A client for `configuration`; it connects when ``run()`` starts. Its commands are measured
+    /// in `metrics` (see ``RedisMetrics``).
     public init(
         configuration: RedisConnectionConfiguration,
         reconnectPolicy: RedisReconnectPolicy = RedisReconnectPolicy(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "RedisWire")
+        logger: Logger = Logger(label: "RedisWire"),
+        metrics: RedisMetrics = RedisMetrics()
     ) {
         supervisor = RedisConnectionSupervisor(
             configuration: configuration,
             reconnectPolicy: reconnectPolicy,
             eventLoopGroup: eventLoopGroup,
             logger: logger,
+            metrics: metrics,
             onMessage: nil
         )
     }
@@ -40,13 +43,15 @@ public final class RedisClient: Service, RedisCommandSender {
         url: String,
         reconnectPolicy: RedisReconnectPolicy = RedisReconnectPolicy(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "RedisWire")
+        logger: Logger = Logger(label: "RedisWire"),
+        metrics: RedisMetrics = RedisMetrics()
     ) throws(RedisError) {
         self.init(
             configuration: try RedisConnectionConfiguration(url: url),
             reconnectPolicy: reconnectPolicy,
             eventLoopGroup: eventLoopGroup,
-            logger: logger
+            logger: logger,
+            metrics: metrics
         )
     }
 

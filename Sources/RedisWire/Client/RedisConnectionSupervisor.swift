@@ -11,6 +11,7 @@ final class RedisConnectionSupervisor: Sendable {
     let reconnectPolicy: RedisReconnectPolicy
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
+    let metrics: RedisMetrics
     private let onMessage: (@Sendable (RedisPubSubMessage) -> Void)?
     private let current = NIOLockedValueBox<RedisConnection?>(nil)
     let states = RedisStateBroadcaster()
@@ -20,12 +21,14 @@ final class RedisConnectionSupervisor: Sendable {
         reconnectPolicy: RedisReconnectPolicy,
         eventLoopGroup: any EventLoopGroup,
         logger: Logger,
+        metrics: RedisMetrics,
         onMessage: (@Sendable (RedisPubSubMessage) -> Void)?
     ) {
         self.configuration = configuration
         self.reconnectPolicy = reconnectPolicy
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
+        self.metrics = metrics
         self.onMessage = onMessage
     }
 
@@ -47,6 +50,7 @@ final class RedisConnectionSupervisor: Sendable {
                     configuration: configuration,
                     eventLoop: eventLoopGroup.any(),
                     logger: logger,
+                    metrics: metrics,
                     onMessage: onMessage
                 ).get()
                 do {

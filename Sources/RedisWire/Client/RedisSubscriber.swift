@@ -30,6 +30,8 @@ public final class RedisSubscriber: Service, Sendable {
     /// - Parameters:
     ///   - pingInterval: how often to `PING` the idle connection, so that a silently dead
     ///     connection fails (by the command timeout) and is replaced; `nil` never pings.
+    ///   - metrics: counts each message received (`direction="in"`) and times the connection's
+    ///     commands (see ``RedisMetrics``).
     ///   - onMessage: called on the event loop with each message.
     public init(
         configuration: RedisConnectionConfiguration,
@@ -38,14 +40,20 @@ public final class RedisSubscriber: Service, Sendable {
         pingInterval: Duration? = .seconds(5),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "RedisWire"),
+        metrics: RedisMetrics = RedisMetrics(),
         onMessage: @escaping @Sendable (RedisPubSubMessage) -> Void
     ) {
+        let received = metrics.messagesIn
         supervisor = RedisConnectionSupervisor(
             configuration: configuration,
             reconnectPolicy: reconnectPolicy,
             eventLoopGroup: eventLoopGroup,
             logger: logger,
-            onMessage: onMessage
+            metrics: metrics,
+            onMessage: { message in
+                received.increment()
+                onMessage(message)
+            }
         )
         subscriptions = NIOLockedValueBox(Subscriptions(channels: Set(channels)))
         self.pingInterval = pingInterval

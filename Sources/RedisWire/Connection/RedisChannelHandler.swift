@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 
@@ -6,15 +7,23 @@ import NIOCore
 ///
 /// The decisions live in ``RedisConnectionStateMachine``; this class turns its actions into I/O.
 /// On a subscriber connection (`onMessage` set), `message` pushes go to `onMessage` on the event
-/// loop instead of the pending-command FIFO.
+/// loop instead of the pending-command FIFO. Each reply records its command's latency in
+/// `commandDuration`.
 final class RedisChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = RedisOutboundCommand
     typealias OutboundOut = ByteBuffer
 
-    private var stateMachine = RedisConnectionStateMachine<EventLoopPromise<RESPValue>>()
+    /// A command waiting for its reply: its promise, and when it was handed to the connection.
+    struct PendingReply {
+        var promise: EventLoopPromise<RESPValue>
+        var enqueuedAt: NIODeadline
+    }
+
+    private var stateMachine = RedisConnectionStateMachine<PendingReply>()
     private let reader: RESPReader
     private let commandTimeout: TimeAmount?
+    private let commandDuration: Timer
     private let onMessage: (@Sendable (RedisPubSubMessage) -> Void)?
     private let logger: Logger
     private var context: ChannelHandlerContext?
@@ -23,11 +32,13 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     init(
         commandTimeout: TimeAmount?,
+        commandDuration: Timer,
         onMessage: (@Sendable (RedisPubSubMessage) -> Void)?,
         allocator: ByteBufferAllocator,
         logger: Logger
     ) {
         self.commandTimeout = commandTimeout
+        self.commandDuration = commandDuration
         self.onMessage = onMessage
         self.reader = RESPReader(allocator: allocator)
         self.logger = logger
@@ -107,24 +118,27 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     private func write(_ command: RedisOutboundCommand, context: ChannelHandlerContext, writePromise: EventLoopPromise<Void>?) {
         let deadline = commandTimeout.map { NIODeadline.now() + $0 }
-        switch stateMachine.enqueue(command.promise, replies: command.replies, deadline: deadline) {
+        let pending = PendingReply(promise: command.promise, enqueuedAt: command.enqueuedAt)
+        switch stateMachine.enqueue(pending, replies: command.replies, deadline: deadline) {
         case .write(let armTimerAt):
             if let armTimerAt { armTimer(at: armTimerAt, context: context) }
             context.write(wrapOutboundOut(command.bytes), promise: writePromise)
-        case .fail(let promise, let error):
-            promise.fail(error)
+        case .fail(let pending, let error):
+            pending.promise.fail(error)
             writePromise?.fail(error)
         }
     }
 
-    private func handle(_ action: RedisConnectionStateMachine<EventLoopPromise<RESPValue>>.ReplyAction, context: ChannelHandlerContext) {
+    private func handle(_ action: RedisConnectionStateMachine<PendingReply>.ReplyAction, context: ChannelHandlerContext) {
         switch action {
         case .none:
             break
-        case .succeed(let promise, let value):
-            promise.succeed(value)
-        case .fail(let promise, let error):
-            promise.fail(error)
+        case .succeed(let pending, let value):
+            recordLatency(of: pending)
+            pending.promise.succeed(value)
+        case .fail(let pending, let error):
+            recordLatency(of: pending)
+            pending.promise.fail(error)
         case .close(let promises, let error):
             logger.warning("closing Redis connection", metadata: ["error": "\(error.message)"])
             failAll(promises, with: error)
@@ -159,11 +173,16 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    private func failAll(_ promises: [EventLoopPromise<RESPValue>], with error: RedisError) {
+    private func failAll(_ pending: [PendingReply], with error: RedisError) {
         if !stateMachine.isActive {
             timer?.cancel()
             timer = nil
         }
-        for promise in promises { promise.fail(error) }
+        for command in pending { command.promise.fail(error) }
+    }
+
+    /// A reply (or an error reply) arrived for `pending`.
+    private func recordLatency(of pending: PendingReply) {
+        commandDuration.recordNanoseconds((NIODeadline.now() - pending.enqueuedAt).nanoseconds)
     }
 }

@@ -3,14 +3,15 @@ import NIOCore
 import NIOPosix
 
 extension RedisConnection {
-    /// Connects to `configuration.endpoint`; see ``connect(configuration:eventLoop:logger:)``.
+    /// Connects to `configuration.endpoint`; see ``connect(configuration:eventLoop:logger:metrics:)``.
     public static func connect(
         configuration: RedisConnectionConfiguration,
         eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any(),
-        logger: Logger = Logger(label: "RedisWire")
+        logger: Logger = Logger(label: "RedisWire"),
+        metrics: RedisMetrics = RedisMetrics()
     ) async throws(RedisError) -> RedisConnection {
         try await RedisError.mapping {
-            try await connect(configuration: configuration, eventLoop: eventLoop, logger: logger).get()
+            try await connect(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics).get()
         }
     }
 

@@ -11,6 +11,8 @@ import NIOPosix
 /// the tick; from other threads commands gather in a locked outbox that one scheduled task
 /// drains with a single flush. No task or timer is created per command.
 ///
+/// Each reply's latency and each `PUBLISH` sent are counted in the connection's ``RedisMetrics``.
+///
 /// The connection does not reconnect; ``RedisClient`` and ``RedisSubscriber`` do.
 public final class RedisConnection: RedisCommandSender {
     private struct Outbox {
@@ -22,6 +24,7 @@ public final class RedisConnection: RedisCommandSender {
     let channel: any Channel
     private let handler: NIOLoopBound<RedisChannelHandler>
     private let outbox = NIOLockedValueBox(Outbox())
+    private let metrics: RedisMetrics
 
     /// The event loop the connection does all its I/O on; futures it returns complete there.
     public var eventLoop: any EventLoop { channel.eventLoop }
@@ -32,9 +35,10 @@ public final class RedisConnection: RedisCommandSender {
     /// `true` while the connection is open.
     public var isActive: Bool { channel.isActive }
 
-    private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>) {
+    private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>, metrics: RedisMetrics) {
         self.channel = channel
         self.handler = handler
+        self.metrics = metrics
     }
 
     // MARK: Connecting
@@ -47,9 +51,10 @@ public final class RedisConnection: RedisCommandSender {
     public static func connect(
         configuration: RedisConnectionConfiguration,
         eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any(),
-        logger: Logger = Logger(label: "RedisWire")
+        logger: Logger = Logger(label: "RedisWire"),
+        metrics: RedisMetrics = RedisMetrics()
     ) -> EventLoopFuture<RedisConnection> {
-        connect(configuration: configuration, eventLoop: eventLoop, logger: logger, onMessage: nil)
+        connect(configuration: configuration, eventLoop: eventLoop, logger: logger, metrics: metrics, onMessage: nil)
     }
 
     /// Connects; with `onMessage` the connection is a subscriber connection whose `message` pushes
@@ -58,6 +63,7 @@ public final class RedisConnection: RedisCommandSender {
         configuration: RedisConnectionConfiguration,
         eventLoop: any EventLoop,
         logger: Logger,
+        metrics: RedisMetrics,
         onMessage: (@Sendable (RedisPubSubMessage) -> Void)?
     ) -> EventLoopFuture<RedisConnection> {
         let endpoint = configuration.endpoint
@@ -72,6 +78,7 @@ public final class RedisConnection: RedisCommandSender {
                 channel.eventLoop.makeCompletedFuture {
                     let handler = RedisChannelHandler(
                         commandTimeout: commandTimeout,
+                        commandDuration: metrics.commandDuration,
                         onMessage: onMessage,
                         allocator: channel.allocator,
                         logger: handlerLogger
@@ -85,7 +92,7 @@ public final class RedisConnection: RedisCommandSender {
             }
             .flatMapThrowing { channel in
                 let handler = try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self)
-                return RedisConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                return RedisConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop), metrics: metrics)
             }
             .flatMap { connection in
                 connection.logIn(to: endpoint).map { @Sendable () -> RedisConnection in connection }
@@ -169,6 +176,7 @@ public final class RedisConnection: RedisCommandSender {
         } catch {
             return .failure(error)
         }
+        if command.first?.isPublish == true { metrics.messagesOut.increment() }
         return .success(RedisOutboundCommand(bytes: bytes, promise: eventLoop.makePromise(), replies: replies))
     }
 

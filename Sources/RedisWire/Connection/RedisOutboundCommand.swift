@@ -11,4 +11,6 @@ struct RedisOutboundCommand: Sendable {
     var promise: EventLoopPromise<RESPValue>
     /// How many replies the command gets: 1, or one per channel for `SUBSCRIBE` / `UNSUBSCRIBE`.
     var replies: Int = 1
+    /// When the command was handed to the connection: its reply latency is measured from here.
+    var enqueuedAt: NIODeadline = .now()
 }

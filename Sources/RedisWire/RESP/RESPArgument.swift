@@ -34,6 +34,21 @@ public struct RESPArgument: Sendable, Hashable {
         }
     }
 
+    /// Whether the argument is the command name `PUBLISH`, in any letter case.
+    var isPublish: Bool {
+        guard byteCount == 7 else { return false }
+        switch storage {
+        case .string(let string): return Self.isPublish(string.utf8)
+        case .buffer(let buffer): return Self.isPublish(buffer.readableBytesView)
+        case .bytes(let bytes): return Self.isPublish(bytes)
+        }
+    }
+
+    private static func isPublish(_ bytes: some Sequence<UInt8>) -> Bool {
+        // ASCII letters only: setting bit 5 lower-cases them.
+        bytes.elementsEqual("publish".utf8) { ($0 | 0x20) == $1 }
+    }
+
     /// Copies the argument's bytes to `destination` (which has room for ``byteCount`` bytes).
     func copyBytes(to destination: UnsafeMutableRawBufferPointer) {
         switch storage {

@@ -28,6 +28,9 @@ public protocol SignalingEngine: Sendable {
     /// The number of calls ringing or active that this node knows of.
     var callCount: Int { get }
 
+    /// The engine's counters (`/metrics`); the WebSocket layer counts its own notices there too.
+    var metrics: SignalingMetrics { get }
+
     /// Whether the node can serve (in cluster mode: Redis reachable).
     var isReady: Bool { get }
 }

@@ -17,22 +17,28 @@ public final class Switchboard: SignalingEngine {
     }
 
     public let settings: SwitchboardSettings
+    /// What this engine counts; the server also counts the notices it sends itself here.
+    public let metrics: SignalingMetrics
     private let state = Mutex(State())
     private let scheduler: any TimerScheduler
     private let records: any CallRecordSink
     private let events: any CallEventSink
     private let clock: SwitchboardClock
 
+    /// An engine with no sessions yet. Records go to `records` and are counted in `metrics` first
+    /// (as are relays, signals and notices); by default `metrics` uses the process's metrics factory.
     public init(
         settings: SwitchboardSettings,
         scheduler: any TimerScheduler,
         records: any CallRecordSink,
         events: any CallEventSink,
-        clock: SwitchboardClock = .system
+        clock: SwitchboardClock = .system,
+        metrics: SignalingMetrics = SignalingMetrics()
     ) {
         self.settings = settings
         self.scheduler = scheduler
-        self.records = records
+        self.records = metrics.metering(records)
+        self.metrics = metrics
         self.events = events
         self.clock = clock
     }
@@ -100,6 +106,7 @@ public final class Switchboard: SignalingEngine {
         case .plain(let message):
             relayPlain(message, from: session, now: now)
         case .signal(let signal, let message):
+            metrics.signal(signal.type)
             receive(signal, in: message, from: session, now: now)
         case .refused(let notice):
             reply(session, notice, now: now)
@@ -112,7 +119,7 @@ public final class Switchboard: SignalingEngine {
         guard let recipient else {
             return reply(session, .error(.offline, message: "\(message.to) is offline"), now: now)
         }
-        recipient.outlet.deliver(message)
+        relay(message, to: recipient)
     }
 
     private func receive(_ signal: Signal, in message: ChatMessage, from session: Session, now: Int64) {
@@ -157,7 +164,7 @@ public final class Switchboard: SignalingEngine {
         var relayed = message
         relayed.content = signal.serialized()
         if let recipient {
-            recipient.outlet.deliver(relayed)
+            relay(relayed, to: recipient)
         } else if case .relayed = transition {
             reply(session, .error(.offline, message: "\(message.to) is reconnecting; signal not delivered"), now: now)
         }
@@ -222,7 +229,7 @@ public final class Switchboard: SignalingEngine {
             signal.stamp(sender: session.identity, callId: callId)
             var relayed = message
             relayed.content = signal.serialized()
-            calleeSession.outlet.deliver(relayed)
+            relay(relayed, to: calleeSession)
             reply(session, .callRinging(callId: callId, to: callee), now: now)
         }
     }
@@ -263,7 +270,16 @@ public final class Switchboard: SignalingEngine {
 
     // MARK: Helpers
 
+    /// Hands a client's message to its recipient. (Counted first, so that a client that sees the
+    /// message sees it counted.)
+    private func relay(_ message: ChatMessage, to recipient: Session) {
+        metrics.relayed(.local)
+        recipient.outlet.deliver(message)
+    }
+
+    /// Sends `notice` to `session`'s user, counted first.
     private func reply(_ session: Session, _ notice: Notice, now: Int64) {
+        metrics.notice(notice)
         session.outlet.deliver(notice.message(to: session.user, now: now))
     }
 

@@ -34,6 +34,7 @@ extension ClusterSwitchboard {
         }
         switch route {
         case .local(let session):
+            metrics.relayed(.local)
             session.outlet.deliver(message)
             return true
         case .remote(let node):
@@ -75,6 +76,7 @@ extension ClusterSwitchboard {
         } catch {
             return  // proto3 messages without required fields always serialize
         }
+        metrics.relayed(.remote)
         let envelope = Envelope(
             kind: .deliver, origin: nodeId, user: user, effect: effect, isRetry: isRetry, message: ByteBuffer(bytes: bytes),
             incarnation: incarnation

@@ -43,6 +43,8 @@ public final class ClusterSwitchboard: SignalingEngine {
     let events: any CallEventSink
     let clock: SwitchboardClock
     let logger: Logger
+    /// The engine's counters (`/metrics`).
+    public let metrics: SignalingMetrics
     private let readiness: @Sendable () -> Bool
     /// How many messages of one session may wait behind a Redis round trip.
     static let laneCapacity = 1024
@@ -60,6 +62,7 @@ public final class ClusterSwitchboard: SignalingEngine {
         records: any CallRecordSink,
         events: any CallEventSink,
         clock: SwitchboardClock = .system,
+        metrics: SignalingMetrics = SignalingMetrics(),
         logger: Logger,
         isReady: @escaping @Sendable () -> Bool
     ) {
@@ -67,7 +70,8 @@ public final class ClusterSwitchboard: SignalingEngine {
         self.scripts = ClusterScripts(redis: redis, keys: keys, node: settings.nodeId)
         self.outbox = NodeOutbox(redis: redis, nodesKey: keys.nodes, eventLoop: eventLoop, channel: keys.inbox)
         self.scheduler = scheduler
-        self.records = records
+        self.records = metrics.metering(records)
+        self.metrics = metrics
         self.events = events
         self.clock = clock
         self.logger = logger
@@ -152,6 +156,7 @@ public final class ClusterSwitchboard: SignalingEngine {
         case .plain(let message):
             return forward(message, to: message.to, effect: .none, notify: session, resume: resume)
         case .signal(let signal, let message):
+            metrics.signal(signal.type)
             return handle(signal, in: message, from: session, now: now, resume: resume)
         }
     }
@@ -163,6 +168,7 @@ public final class ClusterSwitchboard: SignalingEngine {
     }
 
     func reply(_ session: Session, _ notice: Notice) {
+        metrics.notice(notice)
         session.outlet.deliver(notice.message(to: session.user, now: clock.nowMilliseconds()))
     }
 

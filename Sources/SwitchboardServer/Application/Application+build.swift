@@ -3,6 +3,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
+import RedisWire
 import ServiceLifecycle
 import SwitchboardCore
 import SwitchboardRedis
@@ -11,7 +12,13 @@ import SwitchboardStorage
 /// Builds the node from its configuration; `switchboard serve` and the tests share it.
 ///
 /// Opens (and migrates) the call record store; everything else starts when the application runs.
-public func buildApplication(_ configuration: SwitchboardConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
+/// The node's metrics are created in `metrics`, which `/metrics` renders: `switchboard serve` passes
+/// the process-wide one (``bootstrapMetrics()``); by default each application has its own registry.
+public func buildApplication(
+    _ configuration: SwitchboardConfiguration,
+    logger: Logger,
+    metrics: PrometheusMetrics = PrometheusMetrics()
+) async throws -> some ApplicationProtocol {
     let store = try CallRecordStores.open(url: configuration.database.url, logger: logger)
     try await store.migrate()
     let recordWriter = CallRecordWriter(store: store, logger: logger)
@@ -40,6 +47,8 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
             scheduler: scheduler,
             records: recordWriter,
             events: CallEventLog(),
+            metrics: SignalingMetrics(factory: metrics.factory),
+            redisMetrics: RedisMetrics(factory: metrics.factory),
             logger: logger,
             beforeDelivery: {
                 if let loop = MultiThreadedEventLoopGroup.currentEventLoop { batcher.batchUntilEndOfTick(on: loop) }
@@ -48,7 +57,10 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
         switchboard = cluster.engine
         services += cluster.services
     } else {
-        switchboard = Switchboard(settings: settings, scheduler: scheduler, records: recordWriter, events: CallEventLog())
+        switchboard = Switchboard(
+            settings: settings, scheduler: scheduler, records: recordWriter, events: CallEventLog(),
+            metrics: SignalingMetrics(factory: metrics.factory)
+        )
     }
     let authenticator = JWTAuthenticator(secret: configuration.jwtSecret)
     let gate = WebSocketGate(
@@ -71,7 +83,7 @@ public func buildApplication(_ configuration: SwitchboardConfiguration, logger: 
             switchboard: switchboard,
             store: store,
             authenticator: authenticator,
-            metrics: NodeMetrics(switchboard: switchboard, gate: gate)
+            metrics: NodeMetrics(metrics: metrics, switchboard: switchboard, gate: gate)
         )
     )
     let server = HTTPServerBuilder { responder in

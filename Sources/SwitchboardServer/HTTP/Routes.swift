@@ -20,7 +20,11 @@ extension Router where Context == BasicRequestContext {
             return Response.json(["status": "ready"])
         }
         get("metrics") { _, _ in
-            Response.text(dependencies.metrics.prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: dependencies.metrics.prometheusText()))
+            )
         }
         get("api/presence/:user") { request, context in
             _ = try dependencies.authenticator.authenticate(request)

@@ -112,6 +112,8 @@ final class SignalingHandler: ChannelInboundHandler {
     }
 
     private func reply(_ notice: Notice) {
-        session?.outlet.deliver(notice.message(to: identity.id, now: SwitchboardClock.system.nowMilliseconds()))
+        guard let session else { return }
+        switchboard.metrics.notice(notice)
+        session.outlet.deliver(notice.message(to: identity.id, now: SwitchboardClock.system.nowMilliseconds()))
     }
 }

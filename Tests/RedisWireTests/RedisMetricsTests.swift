@@ -1,3 +1,4 @@
+import RedisTestSupport
 import MetricsTestKit
 import NIOCore
 import Testing

@@ -13,7 +13,9 @@
 
 SWITCHBOARD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SWITCHBOARD_BUILD_APT_PACKAGES=(libhiredis-dev)
-SWITCHBOARD_TEST_APT_PACKAGES=(redis-server)
+# nginx, curl: deploy/local-cluster behind nginx (test_nginx.py, test_deploy.py); docker-compose:
+# validating docker-compose.yml (`docker-compose config`; no Docker engine needed).
+SWITCHBOARD_TEST_APT_PACKAGES=(redis-server nginx curl docker-compose)
 SWITCHBOARD_RUN_APT_PACKAGES=()
 
 sb_log() { printf '%s: %s\n' "${SB_SCRIPT:-switchboard}" "$*" >&2; }

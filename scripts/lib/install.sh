@@ -5,7 +5,7 @@
 # `apt-get update` runs at most once, and only when some package is actually missing.
 #
 # The package lists are plain bash arrays; extend them as the project grows
-# (cluster mode will add e.g. libhiredis-dev redis-server nginx postgresql):
+
 #   SWITCHBOARD_BUILD_APT_PACKAGES  needed by `swift build` (C libraries the package links)
 #   SWITCHBOARD_TEST_APT_PACKAGES   needed by scripts/test on top of the build packages
 #   SWITCHBOARD_RUN_APT_PACKAGES    needed by scripts/run on top of the build packages
@@ -14,7 +14,10 @@
 
 SWITCHBOARD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SWITCHBOARD_BUILD_APT_PACKAGES=(libhiredis-dev)
-SWITCHBOARD_TEST_APT_PACKAGES=(redis-server postgresql)
+# nginx, curl: deploy/local-cluster behind nginx (test_nginx.py, test_deploy.py); docker-compose:
+# validating docker-compose.yml (`docker-compose config`; no Docker engine needed); postgresql:
+# the PostgreSQL call-record store tests.
+SWITCHBOARD_TEST_APT_PACKAGES=(redis-server nginx curl docker-compose postgresql)
 SWITCHBOARD_RUN_APT_PACKAGES=()
 
 sb_log() { printf '%s: %s\n' "${SB_SCRIPT:-switchboard}" "$*" >&2; }

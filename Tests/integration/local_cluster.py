@@ -8,11 +8,7 @@ nginx's ip_hash looks at the first three octets of an IPv4 address, so clients t
 on different nodes connect from 127.0.N.1 with different N (`source(N)`); Linux routes all of
 127.0.0.0/8 to the loopback interface, so binding those needs no setup.
 
-Cluster mode: the nodes run with `--redis`. A build that refuses `--redis` (cluster mode not in it
-yet) makes the fixture xfail the tests that use it, naming the reason; set
-`SWITCHBOARD_TEST_REQUIRE_CLUSTER=1` to make that a failure instead. `SWITCHBOARD_TEST_CLUSTER_NO_REDIS=1`
-runs the clusters without Redis (independent nodes behind nginx): only to check nginx and the
-script by hand; the tests that need the nodes to reach each other skip then.
+The nodes run in cluster mode (`--redis`).
 """
 
 from __future__ import annotations
@@ -34,20 +30,12 @@ REPO = HERE.parents[1]
 SCRIPT = REPO / "deploy" / "local-cluster"
 BINARY = Path(os.environ.get("SWITCHBOARD_BIN") or REPO / ".build" / "debug" / "switchboard")
 
-# What `switchboard serve --redis` says in a build without cluster mode (Sources/switchboard/Serve.swift).
-CLUSTER_MODE_REFUSED = "cluster mode (--redis) is not available in this build"
-REQUIRE_CLUSTER = os.environ.get("SWITCHBOARD_TEST_REQUIRE_CLUSTER") == "1"
-NO_REDIS = os.environ.get("SWITCHBOARD_TEST_CLUSTER_NO_REDIS") == "1"
 
 
 def source(n: int) -> str:
     """The loopback source address of client group `n`: 127.0.n.1 (its own ip_hash bucket)."""
     assert 1 <= n <= 254
     return f"127.0.{n}.1"
-
-
-class ClusterModeUnavailable(AssertionError):
-    pass
 
 
 class LocalCluster:
@@ -100,10 +88,6 @@ class LocalCluster:
             args.append("--postgres")
         proc = self.run(*args, check=False)
         if proc.returncode != 0:
-            if CLUSTER_MODE_REFUSED in proc.stderr:
-                raise ClusterModeUnavailable(
-                    f"this build refuses --redis ({CLUSTER_MODE_REFUSED!r}): cluster mode has not landed"
-                )
             raise AssertionError(
                 f"deploy/local-cluster up exited with {proc.returncode}\n"
                 f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
@@ -253,14 +237,9 @@ def cluster_fixture(nodes: int = 3, *, redis: bool = True, postgres: bool = Fals
     @pytest.fixture(scope="module")
     def _cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         run_dir = tmp_path_factory.mktemp("local-cluster")
-        cluster = LocalCluster(run_dir, nodes, redis=redis and not NO_REDIS, postgres=postgres, env=env)
+        cluster = LocalCluster(run_dir, nodes, redis=redis, postgres=postgres, env=env)
         try:
             cluster.up()
-        except ClusterModeUnavailable as exc:
-            cluster.run("down", check=False)
-            if REQUIRE_CLUSTER:
-                raise
-            pytest.xfail(f"awaiting cluster mode: {exc}")
         except BaseException:
             cluster.run("down", check=False)
             raise
@@ -272,9 +251,3 @@ def cluster_fixture(nodes: int = 3, *, redis: bool = True, postgres: bool = Fals
             assert after == {"running": False, "run_dir": str(run_dir)}, f"still running after down: {after}"
 
     return _cluster
-
-
-def requires_cluster_mode(cluster: LocalCluster) -> None:
-    """Skips a test that needs nodes to reach each other when the clusters run without Redis."""
-    if cluster.mode != "cluster":
-        pytest.skip("needs cluster mode (SWITCHBOARD_TEST_CLUSTER_NO_REDIS=1 runs independent nodes)")

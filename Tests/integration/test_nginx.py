@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from local_cluster import LocalCluster, cluster_fixture, requires_cluster_mode, source
+from local_cluster import LocalCluster, cluster_fixture, source
 from switchboard_client import Client, unique_user, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -122,7 +122,6 @@ def test_reconnect_from_same_address_lands_on_same_node(cluster):
 
 
 def test_call_across_nodes_through_nginx(cluster):
-    requires_cluster_mode(cluster)
     alice, alice_node, bob, bob_node = two_on_different_nodes(cluster, "xcall")
     assert alice_node != bob_node
 
@@ -142,7 +141,6 @@ def test_call_across_nodes_through_nginx(cluster):
 
 def test_killed_node_clients_reconnect_elsewhere_and_can_be_called(cluster):
     """SIGKILL one node: its users reconnect through nginx to another node and can be called."""
-    requires_cluster_mode(cluster)
     placed = {group: place(cluster, group, "kill") for group in GROUPS}
     by_node: dict[str, list[int]] = {}
     for group, (_, node) in placed.items():

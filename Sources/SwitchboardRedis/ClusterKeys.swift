@@ -1,7 +1,7 @@
 /// The Redis keys and channels of a cluster (PROTOCOL.md §6; the README lists them for operators).
 ///
 /// Every key lives under one prefix (`webrtc:`). The Lua scripts build the same names from the prefix,
-/// so this type and the scripts must agree: `ClusterKeysTests` checks them against a real server.
+/// so this type and the scripts must agree: `ClusterScriptsTests` checks them against a real server.
 public struct ClusterKeys: Sendable, Hashable {
     /// The prefix of every key, `webrtc:`.
     public let prefix: String

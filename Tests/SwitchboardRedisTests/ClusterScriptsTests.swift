@@ -606,7 +606,7 @@ struct ClusterCallScriptTests {
             let lost = Call(
                 id: "c1", caller: "alice", callee: "bob", callType: .video, createdAt: t0, state: .active, startedAt: t0 + 500
             )
-            let restored = try await nodes.n1.restore(lost, now: t0 + 1_000).get()
+            let restored = try await nodes.n1.restore(lost, ringTTL: .seconds(70), now: t0 + 1_000).get()
             #expect(restored.outcome == "restored")
             #expect(
                 try await nodes.raw.call("c1")
@@ -618,7 +618,7 @@ struct ClusterCallScriptTests {
             #expect(try await nodes.raw.callOf("alice") == "c1")
             #expect(try await nodes.raw.callOf("bob") == "c1")
             // Once written, the other node's copy does not overwrite it.
-            #expect(try await nodes.n2.restore(lost, now: t0 + 1_001).get().outcome == "none")
+            #expect(try await nodes.n2.restore(lost, ringTTL: .seconds(70), now: t0 + 1_001).get().outcome == "none")
             // The restored call works like any other.
             _ = try await nodes.n2.register("bob", now: t0).get()
             let found = try await nodes.n1.transition("lookup", from: "alice", to: "bob", callId: "c1", now: t0 + 2_000).get()
@@ -626,19 +626,23 @@ struct ClusterCallScriptTests {
 
             // A ringing call restores with no started_at.
             let ringing = Call(id: "c5", caller: "erin", callee: "frank", callType: .audio, createdAt: t0)
-            #expect(try await nodes.n1.restore(ringing, now: t0).get().outcome == "restored")
+            #expect(try await nodes.n1.restore(ringing, ringTTL: .seconds(70), now: t0).get().outcome == "restored")
             #expect(try await nodes.raw.call("c5")["state"] == "ringing")
             #expect(try await nodes.raw.call("c5")["started_at"] == nil)
+            // ... and expires as an invite does; an active one does not.
+            let ringingTTL = try await nodes.raw.pttl(nodes.keys.call("c5"))
+            #expect(ringingTTL > 60_000 && ringingTTL <= 70_000, "PTTL \(ringingTTL)")
+            #expect(try await nodes.raw.pttl(nodes.keys.call("c1")) == -1)
 
             // carol is in another call meanwhile: the stale one is not written.
             try await nodes.ring("c2", "carol", on: nodes.n1, "dave", on: nodes.n2)
             let stale = Call(id: "c3", caller: "carol", callee: "zoe", callType: .audio, createdAt: t0)
-            #expect(try await nodes.n1.restore(stale, now: t0 + 3_000).get().outcome == "none")
+            #expect(try await nodes.n1.restore(stale, ringTTL: .seconds(70), now: t0 + 3_000).get().outcome == "none")
             #expect(try await nodes.raw.exists(nodes.keys.call("c3")) == false)
             #expect(try await nodes.raw.callOf("zoe") == nil)
             #expect(try await nodes.raw.callOf("carol") == "c2")
             let staleCallee = Call(id: "c4", caller: "yann", callee: "dave", callType: .audio, createdAt: t0)
-            #expect(try await nodes.n1.restore(staleCallee, now: t0 + 3_000).get().outcome == "none")
+            #expect(try await nodes.n1.restore(staleCallee, ringTTL: .seconds(70), now: t0 + 3_000).get().outcome == "none")
             #expect(try await nodes.raw.callOf("yann") == nil)
         }
     }

@@ -15,6 +15,8 @@ final class NodeOutbox: Sendable {
     /// One envelope on its way, and what to do if it cannot be delivered.
     struct Parcel: Sendable {
         var payload: ByteBuffer
+        /// Its number in the stream to its destination: the order to keep.
+        var sequence: UInt64 = 0
         var onFailure: @Sendable (OutboxFailure) -> Void
         /// When the parcel first found no receiver (monotonic ns); `nil` before.
         var firstMissed: UInt64? = nil
@@ -71,6 +73,7 @@ final class NodeOutbox: Sendable {
             }
             payload.setInteger(sequence, at: payload.readerIndex + Envelope.sequenceOffset)
             parcel.payload = payload
+            parcel.sequence = sequence
             if destinations[node] != nil {
                 destinations[node]!.held.append(parcel)
                 return nil
@@ -88,7 +91,11 @@ final class NodeOutbox: Sendable {
             var parcel = parcel
             parcel.firstMissed = parcel.firstMissed ?? NIODeadline.now().uptimeNanoseconds
             let schedule = destinations.withLock { destinations -> Bool in
-                destinations[node, default: Destination()].held.append(parcel)
+                // Parcels published after this one may be held already: keep publish order.
+                var held = destinations[node, default: Destination()].held
+                let index = held.lastIndex { $0.sequence < parcel.sequence }.map { held.index(after: $0) } ?? held.startIndex
+                held.insert(parcel, at: index)
+                destinations[node, default: Destination()].held = held
                 guard !destinations[node]!.retryScheduled else { return false }
                 destinations[node]!.retryScheduled = true
                 return true
@@ -104,8 +111,11 @@ final class NodeOutbox: Sendable {
     /// Retries unless the node is gone from `webrtc:nodes` (reaped, or left).
     private func checkAndRetry(_ node: String) {
         redis.send(["ZSCORE", RESPArgument(nodesKey), RESPArgument(node)]).whenComplete { result in
-            let score = (try? result.get())?.string.flatMap(Double.init)
-            self.retry(node, nodeIsGone: score.map { $0 <= 0 } ?? true)
+            // Gone: no score (reaped) or 0 (left). A failed check is no verdict: publishing again
+            // fails as unreachable if Redis is away.
+            let reply = try? result.get()
+            let score = reply?.string.flatMap(Double.init)
+            self.retry(node, nodeIsGone: reply != nil && (score ?? 0) <= 0)
         }
     }
 
@@ -115,7 +125,9 @@ final class NodeOutbox: Sendable {
         let now = NIODeadline.now().uptimeNanoseconds
         let (expired, resent) = destinations.withLock {
             destinations -> ([Parcel], [(Parcel, EventLoopFuture<RESPValue>)]) in
-            guard let held = destinations.removeValue(forKey: node)?.held, let oldest = held.first?.firstMissed else {
+            guard let held = destinations.removeValue(forKey: node)?.held,
+                let oldest = held.compactMap(\.firstMissed).min()
+            else {
                 return ([], [])
             }
             if nodeIsGone || now - oldest > retryWindow { return (Array(held), []) }

@@ -21,7 +21,7 @@ extension ClusterSwitchboard {
             }
         }
         for call in calls {
-            _ = scripts.restore(call, now: now)
+            _ = scripts.restore(call, ringTTL: ringTTL, now: now)
         }
         logger.info("presence restored", metadata: ["sessions": "\(sessions.count)", "calls": "\(calls.count)"])
     }

@@ -48,7 +48,7 @@ extension ClusterSwitchboard {
             failed(call, signal: signal, reason: refusal, session: session, liveCallId: false)
             return true
         }
-        scripts.invite(call, ringTTL: settings.ringTimeout + .seconds(10)).whenComplete { [self] result in
+        scripts.invite(call, ringTTL: ringTTL).whenComplete { [self] result in
             defer { resume() }
             switch result {
             case .success(let reply):

@@ -79,6 +79,8 @@ public final class ClusterSwitchboard: SignalingEngine {
     }
 
     public var nodeId: String { settings.nodeId }
+    /// How long Redis keeps a ringing call should every timer for it be lost.
+    var ringTTL: Duration { settings.ringTimeout + .seconds(10) }
     public var isReady: Bool { readiness() }
     public var sessionCount: Int { state.withLock { $0.sessions.count } }
     public var callCount: Int { state.withLock { $0.book.count } }

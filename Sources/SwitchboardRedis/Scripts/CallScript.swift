@@ -13,8 +13,8 @@
 /// - `expire id` → `{"ended", "", call}` if the call was still ringing, else `{"none"}`.
 /// - `abandon user` → `{"ended", peer node, call}` if the user is in a call and has no session
 ///   anywhere, else `{"none"}`.
-/// - `restore call` → writes a call a node knows but Redis lost (a restart) unless its parties are in
-///   other calls; `{"restored"}` or `{"none"}`.
+/// - `restore call ring_ttl_ms` → writes a call a node knows but Redis lost (a restart) unless its
+///   parties are in other calls (a ringing one expires as an invite's does); `{"restored"}` or `{"none"}`.
 enum CallScript {
     static let source = #"""
     local prefix, op, now = ARGV[1], ARGV[2], ARGV[3]
@@ -113,6 +113,11 @@ enum CallScript {
       if ARGV[10] ~= '' then redis.call('HSET', call_key(id), 'started_at', ARGV[10]) end
       redis.call('SET', user_key(caller), id)
       redis.call('SET', user_key(callee), id)
+      if ARGV[8] == 'ringing' then
+        for _, key in ipairs({call_key(id), user_key(caller), user_key(callee)}) do
+          redis.call('PEXPIRE', key, ARGV[11])
+        end
+      end
       return {'restored'}
     end
     return redis.error_reply('unknown call op ' .. tostring(op))

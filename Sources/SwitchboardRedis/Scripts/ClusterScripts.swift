@@ -71,12 +71,11 @@ struct ClusterScripts: Sendable {
 
     /// Starts ringing a call unless the callee is offline or a party is busy.
     func invite(_ call: Call, ringTTL: Duration) -> EventLoopFuture<ScriptReply> {
-        let ttl = ringTTL.components.seconds * 1000 + ringTTL.components.attoseconds / 1_000_000_000_000_000
-        return calls(
+        calls(
             "invite", now: call.createdAt,
             [
                 RESPArgument(call.id), RESPArgument(call.caller), RESPArgument(call.callee),
-                RESPArgument(call.callType.rawValue), RESPArgument(max(ttl, 1)),
+                RESPArgument(call.callType.rawValue), RESPArgument(Self.milliseconds(ringTTL)),
             ]
         )
     }
@@ -99,13 +98,14 @@ struct ClusterScripts: Sendable {
     }
 
     /// Writes a call this node knows of back, if Redis lost it.
-    func restore(_ call: Call, now: Int64) -> EventLoopFuture<ScriptReply> {
+    func restore(_ call: Call, ringTTL: Duration, now: Int64) -> EventLoopFuture<ScriptReply> {
         calls(
             "restore", now: now,
             [
                 RESPArgument(call.id), RESPArgument(call.caller), RESPArgument(call.callee),
                 RESPArgument(call.callType.rawValue), RESPArgument(call.state == .active ? "active" : "ringing"),
                 RESPArgument(call.createdAt), RESPArgument(call.startedAt.map(String.init) ?? ""),
+                RESPArgument(Self.milliseconds(ringTTL)),
             ]
         )
     }
@@ -121,6 +121,11 @@ struct ClusterScripts: Sendable {
     private func calls(_ op: String, now: Int64, _ arguments: [RESPArgument]) -> EventLoopFuture<ScriptReply> {
         Self.callScript.run(on: redis, [RESPArgument(keys.prefix), RESPArgument(op), RESPArgument(now)] + arguments)
             .flatMapThrowing { try ScriptReply($0) }
+    }
+
+    /// `duration` in whole milliseconds, at least 1 (Redis TTLs).
+    private static func milliseconds(_ duration: Duration) -> Int64 {
+        max(1, duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
     }
 
     private static func users(_ reply: RESPValue) -> [String] {

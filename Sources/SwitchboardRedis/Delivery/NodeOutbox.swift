@@ -1,5 +1,6 @@
 import DequeModule
 import NIOCore
+import NIOPosix
 import RedisWire
 import Synchronization
 
@@ -36,6 +37,8 @@ final class NodeOutbox: Sendable {
     private let retryWindow: UInt64
     private let eventLoop: any EventLoop
     private let destinations = Mutex<[String: Destination]>([:])
+    /// Parcels published during the current tick of each event loop, sent at its end.
+    private let ticks = Mutex<[ObjectIdentifier: [(node: String, parcel: Parcel)]]>([:])
     /// The next sequence number per destination node.
     private let sequences = Mutex<[String: UInt64]>([:])
 
@@ -62,25 +65,54 @@ final class NodeOutbox: Sendable {
 
     /// Publishes an encoded ``Envelope`` to `node`'s inbox after everything published to it before,
     /// numbered in that order (the receiver's ``InboxSequencer`` restores it after a retry).
+    ///
+    /// On an event loop, what one tick publishes goes to Redis as one pipelined batch at the end of the
+    /// tick (a read burst of many sockets costs Redis one read, not one per message).
     func publish(_ envelope: ByteBuffer, to node: String, onFailure: @escaping @Sendable (OutboxFailure) -> Void) {
-        var payload = envelope
-        var parcel = Parcel(payload: payload, onFailure: onFailure)
-        // Numbered and sent under the lock: the connection's command order is then the order of parcels.
-        let sent = destinations.withLock { destinations -> EventLoopFuture<RESPValue>? in
-            let sequence = sequences.withLock { sequences in
-                defer { sequences[node, default: 0] += 1 }
-                return sequences[node, default: 0]
-            }
-            payload.setInteger(sequence, at: payload.readerIndex + Envelope.sequenceOffset)
-            parcel.payload = payload
-            parcel.sequence = sequence
-            if destinations[node] != nil {
-                destinations[node]!.held.append(parcel)
-                return nil
-            }
-            return redis.send(["PUBLISH", RESPArgument(channel(node)), RESPArgument(payload)])
+        let parcel = Parcel(payload: envelope, onFailure: onFailure)
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
+            return send([(node, parcel)])
         }
-        sent?.whenComplete { self.settle(parcel, to: node, result: $0) }
+        let isFirst = ticks.withLock { ticks -> Bool in
+            let key = ObjectIdentifier(loop)
+            let isFirst = ticks[key]?.isEmpty ?? true
+            ticks[key, default: []].append((node, parcel))
+            return isFirst
+        }
+        guard isFirst else { return }
+        loop.execute {
+            let batch = self.ticks.withLock { $0.removeValue(forKey: ObjectIdentifier(loop)) ?? [] }
+            self.send(batch)
+        }
+    }
+
+    /// Numbers and sends parcels (or holds those for a node whose inbox is away), in order.
+    private func send(_ batch: [(node: String, parcel: Parcel)]) {
+        // Numbered and sent under the lock: the connection's command order is then the order of parcels.
+        let sent = destinations.withLock { destinations -> [(String, Parcel, EventLoopFuture<RESPValue>)] in
+            var commands: [[RESPArgument]] = []
+            var outgoing: [(String, Parcel)] = []
+            for (node, parcel) in batch {
+                var parcel = parcel
+                parcel.sequence = sequences.withLock { sequences in
+                    defer { sequences[node, default: 0] += 1 }
+                    return sequences[node, default: 0]
+                }
+                parcel.payload.setInteger(parcel.sequence, at: parcel.payload.readerIndex + Envelope.sequenceOffset)
+                if destinations[node] != nil {
+                    destinations[node]!.held.append(parcel)
+                } else {
+                    commands.append(["PUBLISH", RESPArgument(channel(node)), RESPArgument(parcel.payload)])
+                    outgoing.append((node, parcel))
+                }
+            }
+            guard !commands.isEmpty else { return [] }
+            let futures = commands.count == 1 ? [redis.send(commands[0])] : redis.send(batch: commands)
+            return zip(outgoing, futures).map { ($0.0, $0.1, $1) }
+        }
+        for (node, parcel, future) in sent {
+            future.whenComplete { self.settle(parcel, to: node, result: $0) }
+        }
     }
 
     private func settle(_ parcel: Parcel, to node: String, result: Result<RESPValue, any Error>) {

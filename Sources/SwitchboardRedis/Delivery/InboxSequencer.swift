@@ -6,8 +6,9 @@ import Synchronization
 /// An envelope that found no receiver is published again (``NodeOutbox``), and one published after it
 /// may have arrived first (the inbox's subscriber came back between the two). Envelopes are numbered per
 /// origin run and destination; one that arrives ahead of a missing number waits, until the missing one
-/// arrives or `gapTimeout` passes (the origin gave up on it and told its sender). A first envelope from an
-/// origin run starts its count; a late one (below the count) is delivered at once.
+/// arrives or `gapTimeout` passes: the origin gave up on it and told its sender, or it was lost in a
+/// killed subscriber connection's buffer, which nobody can tell the sender (README, cluster failures).
+/// A first envelope from an origin run starts its count; a late one (below the count) is delivered at once.
 final class InboxSequencer: Sendable {
     private struct Origin: Hashable {
         var node: String

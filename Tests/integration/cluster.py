@@ -302,38 +302,11 @@ class ClusterNode(Node):
             self.overrides["SWITCHBOARD_REDIS_URL"] = redis.url
         self.killed = False
 
+    def serve_args(self) -> list[str]:
+        return ["--redis", self.redis.url] if self.redis_flag else []
+
     def start(self) -> "ClusterNode":
-        # conftest's Node.start with `--redis` added when asked for (kept in step with it).
-        if not BINARY.exists():
-            raise AssertionError(f"switchboard binary not found at {BINARY} (build it, or set SWITCHBOARD_BIN)")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
-        env["SWITCHBOARD_JWT_SECRET"] = self.secret
-        env.update(self.overrides)
-        last_error = ""
-        for _attempt in range(3):
-            self.port = _free_port()
-            cmd = [
-                str(BINARY), "serve",
-                "--host", "127.0.0.1",
-                "--port", str(self.port),
-                "--node-id", self.node_id,
-                "--database", f"sqlite:{self.db_path}",
-            ]
-            if self.redis_flag:
-                cmd += ["--redis", self.redis.url]
-            with open(self.log_path, "ab") as out, open(self.err_path, "ab") as err:
-                self.proc = subprocess.Popen(
-                    cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=self.workdir
-                )
-            try:
-                self._wait_ready()
-                break
-            except NodeCrashed as exc:
-                last_error = str(exc)
-                if "address already in use" not in last_error.lower():
-                    raise
-        else:
-            raise AssertionError(f"node {self.node_id} could not bind a port: {last_error}")
+        super().start()
         self._wait_cluster_ready()
         return self
 

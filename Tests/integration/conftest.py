@@ -86,7 +86,7 @@ class Node:
                 "--port", str(self.port),
                 "--node-id", self.node_id,
                 "--database", f"sqlite:{self.db_path}",
-            ]
+            ] + self.serve_args()
             with open(self.log_path, "ab") as out, open(self.err_path, "ab") as err:
                 self.proc = subprocess.Popen(
                     cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=self.workdir
@@ -100,6 +100,10 @@ class Node:
                     raise
                 # Lost the race for the free port: try another one.
         raise AssertionError(f"node {self.node_id} could not bind a port: {last_error}")
+
+    def serve_args(self) -> list[str]:
+        """Flags beyond the defaults (subclasses add e.g. `--redis`)."""
+        return []
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT

@@ -21,7 +21,6 @@ hooks are available to every test module.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -35,7 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import pytest
 
-from conftest import BINARY, READY_TIMEOUT, Node, NodeCrashed, _free_port
+from conftest import READY_TIMEOUT, Node, NodeCrashed, _free_port
 from switchboard_client import (
     Client,
     Received,

@@ -69,7 +69,9 @@ public struct ClusterNode: Sendable {
         self.engine = engine
         self.services = [
             client, subscriber,
-            ClusterMembership(engine: engine, client: client, heartbeatInterval: heartbeatInterval, logger: logger),
+            ClusterMembership(
+                engine: engine, client: client, subscriber: subscriber, heartbeatInterval: heartbeatInterval, logger: logger
+            ),
         ]
     }
 }

@@ -87,6 +87,32 @@ struct NodeOutboxTests {
         }
     }
 
+    @Test func replayPublishesKeptParcelsAgainWithTheirNumbers() async throws {
+        try await withLiveRedis { server, client in
+            let numbers = Collected<UInt64>()
+            let subscriber = RedisSubscriber(
+                configuration: try RedisConnectionConfiguration(url: server.url()), channels: [keys.inbox("n2")]
+            ) { message in
+                if let envelope = try? Envelope(decoding: message.payload) { numbers.append(envelope.sequence) }
+            }
+            let states = subscriber.stateChanges()
+            try await whileRunning(subscriber) {
+                try await awaitState(.connected, in: states)
+                let outbox = NodeOutbox(
+                    redis: client, nodesKey: keys.nodes, eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+                    replayCapacity: 6, channel: keys.inbox
+                )
+                publish(0..<10, with: outbox, failures: Collected<Failure>())
+                _ = try await numbers.wait(for: 10, "the parcels")
+                // Only the last 6 (4...9) are kept: 2 and 3 are gone, 4 and 5 come again.
+                #expect(outbox.replay(to: "n2", from: 2, through: 5) == 2)
+                #expect(try await numbers.wait(for: 12, "the replayed parcels") == Array(0..<10) + [4, 5])
+                #expect(outbox.replay(to: "n2", from: 9, through: .max) == 1)
+                #expect(outbox.replay(to: "n3", from: 0, through: .max) == 0, "nothing was sent to n3")
+            }
+        }
+    }
+
     @Test func aParcelNobodyReceivesFailsAfterTheRetryWindow() async throws {
         try await withLiveRedis { _, client in
             let window = Duration.milliseconds(300)

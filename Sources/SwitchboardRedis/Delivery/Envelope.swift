@@ -14,6 +14,9 @@ struct Envelope: Sendable, Equatable {
         case bounce = 2
         /// `user` connected on the origin node: close their session on the receiving node (4001).
         case replace = 3
+        /// The origin lost envelopes the receiving node sent it: `message` holds the receiving node's
+        /// incarnation and the first and last missing numbers (8 bytes each); publish them again.
+        case replay = 4
     }
 
     var kind: Kind

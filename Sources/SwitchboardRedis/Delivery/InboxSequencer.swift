@@ -6,9 +6,10 @@ import Synchronization
 /// An envelope that found no receiver is published again (``NodeOutbox``), and one published after it
 /// may have arrived first (the inbox's subscriber came back between the two). Envelopes are numbered per
 /// origin run and destination; one that arrives ahead of a missing number waits, until the missing one
-/// arrives or `gapTimeout` passes: the origin gave up on it and told its sender, or it was lost in a
-/// killed subscriber connection's buffer, which nobody can tell the sender (README, cluster failures).
-/// A first envelope from an origin run starts its count; a late one (below the count) is delivered at once.
+/// arrives or `gapTimeout` passes (the origin gave up on it and told its sender). A gap is reported to
+/// `onGap` when it opens, so the origin can publish the missing ones again (they may have been lost in a
+/// killed subscriber connection's buffer, which `PUBLISH` cannot tell). A first envelope from an origin
+/// run starts its count; one below the count is a duplicate (a replay of what arrived) and is dropped.
 final class InboxSequencer: Sendable {
     private struct Origin: Hashable {
         var node: String
@@ -21,6 +22,13 @@ final class InboxSequencer: Sendable {
         var gapTimer: Scheduled<Void>?
     }
 
+    /// Where one origin run's stream stands: the next number expected.
+    struct Position: Sendable, Equatable {
+        var node: String
+        var incarnation: UInt64
+        var expected: UInt64
+    }
+
     private let gapTimeout: TimeAmount
     private let streams = Mutex<[Origin: Stream]>([:])
 
@@ -28,17 +36,32 @@ final class InboxSequencer: Sendable {
         self.gapTimeout = TimeAmount(gapTimeout)
     }
 
+    /// Where every origin run's stream stands (after the inbox reconnected, the missing tails are asked for).
+    var positions: [Position] {
+        streams.withLock { streams in
+            streams.map { Position(node: $0.key.node, incarnation: $0.key.incarnation, expected: $0.value.expected) }
+        }
+    }
+
     /// Hands `envelope`, and any waiting envelopes it releases, to `deliver` in order. Call on the one
-    /// event loop that reads the inbox (`deliver` is also called there when a gap times out).
-    func accept(_ envelope: Envelope, on eventLoop: any EventLoop, deliver: @escaping @Sendable (Envelope) -> Void) {
+    /// event loop that reads the inbox (`deliver` is also called there when a gap times out). `onGap` is
+    /// told when envelopes `position.expected...through` are found missing.
+    func accept(
+        _ envelope: Envelope,
+        on eventLoop: any EventLoop,
+        onGap: (_ position: Position, _ through: UInt64) -> Void = { _, _ in },
+        deliver: @escaping @Sendable (Envelope) -> Void
+    ) {
         let origin = Origin(node: envelope.origin, incarnation: envelope.incarnation)
+        var gap: (Position, UInt64)?
         let ready = streams.withLock { streams -> [Envelope] in
             var stream = streams[origin] ?? Stream(expected: envelope.sequence)
             defer { streams[origin] = stream }
-            if envelope.sequence < stream.expected { return [envelope] }
+            if envelope.sequence < stream.expected { return [] }
             if envelope.sequence > stream.expected {
                 stream.waiting[envelope.sequence] = envelope
                 if stream.gapTimer == nil {
+                    gap = (Position(node: origin.node, incarnation: origin.incarnation, expected: stream.expected), envelope.sequence - 1)
                     stream.gapTimer = eventLoop.scheduleTask(in: gapTimeout) { [self] in
                         for waiting in skipGap(of: origin) { deliver(waiting) }
                     }
@@ -57,6 +80,7 @@ final class InboxSequencer: Sendable {
             }
             return ready
         }
+        if let (position, through) = gap { onGap(position, through) }
         for envelope in ready { deliver(envelope) }
     }
 

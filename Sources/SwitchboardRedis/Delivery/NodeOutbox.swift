@@ -12,6 +12,10 @@ import Synchronization
 /// `retryWindow` has passed since the first failure, or the node is no longer alive in `webrtc:nodes`;
 /// then each one's `onFailure` runs (the sender looks the recipient up again, or is told).
 /// A command error (Redis unreachable) fails the envelope at once.
+///
+/// A `PUBLISH` that reached the subscriber's socket buffer can still be lost with that connection; the
+/// receiver sees the gap in the numbers and asks for it again (``replay(to:from:through:)``): the last
+/// `replayCapacity` parcels per destination are kept for that.
 final class NodeOutbox: Sendable {
     /// One envelope on its way, and what to do if it cannot be delivered.
     struct Parcel: Sendable {
@@ -30,6 +34,11 @@ final class NodeOutbox: Sendable {
         var retryScheduled = false
     }
 
+    /// The last parcels published to one node, oldest first, for ``replay(to:from:through:)``.
+    private struct Recent {
+        var parcels = Deque<Parcel>()
+    }
+
     private let redis: any RedisCommandSender
     private let channel: @Sendable (String) -> String
     private let nodesKey: String
@@ -41,6 +50,8 @@ final class NodeOutbox: Sendable {
     private let ticks = Mutex<[ObjectIdentifier: [(node: String, parcel: Parcel)]]>([:])
     /// The next sequence number per destination node.
     private let sequences = Mutex<[String: UInt64]>([:])
+    private let recent = Mutex<[String: Recent]>([:])
+    private let replayCapacity: Int
 
     /// - Parameters:
     ///   - channel: the inbox channel of a node id.
@@ -52,8 +63,10 @@ final class NodeOutbox: Sendable {
         eventLoop: any EventLoop,
         retryInterval: Duration = .milliseconds(100),
         retryWindow: Duration = .seconds(2),
+        replayCapacity: Int = 4096,
         channel: @escaping @Sendable (String) -> String
     ) {
+        self.replayCapacity = replayCapacity
         self.redis = redis
         self.eventLoop = eventLoop
         self.retryInterval = TimeAmount(retryInterval)
@@ -99,6 +112,7 @@ final class NodeOutbox: Sendable {
                     return sequences[node, default: 0]
                 }
                 parcel.payload.setInteger(parcel.sequence, at: parcel.payload.readerIndex + Envelope.sequenceOffset)
+                remember(parcel, for: node)
                 if destinations[node] != nil {
                     destinations[node]!.held.append(parcel)
                 } else {
@@ -113,6 +127,33 @@ final class NodeOutbox: Sendable {
         for (node, parcel, future) in sent {
             future.whenComplete { self.settle(parcel, to: node, result: $0) }
         }
+    }
+
+    private func remember(_ parcel: Parcel, for node: String) {
+        recent.withLock { recent in
+            recent[node, default: Recent()].parcels.append(parcel)
+            if recent[node]!.parcels.count > replayCapacity { recent[node]!.parcels.removeFirst() }
+        }
+    }
+
+    /// Publishes again, with their numbers, the parcels `first...last` to `node` that are still kept
+    /// (the receiver lost them); returns how many. Parcels held for a retry are left to it.
+    @discardableResult
+    func replay(to node: String, from first: UInt64, through last: UInt64) -> Int {
+        guard first <= last else { return 0 }
+        let sent = destinations.withLock { destinations -> [(Parcel, EventLoopFuture<RESPValue>)] in
+            let held = Set(destinations[node]?.held.map(\.sequence) ?? [])
+            let lost = recent.withLock { recent in
+                (recent[node]?.parcels ?? []).filter { (first...last).contains($0.sequence) && !held.contains($0.sequence) }
+            }
+            guard !lost.isEmpty else { return [] }
+            let commands: [[RESPArgument]] = lost.map { ["PUBLISH", RESPArgument(channel(node)), RESPArgument($0.payload)] }
+            return Array(zip(lost, redis.send(batch: commands)))
+        }
+        for (parcel, future) in sent {
+            future.whenComplete { self.settle(parcel, to: node, result: $0) }
+        }
+        return sent.count
     }
 
     private func settle(_ parcel: Parcel, to node: String, result: Result<RESPValue, any Error>) {

@@ -112,7 +112,26 @@ extension ClusterSwitchboard {
         guard !isBroadcast, let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
             return handle(envelope, isBroadcast: isBroadcast)
         }
-        sequencer.accept(envelope, on: loop) { [self] in handle($0, isBroadcast: false) }
+        sequencer.accept(
+            envelope, on: loop,
+            onGap: { position, through in askForReplay(position, through: through) },
+            deliver: { [self] in handle($0, isBroadcast: false) }
+        )
+    }
+
+    /// Asks the origin of a stream to publish `position.expected...through` again.
+    func askForReplay(_ position: InboxSequencer.Position, through last: UInt64) {
+        var range = ByteBuffer()
+        range.writeInteger(position.incarnation)
+        range.writeInteger(position.expected)
+        range.writeInteger(last)
+        let request = Envelope(kind: .replay, origin: nodeId, user: "", message: range, incarnation: incarnation)
+        outbox.publish(request.encoded(), to: position.node) { _ in }  // the origin is gone: nothing to replay
+    }
+
+    /// The inbox's subscriber connected again: what was in flight to it may be lost, gap or not.
+    public func inboxReconnected() {
+        for position in sequencer.positions { askForReplay(position, through: .max) }
     }
 
     private func handle(_ envelope: Envelope, isBroadcast: Bool) {
@@ -121,6 +140,12 @@ extension ClusterSwitchboard {
             deliverFromInbox(envelope, bounces: !isBroadcast)
         case .bounce:
             redeliver(envelope)
+        case .replay:
+            var range = envelope.message
+            guard let incarnation = range.readInteger(as: UInt64.self), incarnation == self.incarnation,
+                let first = range.readInteger(as: UInt64.self), let last = range.readInteger(as: UInt64.self)
+            else { return }  // asked of an earlier run of this node: nothing kept
+            outbox.replay(to: envelope.origin, from: first, through: last)
         case .replace:
             let replaced = state.withLock { state -> Session? in
                 guard let session = state.sessions.removeValue(forKey: envelope.user) else { return nil }

@@ -5,18 +5,27 @@ import SwitchboardCore
 
 /// This node's membership of the cluster, as a `Service`: after every (re)connect to Redis it reaps what
 /// an earlier run of the node left, registers its users again; every heartbeat interval it records its
-/// heartbeat in `webrtc:nodes` and reaps nodes silent for three intervals. On graceful shutdown it takes
+/// heartbeat in `webrtc:nodes` and reaps nodes silent for three intervals; after the subscriber
+/// reconnects, it asks the other nodes to publish again what the old connection may have lost. On graceful shutdown it takes
 /// its users out of presence and marks itself dead, so that the others' reapers end the calls of users
 /// who do not come back.
 public final class ClusterMembership: Service {
     private let engine: ClusterSwitchboard
     private let client: RedisClient
+    private let subscriber: RedisSubscriber
     private let heartbeatInterval: Duration
     private let logger: Logger
 
-    public init(engine: ClusterSwitchboard, client: RedisClient, heartbeatInterval: Duration, logger: Logger) {
+    public init(
+        engine: ClusterSwitchboard,
+        client: RedisClient,
+        subscriber: RedisSubscriber,
+        heartbeatInterval: Duration,
+        logger: Logger
+    ) {
         self.engine = engine
         self.client = client
+        self.subscriber = subscriber
         self.heartbeatInterval = heartbeatInterval
         self.logger = logger
     }
@@ -28,6 +37,14 @@ public final class ClusterMembership: Service {
                     var isFirst = true
                     for await state in self.client.stateChanges() where state == .connected {
                         await self.joined(isFirst: isFirst)
+                        isFirst = false
+                    }
+                }
+                group.addTask {
+                    // After a resubscribe, ask every node for what may have been lost in the old connection.
+                    var isFirst = true
+                    for await state in self.subscriber.stateChanges() where state == .connected {
+                        if !isFirst { self.engine.inboxReconnected() }
                         isFirst = false
                     }
                 }

@@ -1,0 +1,74 @@
+import NIOCore
+import NIOEmbedded
+import Synchronization
+import Testing
+
+@testable import SwitchboardRedis
+
+@Suite struct InboxSequencerTests {
+    /// What the sequencer handed on, and the gaps it reported.
+    final class Outcome: Sendable {
+        let delivered = Mutex<[UInt64]>([])
+        let gaps = Mutex<[ClosedRange<UInt64>]>([])
+    }
+
+    private func envelope(_ sequence: UInt64, origin: String = "n1", incarnation: UInt64 = 7) -> Envelope {
+        Envelope(kind: .deliver, origin: origin, user: "bob", incarnation: incarnation, sequence: sequence)
+    }
+
+    private func feed(_ sequences: [UInt64], to sequencer: InboxSequencer, on loop: EmbeddedEventLoop, _ outcome: Outcome) {
+        for sequence in sequences {
+            sequencer.accept(
+                envelope(sequence), on: loop,
+                onGap: { position, through in outcome.gaps.withLock { $0.append(position.expected...through) } },
+                deliver: { envelope in outcome.delivered.withLock { $0.append(envelope.sequence) } }
+            )
+        }
+    }
+
+    @Test func deliversInOrderAndHoldsWhatArrivesAheadOfAGap() {
+        let loop = EmbeddedEventLoop()
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2))
+        let outcome = Outcome()
+        feed([0, 1, 3, 4], to: sequencer, on: loop, outcome)
+        #expect(outcome.delivered.withLock { $0 } == [0, 1])
+        #expect(outcome.gaps.withLock { $0 } == [2...2], "the gap is reported once, when it opens")
+        feed([2], to: sequencer, on: loop, outcome)
+        #expect(outcome.delivered.withLock { $0 } == [0, 1, 2, 3, 4])
+        #expect(sequencer.positions.map(\.expected) == [5])
+    }
+
+    @Test func dropsDuplicatesOfWhatArrived() {
+        let loop = EmbeddedEventLoop()
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2))
+        let outcome = Outcome()
+        feed([0, 1, 2, 1, 0, 3], to: sequencer, on: loop, outcome)
+        #expect(outcome.delivered.withLock { $0 } == [0, 1, 2, 3])
+    }
+
+    @Test func givesUpOnAGapAfterTheTimeout() {
+        let loop = EmbeddedEventLoop()
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2))
+        let outcome = Outcome()
+        feed([5, 8, 9], to: sequencer, on: loop, outcome)
+        #expect(outcome.delivered.withLock { $0 } == [5])
+        loop.advanceTime(by: .milliseconds(1999))
+        #expect(outcome.delivered.withLock { $0 } == [5])
+        loop.advanceTime(by: .milliseconds(1))
+        #expect(outcome.delivered.withLock { $0 } == [5, 8, 9])
+        feed([6, 10], to: sequencer, on: loop, outcome)
+        #expect(outcome.delivered.withLock { $0 } == [5, 8, 9, 10], "a number given up on is not delivered late")
+    }
+
+    @Test func eachOriginRunHasItsOwnCount() {
+        let loop = EmbeddedEventLoop()
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2))
+        let delivered = Mutex<[String]>([])
+        for (origin, incarnation, sequence) in [("n1", 1, 0), ("n2", 1, 40), ("n1", 2, 0), ("n1", 1, 1)] as [(String, UInt64, UInt64)] {
+            sequencer.accept(envelope(sequence, origin: origin, incarnation: incarnation), on: loop) { envelope in
+                delivered.withLock { $0.append("\(envelope.origin)/\(envelope.incarnation)/\(envelope.sequence)") }
+            }
+        }
+        #expect(delivered.withLock { $0 } == ["n1/1/0", "n2/1/40", "n1/2/0", "n1/1/1"])
+    }
+}

@@ -172,7 +172,6 @@ import Testing
         ("server.port", "80a", "not an integer"),
         ("server.host", "", "not a host"),
         ("server.node_id", "node a", "not a node id"),
-        ("database.url", "mysql://x", "not a database URL"),
         ("redis.port", "0", "out of range"),
         ("redis.db", "x", "not an integer"),
         ("redis.channels.webrtc_signals", "", "must not be empty"),
@@ -222,6 +221,10 @@ import Testing
         let error = try #require(loadError(overrides: ["redis.url": "http://:hunter2@cache:6379"]))
         #expect(error.key == "redis.url")
         #expect(!error.description.contains("hunter2"))
+        let database = try #require(loadError(overrides: ["database.url": "mysql://root:hunter2@db/calls"]))
+        #expect(database.key == "database.url")
+        #expect(!database.description.contains("hunter2"))
+        #expect(database.description.contains("not a database URL"))
     }
 
     // MARK: Unknown keys and file shape

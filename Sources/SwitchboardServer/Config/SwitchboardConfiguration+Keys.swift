@@ -20,7 +20,7 @@ extension SwitchboardConfiguration {
         ConfigurationKey(
             "database.url", \.database.url, default: .value("sqlite:switchboard.sqlite"),
             .url(prefixes: ["sqlite:", "postgres://", "postgresql://"], kind: "a database URL", example: "sqlite:PATH or postgres://user:pass@host/db"),
-            "Where call records are kept: `sqlite:PATH` or `postgres://…`."),
+            "Where call records are kept: `sqlite:PATH` or `postgres://…`.", secret: true),
         ConfigurationKey(
             "redis.url", \.redis.url, default: .none,
             ConfigurationValueParser.url(prefixes: ["redis://", "rediss://"], kind: "a Redis URL", example: "redis://host:6379").optional,

@@ -41,4 +41,21 @@ import Testing
         bytes.moveWriterIndex(to: bytes.writerIndex - 4)
         #expect(throws: EnvelopeError.self) { try Envelope(decoding: bytes) }
     }
+
+    @Test func aBundleCarriesSeveralEnvelopesInOrder() throws {
+        let envelopes = (0..<3).map { index in
+            Envelope(kind: .deliver, origin: "n1", user: "bob", message: ByteBuffer(string: "m\(index)"), sequence: UInt64(index))
+        }
+        let parts = try #require(EnvelopeBundle.split(EnvelopeBundle.encode(envelopes.map { $0.encoded() })))
+        #expect(try parts.map { try Envelope(decoding: $0) } == envelopes)
+        // A single envelope is published as it is, and splits into itself.
+        let single = envelopes[0].encoded()
+        #expect(EnvelopeBundle.split(single) == [single])
+    }
+
+    @Test func aTruncatedBundleIsRejected() {
+        var bundle = EnvelopeBundle.encode([Envelope(kind: .replace, origin: "n1", user: "bob").encoded()])
+        bundle.moveWriterIndex(to: bundle.writerIndex - 1)
+        #expect(EnvelopeBundle.split(bundle) == nil)
+    }
 }

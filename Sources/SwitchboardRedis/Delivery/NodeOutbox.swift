@@ -99,12 +99,13 @@ final class NodeOutbox: Sendable {
         }
     }
 
-    /// Numbers and sends parcels (or holds those for a node whose inbox is away), in order.
+    /// Numbers and sends parcels (or holds those for a node whose inbox is away), in order: one
+    /// `PUBLISH` per destination, of an ``EnvelopeBundle`` when there are several.
     private func send(_ batch: [(node: String, parcel: Parcel)]) {
         // Numbered and sent under the lock: the connection's command order is then the order of parcels.
-        let sent = destinations.withLock { destinations -> [(String, Parcel, EventLoopFuture<RESPValue>)] in
-            var commands: [[RESPArgument]] = []
-            var outgoing: [(String, Parcel)] = []
+        let sent = destinations.withLock { destinations -> [(String, [Parcel], EventLoopFuture<RESPValue>)] in
+            var outgoing: [String: [Parcel]] = [:]
+            var nodes: [String] = []
             for (node, parcel) in batch {
                 var parcel = parcel
                 parcel.sequence = sequences.withLock { sequences in
@@ -116,16 +117,23 @@ final class NodeOutbox: Sendable {
                 if destinations[node] != nil {
                     destinations[node]!.held.append(parcel)
                 } else {
-                    commands.append(["PUBLISH", RESPArgument(channel(node)), RESPArgument(parcel.payload)])
-                    outgoing.append((node, parcel))
+                    if outgoing[node] == nil { nodes.append(node) }
+                    outgoing[node, default: []].append(parcel)
                 }
             }
-            guard !commands.isEmpty else { return [] }
+            guard !nodes.isEmpty else { return [] }
+            let commands: [[RESPArgument]] = nodes.map { node in
+                let parcels = outgoing[node]!
+                let payload = parcels.count == 1 ? parcels[0].payload : EnvelopeBundle.encode(parcels.map(\.payload))
+                return ["PUBLISH", RESPArgument(channel(node)), RESPArgument(payload)]
+            }
             let futures = commands.count == 1 ? [redis.send(commands[0])] : redis.send(batch: commands)
-            return zip(outgoing, futures).map { ($0.0, $0.1, $1) }
+            return zip(nodes, futures).map { ($0, outgoing[$0]!, $1) }
         }
-        for (node, parcel, future) in sent {
-            future.whenComplete { self.settle(parcel, to: node, result: $0) }
+        for (node, parcels, future) in sent {
+            future.whenComplete { result in
+                for parcel in parcels { self.settle(parcel, to: node, result: result) }
+            }
         }
     }
 

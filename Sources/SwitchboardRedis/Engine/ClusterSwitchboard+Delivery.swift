@@ -103,6 +103,13 @@ extension ClusterSwitchboard {
     /// Handles one envelope from this node's inbox or, with `isBroadcast`, from the channel every node
     /// reads (where a recipient who is not here is someone else's). The subscriber calls it in order.
     public func receiveEnvelope(_ payload: ByteBuffer, isBroadcast: Bool = false) {
+        guard let envelopes = EnvelopeBundle.split(payload) else {
+            return logger.warning("dropped a malformed cluster envelope bundle")
+        }
+        for envelope in envelopes { receive(envelope, isBroadcast: isBroadcast) }
+    }
+
+    private func receive(_ payload: ByteBuffer, isBroadcast: Bool) {
         let envelope: Envelope
         do {
             envelope = try Envelope(decoding: payload)

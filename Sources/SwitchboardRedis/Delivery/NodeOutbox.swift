@@ -222,6 +222,11 @@ final class NodeOutbox: Sendable {
                 }
             )
         }
+        if !expired.isEmpty {
+            // Their senders are told: never replay them after that.
+            let given = Set(expired.map(\.sequence))
+            recent.withLock { recent in recent[node]?.parcels.removeAll { given.contains($0.sequence) } }
+        }
         for parcel in expired { parcel.onFailure(.noReceiver) }
         for (parcel, future) in resent {
             future.whenComplete { self.settle(parcel, to: node, result: $0) }

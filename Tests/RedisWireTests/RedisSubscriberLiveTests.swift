@@ -83,7 +83,11 @@ struct RedisSubscriberLiveTests {
             try await awaitState(.disconnected, in: states)
             try await awaitState(.connected, in: states)
             let elapsed = clock.now - killed
-            #expect(elapsed < .seconds(1), "resubscribed after \(elapsed)")
+            // "Within 1 s" rests on the first reconnect coming 50 ms after the drop; the elapsed time is
+            // only checked as liveness: seen 0.05-0.15 s alone, and 1.04 s once in a full parallel test run
+            // on a loaded 2-core machine.
+            #expect(RedisReconnectPolicy().delay(attempt: 0, random: 0) <= .milliseconds(50))
+            #expect(elapsed < .seconds(3), "resubscribed after \(elapsed)")
 
             #expect(try await admin.execute("PUBLISH", "webrtc:signals", "after kill") == .integer(1))
             let message = try await withTimeout(.seconds(5), "the message after the kill") {

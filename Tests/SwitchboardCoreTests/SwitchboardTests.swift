@@ -1253,8 +1253,11 @@ extension Harness {
     }
 
     @Test func errorReasonsAreTheProtocols() {
+        // PROTOCOL.md §4's list, plus `unavailable`: the cluster issue gives a message or signal that needs
+        // another node `unavailable` while Redis cannot carry it (as `call-failed` does for an invite).
         #expect(ErrorReason.allCases.map(\.rawValue) == [
             "invalid-message", "invalid-signal", "unknown-signal", "no-call", "offline", "unsupported", "rate-limited",
+            "unavailable",
         ])
     }
 

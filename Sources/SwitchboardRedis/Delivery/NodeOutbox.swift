@@ -15,7 +15,7 @@ import Synchronization
 ///
 /// A `PUBLISH` that reached the subscriber's socket buffer can still be lost with that connection; the
 /// receiver sees the gap in the numbers and asks for it again (``replay(to:from:through:)``): the last
-/// `replayCapacity` parcels per destination are kept for that.
+/// `replayCapacity` parcels per destination that Redis counted as received are kept for that.
 final class NodeOutbox: Sendable {
     /// One envelope on its way, and what to do if it cannot be delivered.
     struct Parcel: Sendable {
@@ -113,7 +113,6 @@ final class NodeOutbox: Sendable {
                     return sequences[node, default: 0]
                 }
                 parcel.payload.setInteger(parcel.sequence, at: parcel.payload.readerIndex + Envelope.sequenceOffset)
-                remember(parcel, for: node)
                 if destinations[node] != nil {
                     destinations[node]!.held.append(parcel)
                 } else {
@@ -167,7 +166,9 @@ final class NodeOutbox: Sendable {
     private func settle(_ parcel: Parcel, to node: String, result: Result<RESPValue, any Error>) {
         switch result {
         case .success(let reply) where (reply.integer ?? 0) > 0:
-            return
+            // Received, as far as Redis knows: kept for a replay. A parcel that failed never is (its
+            // sender was told).
+            remember(parcel, for: node)
         case .success:
             var parcel = parcel
             parcel.firstMissed = parcel.firstMissed ?? NIODeadline.now().uptimeNanoseconds
@@ -221,11 +222,6 @@ final class NodeOutbox: Sendable {
                     return (parcel, redis.send(["PUBLISH", RESPArgument(channel(node)), RESPArgument(parcel.payload)]))
                 }
             )
-        }
-        if !expired.isEmpty {
-            // Their senders are told: never replay them after that.
-            let given = Set(expired.map(\.sequence))
-            recent.withLock { recent in recent[node]?.parcels.removeAll { given.contains($0.sequence) } }
         }
         for parcel in expired { parcel.onFailure(.noReceiver) }
         for (parcel, future) in resent {

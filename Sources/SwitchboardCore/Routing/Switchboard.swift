@@ -159,10 +159,7 @@ public final class Switchboard: SignalingEngine {
             (transition, recipient) = result
         }
 
-        var signal = signal
-        signal.stamp(sender: session.identity, callId: transition.call.id)
-        var relayed = message
-        relayed.content = signal.serialized()
+        let relayed = signal.relayed(in: message, from: session.identity, callId: transition.call.id)
         if let recipient {
             relay(relayed, to: recipient)
         } else if case .relayed = transition {
@@ -225,10 +222,7 @@ public final class Switchboard: SignalingEngine {
                           reason: reason.rawValue, connection: session.connection)
             )
         case .ringing(let calleeSession):
-            var signal = signal
-            signal.stamp(sender: session.identity, callId: callId)
-            var relayed = message
-            relayed.content = signal.serialized()
+            let relayed = signal.relayed(in: message, from: session.identity, callId: callId)
             relay(relayed, to: calleeSession)
             reply(session, .callRinging(callId: callId, to: callee), now: now)
         }

@@ -1,3 +1,5 @@
+import SwitchboardProto
+
 /// A parsed WebRTC signal: the typed fields the server acts on, and the whole JSON object, which is relayed
 /// with unknown fields preserved.
 public struct Signal: Sendable {
@@ -98,6 +100,15 @@ public struct Signal: Sendable {
 
     /// The stamped JSON text to relay.
     public func serialized() -> String { JSONValue.object(body).serialized() }
+
+    /// `message` carrying this signal stamped as sent by `sender` in call `callId`: what is relayed.
+    public func relayed(in message: ChatMessage, from sender: UserIdentity, callId: String) -> ChatMessage {
+        var signal = self
+        signal.stamp(sender: sender, callId: callId)
+        var relayed = message
+        relayed.content = signal.serialized()
+        return relayed
+    }
 }
 
 /// Why a signal was refused before it reached the call logic.

@@ -103,10 +103,7 @@ extension ClusterSwitchboard {
             log(.invite, call, session)
             log(.ringing, call, session)
         }
-        var signal = signal
-        signal.stamp(sender: session.identity, callId: call.id)
-        var relayed = message
-        relayed.content = signal.serialized()
+        let relayed = signal.relayed(in: message, from: session.identity, callId: call.id)
         _ = forward(relayed, to: call.callee, node: calleeNode, effect: .update(call), notify: nil)
         reply(session, .callRinging(callId: call.id, to: call.callee))
     }
@@ -211,10 +208,7 @@ extension ClusterSwitchboard {
                 return .none
             }
         }
-        var signal = signal
-        signal.stamp(sender: session.identity, callId: transition.call.id)
-        var relayed = message
-        relayed.content = signal.serialized()
+        let relayed = signal.relayed(in: message, from: session.identity, callId: transition.call.id)
         _ = forward(relayed, to: message.to, node: peerNode, effect: effect, notify: nil)
     }
 
@@ -262,10 +256,7 @@ extension ClusterSwitchboard {
         node: String?,
         resume: @escaping @Sendable () -> Void
     ) -> Bool {
-        var signal = signal
-        signal.stamp(sender: session.identity, callId: call.id)
-        var relayed = message
-        relayed.content = signal.serialized()
+        let relayed = signal.relayed(in: message, from: session.identity, callId: call.id)
         return forward(relayed, to: message.to, node: node, effect: .none, notify: session, resume: resume)
     }
 }

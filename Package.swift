@@ -56,6 +56,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // glibc's <malloc.h> (mallopt), which the Glibc module leaves out; only SwitchboardServer imports it.
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         // hiredis 0.14 (Debian libhiredis-dev) as a Swift module; only RedisWire imports it.
         .systemLibrary(
             name: "CHiredis",
@@ -99,6 +101,7 @@ let package = Package(
         .target(
             name: "SwitchboardServer",
             dependencies: [
+                "CMalloc",
                 "SwitchboardCore",
                 "SwitchboardProto",
                 "SwitchboardStorage",

@@ -44,6 +44,7 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw ValidationError("invalid configuration: \(error)")
         }
+        returnLargeBuffersToTheSystem()
         bootstrapLogging(level: configuration.log.level)
         let metrics = bootstrapMetrics()
         let logger = Logger(label: "switchboard")

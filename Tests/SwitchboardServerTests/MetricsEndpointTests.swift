@@ -26,6 +26,7 @@ import Testing
         let gate = WebSocketGate(
             authenticator: JWTAuthenticator(secret: "metrics-test-secret-0123456789abcdef"),
             maxConnections: 10,
+            upgradesPerSecond: 10,
             echoRoute: false
         )
         nodeMetrics = NodeMetrics(metrics: metrics, switchboard: board, gate: gate)

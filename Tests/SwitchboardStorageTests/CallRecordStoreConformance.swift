@@ -23,6 +23,7 @@ enum CallRecordStoreConformance {
         case insertThenReadBackNilOptionals
         case unknownCallIdIsNil
         case upsertKeepsCreatedAtAndUpdatesTheRest
+        case upsertNeverChangesParties
         case recordsInvolvingFindsBothSides
         case recordsInvolvingNewestFirst
         case recordsInvolvingTieBreaksByInsertionOrder
@@ -43,6 +44,7 @@ enum CallRecordStoreConformance {
             case .insertThenReadBackNilOptionals: try await CallRecordStoreConformance.insertThenReadBackNilOptionals(store, ids)
             case .unknownCallIdIsNil: try await CallRecordStoreConformance.unknownCallIdIsNil(store, ids)
             case .upsertKeepsCreatedAtAndUpdatesTheRest: try await CallRecordStoreConformance.upsert(store, ids)
+            case .upsertNeverChangesParties: try await CallRecordStoreConformance.partiesNeverChange(store, ids)
             case .recordsInvolvingFindsBothSides: try await CallRecordStoreConformance.findsBothSides(store, ids)
             case .recordsInvolvingNewestFirst: try await CallRecordStoreConformance.newestFirst(store, ids)
             case .recordsInvolvingTieBreaksByInsertionOrder: try await CallRecordStoreConformance.tieBreak(store, ids)
@@ -159,6 +161,26 @@ enum CallRecordStoreConformance {
     static func unknownCallIdIsNil(_ store: any CallRecordStore, _ ids: IDs) async throws {
         try await store.save(invite(ids, "known"))
         #expect(try await store.record(callId: ids.call("unknown")) == nil)
+    }
+
+    /// A snapshot with the same call id but other parties (a client reusing someone else's id) changes nothing.
+    static func partiesNeverChange(_ store: any CallRecordStore, _ ids: IDs) async throws {
+        let original = fullRecord(ids, "taken")
+        try await store.save(original)
+        var hijack = invite(ids, "taken", caller: "mallory", callee: "carol", createdAt: base + 5_000)
+        hijack.status = .failed
+        hijack.endReason = "overwritten"
+        try await store.save(hijack)
+        var halfHijack = original
+        halfHijack.calleeId = ids.user("carol")
+        halfHijack.status = .failed
+        try await store.save(halfHijack)
+
+        let read = try #require(try await store.record(callId: original.callId))
+        #expect(read == original, "the row is as its own parties left it")
+        #expect(try await store.records(involving: ids.user("mallory"), limit: 10).isEmpty)
+        #expect(try await store.records(involving: ids.user("carol"), limit: 10).isEmpty)
+        #expect(try await store.records(involving: original.calleeId, limit: 10).count == 1, "the victim keeps the call")
     }
 
     static func upsert(_ store: any CallRecordStore, _ ids: IDs) async throws {

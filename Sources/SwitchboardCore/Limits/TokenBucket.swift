@@ -1,17 +1,23 @@
-/// A token bucket: `capacity` tokens, refilled at `capacity` per `period`. Not thread-safe: one owner.
+/// A token bucket: holds up to `burst` tokens, refilled at a sustained rate. Not thread-safe: one owner.
 public struct TokenBucket: Sendable {
     private let capacity: Double
     private let refillPerNanosecond: Double
     private var tokens: Double
     private var last: UInt64
 
-    /// A bucket of `capacity` tokens per `period`, full at `now` (monotonic nanoseconds).
+    /// A bucket of `capacity` tokens refilled at `capacity` per `period`, full at `now` (monotonic ns).
     public init(capacity: Int, per period: Duration, now: UInt64) {
-        self.capacity = Double(capacity)
+        self.init(rate: capacity, per: period, burst: capacity, now: now)
+    }
+
+    /// A bucket refilled at `rate` tokens per `period` that holds at most `burst` tokens, full at `now`
+    /// (monotonic nanoseconds): `burst` back-to-back takes pass, then `rate` per `period`.
+    public init(rate: Int, per period: Duration, burst: Int, now: UInt64) {
+        self.capacity = Double(max(burst, 1))
         let (seconds, attoseconds) = period.components
         let nanoseconds = Double(seconds) * 1e9 + Double(attoseconds) / 1e9
-        self.refillPerNanosecond = Double(capacity) / max(nanoseconds, 1)
-        self.tokens = Double(capacity)
+        self.refillPerNanosecond = Double(rate) / max(nanoseconds, 1)
+        self.tokens = capacity
         self.last = now
     }
 

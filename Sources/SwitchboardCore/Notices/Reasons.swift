@@ -24,7 +24,7 @@ public enum CallFailureReason: String, Sendable, CaseIterable {
         switch self {
         case .offline: "用户离线"
         case .busy: "user is in another call"
-        case .forbidden: "you cannot call yourself"
+        case .forbidden: "this call is not allowed"
         case .rateLimited: "too many call invites; try again later"
         case .unavailable: "the cluster backend is unreachable; try again"
         }

@@ -4,8 +4,9 @@
 public protocol CallRecordStore: Sendable {
     /// Creates or migrates the schema. Called once at start-up, before any other method.
     func migrate() async throws
-    /// Inserts the record, or updates the row with the same `callId` (an upsert keeping its `id` and
-    /// `created_at`): the latest snapshot wins.
+    /// Inserts the record, or updates the row with the same `callId` (an upsert keeping its `id`,
+    /// `created_at` and parties): the latest snapshot wins. A snapshot whose caller or callee differs
+    /// from the row's changes nothing: a record's parties never change.
     func save(_ record: CallRecord) async throws
     /// The record of one call, if any.
     func record(callId: String) async throws -> CallRecord?

@@ -210,7 +210,8 @@ public final class Switchboard: SignalingEngine {
         case .replaced:
             return
         case .duplicate:
-            reply(session, .error(.invalidSignal, message: "callId \(callId) is already in use"), now: now)
+            // The same answer as for an id that names an ended call's record: a stranger learns nothing.
+            reply(session, .callFailed(callId: callId, to: callee, reason: .forbidden), now: now)
         case .failed(let reason, let recordId):
             reply(session, .callFailed(callId: signal.callId, to: callee, reason: reason), now: now)
             if reason == .offline || reason == .busy {

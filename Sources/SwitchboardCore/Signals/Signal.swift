@@ -14,6 +14,15 @@ public struct Signal: Sendable {
 
     /// Longest accepted `callId`.
     public static let maxCallIDLength = 128
+    /// Longest accepted `reason` of a hangup or reject (PROTOCOL.md §8): it is stored and logged.
+    public static let maxReasonLength = 64
+
+    /// Whether `reason` is 1-64 characters of `[a-z0-9-]`.
+    static func isValidReason(_ reason: String) -> Bool {
+        let utf8 = reason.utf8
+        return (1...maxReasonLength).contains(utf8.count)
+            && utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D }
+    }
 
     /// Parses and validates a signal's `content`.
     public init(content: String) throws(SignalError) {
@@ -62,6 +71,11 @@ public struct Signal: Sendable {
 
         if let reason = body["reason"], !reason.isString, reason != .null {
             throw SignalError(.invalidSignal, "\"reason\" must be a string")
+        }
+        if type == .callHangup || type == .callReject, case .string(let reason)? = body["reason"],
+            !Self.isValidReason(reason)
+        {
+            throw SignalError(.invalidSignal, "\"reason\" must be 1-\(Self.maxReasonLength) characters of a-z, 0-9 and -")
         }
         try Self.validatePayload(of: type, in: body)
     }

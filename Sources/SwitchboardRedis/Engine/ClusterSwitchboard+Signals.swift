@@ -60,7 +60,8 @@ extension ClusterSwitchboard {
                 case "busy":
                     failed(call, signal: signal, reason: .busy, session: session, liveCallId: reply.detail == "live")
                 default:
-                    self.reply(session, .error(.invalidSignal, message: "callId \(call.id) is already in use"))
+                    // The same answer as for an id that names an ended call's record: a stranger learns nothing.
+                    self.reply(session, .callFailed(callId: call.id, to: call.callee, reason: .forbidden))
                 }
             case .failure:
                 inviteWithoutRedis(call, signal: signal, message: message, session: session)
@@ -88,7 +89,7 @@ extension ClusterSwitchboard {
         case .failure(.forbidden)?:
             failed(call, signal: signal, reason: .forbidden, session: session, liveCallId: false)
         case .failure(.duplicateCallID)?:
-            reply(session, .error(.invalidSignal, message: "callId \(call.id) is already in use"))
+            reply(session, .callFailed(callId: call.id, to: call.callee, reason: .forbidden))
         }
     }
 

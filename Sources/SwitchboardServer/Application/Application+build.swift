@@ -66,16 +66,21 @@ public func buildApplication(
     let gate = WebSocketGate(
         authenticator: authenticator,
         maxConnections: configuration.websocket.maxConnections,
+        upgradesPerSecond: configuration.limits.upgradesPerSecond,
         echoRoute: configuration.testing.echoRoute
     )
     let webSocketSettings = WebSocketSettings(
         maxMessageBytes: configuration.websocket.maxMessageBytes,
         readTimeout: configuration.websocket.readTimeout,
         writeTimeout: configuration.websocket.writeTimeout,
+        maxPendingBytes: configuration.websocket.maxPendingBytes,
         pingInterval: configuration.websocket.pingInterval,
         pongTimeout: configuration.websocket.pongTimeout
     )
-    let messagesPerSecond = configuration.limits.messagesPerSecond
+    let budgets = UserBudgets(messagesPerSecond: configuration.limits.messagesPerSecond, burst: configuration.limits.messagesBurst)
+    let isCallIDTaken: SignalingHandler.CallIDCheck = { callId in
+        await recordWriter.isTaken(callId: callId)
+    }
 
     let router = Router()
     router.addSwitchboardRoutes(
@@ -87,14 +92,16 @@ public func buildApplication(
         )
     )
     let server = HTTPServerBuilder { responder in
-        SignalingServerChannel(responder: responder, gate: gate, settings: webSocketSettings) { identity, connection in
+        SignalingServerChannel(responder: responder, gate: gate, settings: webSocketSettings) { acceptance, channel in
             SignalingHandler(
                 switchboard: switchboard,
-                identity: identity,
-                connection: connection,
-                messagesPerSecond: messagesPerSecond,
+                acceptance: acceptance,
+                identity: acceptance.identity!,  // the gate authenticates every `/ws` acceptance
+                channel: channel,
+                budgets: budgets,
+                isCallIDTaken: isCallIDTaken,
                 batcher: batcher
-            )
+            ).application
         }
     }
     return Application(

@@ -63,6 +63,10 @@ extension SwitchboardConfiguration {
             .integer(1024...(64 * 1024 * 1024)),
             "Largest message accepted (1 KiB-64 MiB); larger closes the socket with 1009. Bigger files go by `url`."),
         ConfigurationKey(
+            "websocket.max_pending_bytes", \.websocket.maxPendingBytes, default: .value("4194304"),
+            .integer(64 * 1024...(1024 * 1024 * 1024)),
+            "Unsent data (bytes) the node holds for a client that does not read; more closes it with 1008. Reading from it stops at 1 MiB."),
+        ConfigurationKey(
             "calls.ring_timeout", \.calls.ringTimeout, default: .value("60s"), .duration(),
             "How long an invite rings before both parties get `call-hangup` with reason `timeout`."),
         ConfigurationKey(
@@ -70,10 +74,16 @@ extension SwitchboardConfiguration {
             "How long a party's dropped socket may stay away before the call ends (`peer-disconnected`); 0 ends it at once."),
         ConfigurationKey(
             "limits.messages_per_second", \.limits.messagesPerSecond, default: .value("50"), .integer(1...1_000_000),
-            "Messages one user may send per second."),
+            "Messages (and pings, heartbeats) one user may send per second, sustained; reconnecting does not refill the budget."),
+        ConfigurationKey(
+            "limits.messages_burst", \.limits.messagesBurst, default: .value("400"), .integer(1...1_000_000),
+            "Messages one user may send back to back before the sustained rate applies: a call's offer, answer and 300 ICE candidates pass."),
         ConfigurationKey(
             "limits.invites_per_minute", \.limits.invitesPerMinute, default: .value("10"), .integer(1...1_000_000),
             "`call-invite`s one user may send per minute."),
+        ConfigurationKey(
+            "limits.upgrades_per_second", \.limits.upgradesPerSecond, default: .value("10"), .integer(1...1_000_000),
+            "WebSocket upgrades per second per user and per client address; more are refused with HTTP 429."),
         ConfigurationKey(
             "log.level", \.log.level, default: .value("info"), .logLevel,
             "Lowest log level written: trace, debug, info, notice, warning, error, critical."),

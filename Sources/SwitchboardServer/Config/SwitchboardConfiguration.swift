@@ -67,6 +67,8 @@ public struct SwitchboardConfiguration: Sendable, Equatable {
         public var pongTimeout: Duration = .zero
         /// `websocket.max_message_bytes`: the largest frame/message accepted; larger closes with 1009.
         public var maxMessageBytes: Int = 0
+        /// `websocket.max_pending_bytes`: unsent data held for a client that does not read; more closes with 1008.
+        public var maxPendingBytes: Int = 0
     }
 
     /// `calls.*`: call lifecycle timers.
@@ -79,10 +81,14 @@ public struct SwitchboardConfiguration: Sendable, Equatable {
 
     /// `limits.*`: per-user rate limits.
     public struct Limits: Sendable, Equatable {
-        /// `limits.messages_per_second`: messages a user may send per second.
+        /// `limits.messages_per_second`: messages a user may send per second, sustained.
         public var messagesPerSecond: Int = 0
+        /// `limits.messages_burst`: messages a user may send back to back.
+        public var messagesBurst: Int = 0
         /// `limits.invites_per_minute`: `call-invite`s a user may send per minute.
         public var invitesPerMinute: Int = 0
+        /// `limits.upgrades_per_second`: WebSocket upgrades per second per user and per client address.
+        public var upgradesPerSecond: Int = 0
     }
 
     /// `log.*`.

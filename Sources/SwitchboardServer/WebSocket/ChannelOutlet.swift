@@ -8,15 +8,26 @@ import SwitchboardProto
 /// The message is encoded on the caller's thread and written on the channel's event loop; writes from
 /// one caller keep their order. Writes made while the loop reads a burst share one flush
 /// (`FlushBatcher`).
+///
+/// An outlet made before the WebSocket pipeline is ready keeps what it is given until ``open()``.
+/// Closing it frees the connection's `slot` at once (a replaced session does not hold a place).
 struct ChannelOutlet: SessionOutlet {
     private let channel: any Channel
     private let target: NIOLoopBound<FlushBatcher.Target>
     private let batcher: FlushBatcher
+    private let slot: ConnectionSlot?
 
-    init(channel: any Channel, batcher: FlushBatcher) {
+    /// Call on the channel's loop.
+    init(channel: any Channel, batcher: FlushBatcher, slot: ConnectionSlot? = nil, open: Bool = true) {
         self.channel = channel
-        self.target = NIOLoopBound(FlushBatcher.Target(channel: channel), eventLoop: channel.eventLoop)
+        self.target = NIOLoopBound(FlushBatcher.Target(channel: channel, open: open), eventLoop: channel.eventLoop)
         self.batcher = batcher
+        self.slot = slot
+    }
+
+    /// The pipeline is ready: writes what waited. Call on the channel's loop.
+    func open() {
+        target.value.open()
     }
 
     func deliver(_ message: ChatMessage) {
@@ -35,6 +46,7 @@ struct ChannelOutlet: SessionOutlet {
     }
 
     func close(code: UInt16, reason: String) {
+        slot?.release()
         let request = WebSocketCloseRequest(code: WebSocketErrorCode(codeNumber: Int(code)), reason: reason)
         if channel.eventLoop.inEventLoop {
             closeOnLoop(request)
@@ -44,12 +56,11 @@ struct ChannelOutlet: SessionOutlet {
     }
 
     private func write(_ frame: WebSocketFrame) {
-        channel.write(frame, promise: nil)
+        target.value.perform(.frame(frame))
         batcher.flush(target.value)
     }
 
     private func closeOnLoop(_ request: WebSocketCloseRequest) {
-        target.value.flush()
-        channel.triggerUserOutboundEvent(request, promise: nil)
+        target.value.perform(.close(request))
     }
 }

@@ -27,12 +27,44 @@ final class FlushBatcher: Sendable {
     typealias Delivery = (target: NIOLoopBound<Target>, action: Action)
 
     /// A channel that can be queued for a flush once per burst; only touched on its loop.
+    ///
+    /// A target made before its WebSocket pipeline is in place (the session is registered before the
+    /// 101 goes out) keeps what it is asked to do until ``open()``; at most `maxWaiting` actions, beyond
+    /// which the connection is closed (it would never catch up).
     final class Target {
         let channel: any Channel
         fileprivate var isQueued = false
+        /// What to do once open; `nil` when open.
+        private var waiting: [Action]?
+        private static let maxWaiting = 1024
 
-        init(channel: any Channel) {
+        init(channel: any Channel, open: Bool = true) {
             self.channel = channel
+            self.waiting = open ? nil : []
+        }
+
+        /// The pipeline is ready: performs what waited, in order, and flushes.
+        func open() {
+            guard let waiting else { return }
+            self.waiting = nil
+            for action in waiting { perform(action) }
+            flush()
+        }
+
+        /// Writes a frame (not flushed) or asks for a close after what was written before.
+        func perform(_ action: Action) {
+            if waiting != nil {
+                guard waiting!.count < Self.maxWaiting else { return channel.close(promise: nil) }
+                waiting!.append(action)
+                return
+            }
+            switch action {
+            case .frame(let frame):
+                channel.write(frame, promise: nil)
+            case .close(let request):
+                flush()
+                channel.triggerUserOutboundEvent(request, promise: nil)
+            }
         }
 
         /// Flushes the channel and takes it off the batch.
@@ -112,14 +144,8 @@ final class FlushBatcher: Sendable {
     private static func write(_ deliveries: [Delivery]) {
         for (target, action) in deliveries {
             let target = target.value
-            switch action {
-            case .frame(let frame):
-                target.channel.write(frame, promise: nil)
-                target.isQueued = true
-            case .close(let request):
-                target.flush()
-                target.channel.triggerUserOutboundEvent(request, promise: nil)
-            }
+            target.perform(action)
+            if case .frame = action { target.isQueued = true }
         }
         for (target, _) in deliveries where target.value.isQueued {
             target.value.flush()  // clears isQueued: once per channel

@@ -6,48 +6,69 @@ import SwitchboardProto
 
 /// The application end of a `/ws` connection: decodes each whole message and hands it to the switchboard.
 ///
-/// Runs on the connection's event loop with no hop per message. Rate limiting lives here because it is
-/// per connection state that needs no lock.
-final class SignalingHandler: ChannelInboundHandler {
+/// Made on the connection's event loop when the upgrade is accepted, before the 101 is written: its
+/// session is registered at once (PROTOCOL.md §9: reachable before the client sees the 101), and what is
+/// sent to it waits in its outlet until the pipeline is in place. Runs with no hop per message.
+///
+/// Every frame takes a token from the user's ``UserBudget`` first (heartbeats and pings too); over the
+/// budget a frame is dropped, with a `rate-limited` notice at most once a second. An invite that names
+/// its own `callId` waits for the call-id check (an id that names any record is refused, PROTOCOL.md §9);
+/// meanwhile the handler holds the pipeline's `read()` and keeps what was already read, so the sender's
+/// later messages keep their order behind the invite and nobody else waits.
+final class SignalingHandler: ChannelDuplexHandler {
     typealias InboundIn = WebSocketMessage
+    typealias OutboundIn = Never
     typealias OutboundOut = WebSocketFrame
+
+    /// Whether a client-chosen call id is taken (names a record); asked off the event loop.
+    typealias CallIDCheck = @Sendable (String) async -> Bool
 
     private let switchboard: any SignalingEngine
     private let identity: UserIdentity
-    private let connection: ConnectionInfo
-    private let messagesPerSecond: Int
+    private let budget: UserBudget
+    private let isCallIDTaken: CallIDCheck
     private let batcher: FlushBatcher
+    private let outlet: ChannelOutlet
     private var session: Session?
-    private var bucket: TokenBucket
     /// Whether this connection has begun a read burst that `channelReadComplete` must end.
     private var readingBurst = false
+    /// Messages read while a call-id check runs, in order. Bounded by what one read brings: the
+    /// pipeline's `read()` is held meanwhile.
+    private var waiting: [WebSocketMessage] = []
+    private var checking = false
+    private var readHeld = false
 
+    /// Registers the session of `acceptance` with `switchboard`. Call on `channel`'s loop.
     init(
         switchboard: any SignalingEngine,
+        acceptance: WebSocketGate.Acceptance,
         identity: UserIdentity,
-        connection: ConnectionInfo,
-        messagesPerSecond: Int,
+        channel: any Channel,
+        budgets: UserBudgets,
+        isCallIDTaken: @escaping CallIDCheck,
         batcher: FlushBatcher
     ) {
         self.switchboard = switchboard
-        self.batcher = batcher
         self.identity = identity
-        self.connection = connection
-        self.messagesPerSecond = messagesPerSecond
-        self.bucket = TokenBucket(
-            capacity: messagesPerSecond,
-            per: .seconds(1),
-            now: SwitchboardClock.system.monotonicNanoseconds()
-        )
+        self.batcher = batcher
+        self.isCallIDTaken = isCallIDTaken
+        self.budget = budgets.budget(of: identity.id, now: SwitchboardClock.system.monotonicNanoseconds())
+        self.outlet = ChannelOutlet(channel: channel, batcher: batcher, slot: acceptance.slot, open: false)
+        let session = switchboard.connect(identity, connection: acceptance.connection, outlet: outlet)
+        self.session = session
+        // Also when the upgrade never completes (the handler is then never added).
+        channel.closeFuture.whenComplete { [switchboard] _ in switchboard.disconnect(session) }
+    }
+
+    /// The application for `WebSocketSessionHandler`: this handler, and its user's budget for pings.
+    var application: WebSocketApplication {
+        WebSocketApplication(handler: self) { [budget] in
+            budget.take(now: SwitchboardClock.system.monotonicNanoseconds()) == .allowed
+        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { register(context) }
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        register(context)
-        context.fireChannelActive()
+        outlet.open()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -55,8 +76,8 @@ final class SignalingHandler: ChannelInboundHandler {
             readingBurst = false
             batcher.endReading(on: context.eventLoop)
         }
-        if let session { switchboard.disconnect(session) }
         session = nil
+        waiting.removeAll()
         context.fireChannelInactive()
     }
 
@@ -70,13 +91,47 @@ final class SignalingHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let session else { return }
+        guard session != nil else { return }
         if !readingBurst {
             readingBurst = true
             batcher.beginReading(on: context.eventLoop)
         }
+        let message = unwrapInboundIn(data)
+        if checking {
+            waiting.append(message)
+        } else {
+            handle(message, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if readingBurst {
+            readingBurst = false
+            batcher.endReading(on: context.eventLoop)
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// Holds reads while a call-id check runs.
+    func read(context: ChannelHandlerContext) {
+        guard !checking else {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    private func handle(_ frame: WebSocketMessage, context: ChannelHandlerContext) {
+        guard let session else { return }
+        switch budget.take(now: SwitchboardClock.system.monotonicNanoseconds()) {
+        case .allowed:
+            break
+        case .refused(let notify):
+            if notify { reply(.error(.rateLimited, message: "over this user's message budget (limits.messages_*)")) }
+            return
+        }
         let payload: ByteBuffer
-        switch unwrapInboundIn(data) {
+        switch frame {
         case .text:
             return reply(.error(.invalidMessage, message: "send ChatMessage protobuf in binary frames"))
         case .binary(let buffer):
@@ -92,23 +147,43 @@ final class SignalingHandler: ChannelInboundHandler {
             context.reportWebSocketActivity()
             return session.outlet.deliver(pong)
         }
-        guard bucket.take(now: SwitchboardClock.system.monotonicNanoseconds()) else {
-            return reply(.error(.rateLimited, message: "more than \(messagesPerSecond) messages per second"))
+        if let callId = message.clientChosenInviteCallID {
+            return check(callId, of: message, context: context)
         }
         switchboard.receive(message, from: session)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if readingBurst {
-            readingBurst = false
-            batcher.endReading(on: context.eventLoop)
+    /// Asks whether `callId` is taken, then refuses or hands over `invite`, then what waited behind it.
+    private func check(_ callId: String, of invite: ChatMessage, context: ChannelHandlerContext) {
+        checking = true
+        let promise = context.eventLoop.makePromise(of: Bool.self)
+        promise.completeWithTask { [isCallIDTaken] in await isCallIDTaken(callId) }
+        promise.futureResult.assumeIsolated().whenSuccess { taken in
+            self.checking = false
+            guard let session = self.session else { return }
+            if taken {
+                self.reply(.callFailed(callId: callId, to: invite.to, reason: .forbidden))
+            } else {
+                self.switchboard.receive(invite, from: session)
+            }
+            self.resume(context: context)
         }
-        context.fireChannelReadComplete()
     }
 
-    private func register(_ context: ChannelHandlerContext) {
-        guard session == nil else { return }
-        session = switchboard.connect(identity, connection: connection, outlet: ChannelOutlet(channel: context.channel, batcher: batcher))
+    /// Handles what waited (until another check begins), then reads again.
+    private func resume(context: ChannelHandlerContext) {
+        batcher.beginReading(on: context.eventLoop)
+        var handled = 0
+        while !checking, handled < waiting.count {
+            handled += 1
+            handle(waiting[handled - 1], context: context)
+        }
+        waiting.removeFirst(handled)
+        batcher.endReading(on: context.eventLoop)
+        if !checking, readHeld {
+            readHeld = false
+            context.read()
+        }
     }
 
     private func reply(_ notice: Notice) {

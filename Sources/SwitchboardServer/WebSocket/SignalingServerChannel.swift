@@ -26,45 +26,48 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     let gate: WebSocketGate
     let settings: WebSocketSettings
-    /// Makes the application handler of an accepted `/ws` connection.
-    let makeSignalingHandler: @Sendable (UserIdentity, ConnectionInfo) -> any ChannelHandler
+    /// Makes the application end of an accepted `/ws` connection, on its event loop, before the 101 is
+    /// written: the session it registers is reachable by the time the client can send to it.
+    let makeSignaling: @Sendable (WebSocketGate.Acceptance, any Channel) -> WebSocketApplication
 
     init(
         responder: @escaping HTTPChannelHandler.Responder,
         gate: WebSocketGate,
         settings: WebSocketSettings,
-        makeSignalingHandler: @escaping @Sendable (UserIdentity, ConnectionInfo) -> any ChannelHandler
+        makeSignaling: @escaping @Sendable (WebSocketGate.Acceptance, any Channel) -> WebSocketApplication
     ) {
         self.responder = Self.redirectingLateUpgrades(responder)
         self.gate = gate
         self.settings = settings
-        self.makeSignalingHandler = makeSignalingHandler
+        self.makeSignaling = makeSignaling
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let verdict = NIOLoopBoundBox<Result<WebSocketGate.Acceptance, WebSocketGate.Refusal>?>(nil, eventLoop: channel.eventLoop)
+            let application = NIOLoopBoundBox<WebSocketApplication?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: settings.maxMessageBytes,
-                shouldUpgrade: { [gate] channel, head in
+                shouldUpgrade: { [gate, makeSignaling] channel, head in
                     let result = gate.admit(head, channel: channel)
                     verdict.value = result
+                    if case .success(let acceptance) = result {
+                        application.value =
+                            switch acceptance.route {
+                            case .signaling: makeSignaling(acceptance, channel)
+                            case .echo: WebSocketApplication(handler: EchoHandler())
+                            }
+                    }
                     return channel.eventLoop.makeSucceededFuture(try? result.get().responseHeaders)
                 },
-                upgradePipelineHandler: { [settings, makeSignalingHandler] channel, _ in
+                upgradePipelineHandler: { [settings] channel, _ in
                     channel.eventLoop.makeCompletedFuture {
-                        guard case .success(let acceptance)? = verdict.value else {
-                            throw ChannelError.inappropriateOperationForState
-                        }
-                        let application: any ChannelHandler =
-                            switch acceptance.route {
-                            case .signaling: makeSignalingHandler(acceptance.identity!, acceptance.connection)
-                            case .echo: EchoHandler()
-                            }
+                        guard let app = application.value else { throw ChannelError.inappropriateOperationForState }
                         // Hummingbird allows half-closure for HTTP; a WebSocket whose peer's TCP is gone is gone.
                         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
-                        try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(settings: settings))
-                        try channel.pipeline.syncOperations.addHandler(application)
+                        let session = WebSocketSessionHandler(settings: settings, admitsPing: app.admitsPing)
+                        try channel.pipeline.syncOperations.addHandler(session)
+                        try channel.pipeline.syncOperations.addHandler(app.handler)
                         return UpgradeResult.webSocket(channel)
                     }
                 }

@@ -4,8 +4,9 @@ import NIOHTTP1
 import Synchronization
 import SwitchboardCore
 
-/// Decides, before the upgrade, whether a WebSocket request may upgrade: the route exists, the token is
-/// valid (PROTOCOL.md §2) and the node has room (`websocket.max_connections`).
+/// Decides, before the upgrade, whether a WebSocket request may upgrade: the route exists, the client
+/// address and the user are within `limits.upgrades_per_second` (429), the token is valid (PROTOCOL.md §2)
+/// and the node has room (`websocket.max_connections`, 503).
 final class WebSocketGate: Sendable {
     /// What a route runs after the upgrade.
     enum Route: Sendable {
@@ -19,6 +20,8 @@ final class WebSocketGate: Sendable {
         let identity: UserIdentity?
         let connection: ConnectionInfo
         let responseHeaders: HTTPHeaders
+        /// The connection's place among `websocket.max_connections`.
+        let slot: ConnectionSlot
     }
 
     /// A refused upgrade, answered with an HTTP status instead of 101.
@@ -31,11 +34,25 @@ final class WebSocketGate: Sendable {
     private let maxConnections: Int
     private let echoRoute: Bool
     private let open = Atomic<Int>(0)
+    private let upgradesByAddress: KeyedTokenBuckets<String>
+    private let upgradesByUser: KeyedTokenBuckets<String>
+    private let clock: SwitchboardClock
 
-    init(authenticator: JWTAuthenticator, maxConnections: Int, echoRoute: Bool) {
+    /// A gate admitting at most `maxConnections` at once and `upgradesPerSecond` upgrades per second per
+    /// client address and per user.
+    init(
+        authenticator: JWTAuthenticator,
+        maxConnections: Int,
+        upgradesPerSecond: Int,
+        echoRoute: Bool,
+        clock: SwitchboardClock = .system
+    ) {
         self.authenticator = authenticator
         self.maxConnections = maxConnections
         self.echoRoute = echoRoute
+        self.upgradesByAddress = KeyedTokenBuckets(rate: upgradesPerSecond, per: .seconds(1), burst: upgradesPerSecond)
+        self.upgradesByUser = KeyedTokenBuckets(rate: upgradesPerSecond, per: .seconds(1), burst: upgradesPerSecond)
+        self.clock = clock
     }
 
     /// WebSocket connections open now.
@@ -51,9 +68,13 @@ final class WebSocketGate: Sendable {
         default: return .failure(Refusal(status: .notFound, message: "no WebSocket route at \(path)"))
         }
 
+        let ip = Self.clientIP(head.headers, channel: channel)
         var identity: UserIdentity?
         var responseHeaders = HTTPHeaders()
         if route == .signaling {
+            guard upgradesByAddress.take(ip, now: clock.monotonicNanoseconds()) else {
+                return .failure(Refusal(status: .tooManyRequests, message: "too many upgrades from \(ip): over limits.upgrades_per_second"))
+            }
             guard
                 let (token, protocolEntry) = BearerToken.extract(
                     query: query,
@@ -64,9 +85,12 @@ final class WebSocketGate: Sendable {
                 return .failure(Refusal(status: .unauthorized, message: "missing token"))
             }
             do {
-                identity = try authenticator.authenticate(token: token, now: SwitchboardClock.system.nowMilliseconds() / 1000)
+                identity = try authenticator.authenticate(token: token, now: clock.nowMilliseconds() / 1000)
             } catch {
                 return .failure(Refusal(status: .unauthorized, message: error.message))
+            }
+            guard let user = identity?.id, upgradesByUser.take(user, now: clock.monotonicNanoseconds()) else {
+                return .failure(Refusal(status: .tooManyRequests, message: "too many upgrades for this user: over limits.upgrades_per_second"))
             }
             if let protocolEntry { responseHeaders.add(name: "Sec-WebSocket-Protocol", value: protocolEntry) }
         }
@@ -74,12 +98,12 @@ final class WebSocketGate: Sendable {
         guard reserveSlot() else {
             return .failure(Refusal(status: .serviceUnavailable, message: "node is at websocket.max_connections"))
         }
-        channel.closeFuture.whenComplete { _ in self.open.subtract(1, ordering: .relaxed) }
-        let connection = ConnectionInfo(
-            userAgent: head.headers.first(name: "User-Agent") ?? "",
-            ip: Self.clientIP(head.headers, channel: channel)
+        let slot = ConnectionSlot { self.open.subtract(1, ordering: .relaxed) }
+        channel.closeFuture.whenComplete { _ in slot.release() }
+        let connection = ConnectionInfo(userAgent: head.headers.first(name: "User-Agent") ?? "", ip: ip)
+        return .success(
+            Acceptance(route: route, identity: identity, connection: connection, responseHeaders: responseHeaders, slot: slot)
         )
-        return .success(Acceptance(route: route, identity: identity, connection: connection, responseHeaders: responseHeaders))
     }
 
     private func reserveSlot() -> Bool {

@@ -15,8 +15,14 @@ import NIOWebSocket
 ///   unmasked client frames, fragmented or oversized control frames (NIO's decoder refuses those
 ///   first), invalid close payloads (1 byte, an invalid code, a reason that is not UTF-8).
 /// - A text message that is not valid UTF-8 (checked once it is whole) closes with 1007.
-/// - A ping is answered with a pong carrying its payload; a peer's close is answered with a close
-///   echoing its code (1000 if it sent none), then TCP is closed.
+/// - A ping is answered with a pong carrying its payload (unless `admitsPing` says the peer is over its
+///   budget); a peer's close is answered with a close echoing its code (1000 if it sent none), then TCP
+///   is closed.
+///
+/// Backpressure (PROTOCOL.md §9): while the channel is unwritable (the peer does not read what it is
+/// sent), the handler holds the pipeline's `read()`, so nothing more is read from that peer and it can
+/// cause no new work; more than `maxPendingBytes` of unsent data closes with 1008 "too much unsent data",
+/// and that close frame waits behind the unsent data, so TCP is dropped after `closeTimeout`.
 ///
 /// Closing from the server (an error, a timer, or a `WebSocketCloseRequest`) sends one close frame,
 /// ignores inbound data from then on and closes TCP when the peer's close arrives, or after
@@ -51,7 +57,10 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
 
     private let settings: WebSocketSettings
     private let closeTimeout: TimeAmount
+    private let admitsPing: (() -> Bool)?
     private var state: State = .open
+    /// A `read()` held back while the channel is unwritable, to pass on once it drains.
+    private var readHeld = false
     private var assembler: WebSocketMessageAssembler
     /// Set once the channel is active.
     private var keepalive: WebSocketKeepalive?
@@ -60,9 +69,10 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
 
-    /// A handler applying `settings`.
-    public init(settings: WebSocketSettings) {
+    /// A handler applying `settings`; `admitsPing`, when given, decides whether a ping is answered now.
+    public init(settings: WebSocketSettings, admitsPing: (() -> Bool)? = nil) {
         self.settings = settings
+        self.admitsPing = admitsPing
         self.closeTimeout = TimeAmount(enabled: settings.closeTimeout) ?? .zero
         self.assembler = WebSocketMessageAssembler(maxMessageBytes: settings.maxMessageBytes)
     }
@@ -70,10 +80,10 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
     // MARK: Lifecycle
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        let marks = ChannelOptions.Types.WriteBufferWaterMark(
-            low: settings.writeBufferLowWaterMark,
-            high: max(settings.writeBufferHighWaterMark, settings.writeBufferLowWaterMark)
-        )
+        // The pending-data cap is only checked while unwritable: the high mark must not be above it.
+        var high = max(settings.writeBufferHighWaterMark, settings.writeBufferLowWaterMark)
+        if settings.maxPendingBytes > 0 { high = min(high, settings.maxPendingBytes) }
+        let marks = ChannelOptions.Types.WriteBufferWaterMark(low: min(settings.writeBufferLowWaterMark, high), high: high)
         if let options = context.channel.syncOptions {
             try? options.setOption(.writeBufferWaterMark, value: marks)
         } else {
@@ -104,6 +114,10 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             keepalive?.becameWritable()
+            if readHeld {
+                readHeld = false
+                context.read()
+            }
         } else if let deadline = keepalive?.becameUnwritable(now: context.eventLoop.now) {
             scheduleTimer(context: context, at: deadline)
         }
@@ -170,8 +184,10 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
             guard frame.fin, frame.length <= 125 else {
                 return failConnection(context: context, code: .protocolError, reason: "bad control frame")
             }
+            guard admitsPing?() ?? true else { return }
             let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.payload)
-            context.writeAndFlush(Self.wrapOutboundOut(pong), promise: nil)
+            writeCapped(context: context, frame: pong, promise: nil)
+            context.flush()
         case .pong:
             keepalive?.pongReceived()
         case .connectionClose:
@@ -219,7 +235,26 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
             frame.rsv2 = false
             frame.rsv3 = false
         }
+        writeCapped(context: context, frame: frame, promise: promise)
+    }
+
+    /// Writes `frame`, then closes with 1008 if the unsent data is now over `maxPendingBytes`.
+    private func writeCapped(context: ChannelHandlerContext, frame: WebSocketFrame, promise: EventLoopPromise<Void>?) {
         context.write(Self.wrapOutboundOut(frame), promise: promise)
+        guard settings.maxPendingBytes > 0, !context.channel.isWritable,
+            let pending = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
+            pending > settings.maxPendingBytes
+        else { return }
+        failConnection(context: context, code: .policyViolation, reason: "too much unsent data")
+    }
+
+    /// Holds the pipeline's read while the peer does not take what it is sent.
+    public func read(context: ChannelHandlerContext) {
+        guard context.channel.isWritable else {
+            readHeld = true
+            return
+        }
+        context.read()
     }
 
     public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {

@@ -13,6 +13,8 @@ public struct WebSocketSettings: Sendable, Hashable {
     public var readTimeout: Duration
     /// If the channel stays unwritable (the peer does not read) this long, close with 1008.
     public var writeTimeout: Duration
+    /// More unsent data than this (bytes) for a peer closes with 1008; 0 turns the cap off.
+    public var maxPendingBytes: Int
     /// How often the server sends a WebSocket ping.
     public var pingInterval: Duration
     /// How long the server waits for a pong to its ping before closing with 1001.
@@ -25,11 +27,13 @@ public struct WebSocketSettings: Sendable, Hashable {
     public var writeBufferHighWaterMark: Int
 
     /// Settings with the defaults of PROTOCOL.md §7 (`read_timeout: 60s, write_timeout: 10s,
-    /// ping_interval: 30s, pong_timeout: 10s`), a 1 MiB message limit and a 2 s close timeout.
+    /// ping_interval: 30s, pong_timeout: 10s`), a 1 MiB message limit, 4 MiB of unsent data at most
+    /// and a 2 s close timeout.
     public init(
         maxMessageBytes: Int = 1 << 20,
         readTimeout: Duration = .seconds(60),
         writeTimeout: Duration = .seconds(10),
+        maxPendingBytes: Int = 4 << 20,
         pingInterval: Duration = .seconds(30),
         pongTimeout: Duration = .seconds(10),
         closeTimeout: Duration = .seconds(2),
@@ -39,6 +43,7 @@ public struct WebSocketSettings: Sendable, Hashable {
         self.maxMessageBytes = maxMessageBytes
         self.readTimeout = readTimeout
         self.writeTimeout = writeTimeout
+        self.maxPendingBytes = maxPendingBytes
         self.pingInterval = pingInterval
         self.pongTimeout = pongTimeout
         self.closeTimeout = closeTimeout

@@ -6,8 +6,9 @@ extension CallRecord {
     static let postgresColumns =
         "call_id, caller_id, callee_id, call_type, status, start_time, end_time, duration, end_reason, created_at, updated_at"
 
-    /// `INSERT … ON CONFLICT (call_id) DO UPDATE` of this record: every column but `id` and `created_at`
-    /// takes the new value, so the first snapshot's row id and creation time are kept.
+    /// `INSERT … ON CONFLICT (call_id) DO UPDATE` of this record: the first snapshot's row id, creation time
+    /// and parties are kept, the other columns take the new value; a snapshot naming other parties changes
+    /// nothing (a record's parties never change, PROTOCOL.md §9).
     func postgresUpsert() throws -> PostgresQuery {
         let startTime = try self.startTime.map(PostgresTimestamp.init(milliseconds:))
         let endTime = try self.endTime.map(PostgresTimestamp.init(milliseconds:))
@@ -18,8 +19,6 @@ extension CallRecord {
             VALUES (\(callId), \(callerId), \(calleeId), \(Int16(callType.rawValue)), \(Int16(status.rawValue)),
                     \(startTime), \(endTime), \(Int64(duration)), \(endReason), \(createdAt), \(updatedAt))
             ON CONFLICT (call_id) DO UPDATE SET
-                caller_id = EXCLUDED.caller_id,
-                callee_id = EXCLUDED.callee_id,
                 call_type = EXCLUDED.call_type,
                 status = EXCLUDED.status,
                 start_time = EXCLUDED.start_time,
@@ -27,6 +26,7 @@ extension CallRecord {
                 duration = EXCLUDED.duration,
                 end_reason = EXCLUDED.end_reason,
                 updated_at = EXCLUDED.updated_at
+            WHERE call_records.caller_id = EXCLUDED.caller_id AND call_records.callee_id = EXCLUDED.callee_id
             """
     }
 

@@ -67,8 +67,8 @@ public actor SQLiteCallRecordStore: CallRecordStore {
         try await run.value
     }
 
-    /// Inserts the record or, when a row with its `callId` exists, replaces every column of that row
-    /// except `id` and `created_at` (the first snapshot's creation time is kept).
+    /// Inserts the record or, when a row with its `callId` and the same parties exists, replaces every
+    /// column of that row except `id`, `created_at` and the parties; a row of other parties is kept as it is.
     public func save(_ record: CallRecord) async throws {
         let binds = try record.sqliteBinds()
         try await withConnection { connection in
@@ -77,8 +77,6 @@ public actor SQLiteCallRecordStore: CallRecordStore {
                 INSERT INTO call_records (\(CallRecord.sqliteColumns))
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                 ON CONFLICT (call_id) DO UPDATE SET
-                    caller_id = excluded.caller_id,
-                    callee_id = excluded.callee_id,
                     call_type = excluded.call_type,
                     status = excluded.status,
                     start_time = excluded.start_time,
@@ -86,6 +84,7 @@ public actor SQLiteCallRecordStore: CallRecordStore {
                     duration = excluded.duration,
                     end_reason = excluded.end_reason,
                     updated_at = excluded.updated_at
+                WHERE call_records.caller_id = excluded.caller_id AND call_records.callee_id = excluded.callee_id
                 """,
                 binds
             )

@@ -1,0 +1,18 @@
+#if canImport(Glibc)
+import CMalloc
+#endif
+
+/// Makes the C allocator give large freed buffers back to the system at once.
+///
+/// glibc serves allocations above `M_MMAP_THRESHOLD` with their own mappings, unmapped when freed, but
+/// by default it raises that threshold to the size of each such buffer freed (up to 32 MiB): after one
+/// client made the node buffer megabytes, later buffers of that size come from the heap and stay
+/// resident after they are freed. A fixed threshold turns that off (PROTOCOL.md §9: what an attacking
+/// client costs, it costs only while connected). Call once, before the node starts.
+public func returnLargeBuffersToTheSystem() {
+    #if canImport(Glibc)
+    // Setting either value fixes both thresholds (no dynamic adjustment).
+    _ = mallopt(M_MMAP_THRESHOLD, 256 * 1024)
+    _ = mallopt(M_TRIM_THRESHOLD, 1024 * 1024)
+    #endif
+}

@@ -5,7 +5,7 @@ import Testing
 @testable import SwitchboardServer
 
 @Suite struct ConfigurationTests {
-    let secretEnvironment = ["SWITCHBOARD_JWT_SECRET": "s3cret"]
+    let secretEnvironment = ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef"]
 
     /// Writes `yaml` to a fresh temporary file and returns its path.
     func temporaryFile(_ yaml: String) throws -> String {
@@ -17,7 +17,7 @@ import Testing
 
     func loadError(
         file: String? = nil,
-        environment: [String: String] = ["SWITCHBOARD_JWT_SECRET": "s3cret"],
+        environment: [String: String] = ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef"],
         overrides: [String: String] = [:]
     ) -> ConfigurationError? {
         do {
@@ -36,7 +36,7 @@ import Testing
         #expect(config.server.port == 8080)
         #expect(NodeIdentifier.isValid(config.server.nodeID))
         #expect(config.server.nodeID.count >= 8)
-        #expect(config.jwtSecret == "s3cret")
+        #expect(config.jwtSecret == "s3cret-0123456789abcdef0123456789abcdef")
         #expect(config.database.url == "sqlite:switchboard.sqlite")
         #expect(config.redis.url == nil)
         #expect(!config.redis.isEnabled)
@@ -55,6 +55,11 @@ import Testing
         #expect(config.limits.invitesPerMinute == 10)
         #expect(config.log.level == .info)
         #expect(config.testing.echoRoute == false)
+        #expect(config.server.requestTimeout == .seconds(10))
+        #expect(config.server.maxPendingConnections == 1024)
+        #expect(config.server.maxPendingConnectionsPerAddress == 64)
+        #expect(config.server.trustedProxies.isEmpty)
+        #expect(config.metrics.port == nil)
     }
 
     @Test func nodeIDIsGeneratedOncePerProcess() throws {
@@ -66,7 +71,7 @@ import Testing
 
     @Test func initWithSecretEqualsLoadedDefaults() throws {
         let loaded = try SwitchboardConfiguration.load(file: nil, environment: secretEnvironment, overrides: [:])
-        #expect(SwitchboardConfiguration(jwtSecret: "s3cret") == loaded)
+        #expect(SwitchboardConfiguration(jwtSecret: "s3cret-0123456789abcdef0123456789abcdef") == loaded)
     }
 
     @Test func missingSecretNamesKeyAndVariable() throws {
@@ -78,6 +83,39 @@ import Testing
         #expect(empty.key == "jwt_secret")
     }
 
+    @Test func shortSecretStopsStartUpNamingTheKey() throws {
+        // 31 bytes: refused, from any layer, without showing the secret.
+        let short = String(repeating: "k", count: 31)
+        for error in [
+            try #require(loadError(environment: ["SWITCHBOARD_JWT_SECRET": short])),
+            try #require(loadError(file: try temporaryFile("jwt_secret: \(short)\n"), environment: [:])),
+        ] {
+            #expect(error.key == "jwt_secret")
+            #expect(error.description.hasPrefix("jwt_secret: must be at least 32 bytes"))
+            #expect(!error.description.contains(short))
+        }
+        // Bytes, not characters: 16 × "é" is 32 bytes of UTF-8.
+        #expect(loadError(environment: ["SWITCHBOARD_JWT_SECRET": String(repeating: "é", count: 16)]) == nil)
+        #expect(loadError(environment: ["SWITCHBOARD_JWT_SECRET": String(repeating: "é", count: 15) + "k"]) != nil)
+        #expect(loadError(environment: ["SWITCHBOARD_JWT_SECRET": String(repeating: "k", count: 32)]) == nil)
+    }
+
+    @Test func trustedProxiesFromEnvironmentAndFileList() throws {
+        let fromEnvironment = try SwitchboardConfiguration.load(
+            file: nil, environment: secretEnvironment.merging(["SWITCHBOARD_SERVER_TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7,fd00::/8 "]) { $1 },
+            overrides: [:])
+        #expect(fromEnvironment.server.trustedProxies.description == "10.0.0.0/8,192.0.2.7/32,fd00::/8")
+        let path = try temporaryFile("server:\n  trusted_proxies: [127.0.0.1, \"::1\"]\n  request_timeout: 1500ms\nmetrics: {port: 9100}\n")
+        let fromFile = try SwitchboardConfiguration.load(file: path, environment: secretEnvironment, overrides: [:])
+        #expect(fromFile.server.trustedProxies.description == "127.0.0.1/32,::1/128")
+        #expect(fromFile.server.requestTimeout == .milliseconds(1500))
+        #expect(fromFile.metrics.port == 9100)
+        let bad = try #require(loadError(environment: secretEnvironment.merging(["SWITCHBOARD_SERVER_TRUSTED_PROXIES": "10.0.0.0/8,nginx"]) { $1 }))
+        #expect(bad.key == "server.trusted_proxies")
+        #expect(bad.description.contains("\"nginx\", which is not an IP address or CIDR network"))
+        #expect(try #require(loadError(file: try temporaryFile("server: {trusted_proxies: [[1]]}\n"))).key == "server.trusted_proxies")
+    }
+
     // MARK: Layers
 
     @Test func file() throws {
@@ -85,7 +123,7 @@ import Testing
             """
             # The seed's names, plus the project's own keys.
             server: {host: 127.0.0.1, port: 9001, node_id: node-a}
-            jwt_secret: "from-file"
+            jwt_secret: "from-file-0123456789abcdef0123456789abcdef"
             database:
               url: postgres://switchboard@localhost/switchboard
             websocket: {max_connections: 500, read_timeout: 90s, write_timeout: 5s, ping_interval: 15s, pong_timeout: 5s, max_message_bytes: 65536}
@@ -101,7 +139,7 @@ import Testing
         #expect(config.server.host == "127.0.0.1")
         #expect(config.server.port == 9001)
         #expect(config.server.nodeID == "node-a")
-        #expect(config.jwtSecret == "from-file")
+        #expect(config.jwtSecret == "from-file-0123456789abcdef0123456789abcdef")
         #expect(config.database.url == "postgres://switchboard@localhost/switchboard")
         #expect(config.websocket.maxConnections == 500)
         #expect(config.websocket.readTimeout == .seconds(90))
@@ -130,14 +168,14 @@ import Testing
     }
 
     @Test func environmentOverFile() throws {
-        let path = try temporaryFile("jwt_secret: from-file\nserver: {port: 9001}\ncalls: {ring_timeout: 30s}\n")
+        let path = try temporaryFile("jwt_secret: from-file-0123456789abcdef0123456789abcdef\nserver: {port: 9001}\ncalls: {ring_timeout: 30s}\n")
         let config = try SwitchboardConfiguration.load(
             file: path,
             environment: [
                 "SWITCHBOARD_SERVER_PORT": "9002",
                 "SWITCHBOARD_CALLS_RING_TIMEOUT": "45s",
                 "SWITCHBOARD_WEBSOCKET_MAX_CONNECTIONS": "7",
-                "SWITCHBOARD_JWT_SECRET": "from-env",
+                "SWITCHBOARD_JWT_SECRET": "from-env-0123456789abcdef0123456789abcdef",
                 "SWITCHBOARD_NOT_A_KEY": "ignored",
                 "HOME": "/root",
             ],
@@ -145,14 +183,14 @@ import Testing
         #expect(config.server.port == 9002)
         #expect(config.calls.ringTimeout == .seconds(45))
         #expect(config.websocket.maxConnections == 7)
-        #expect(config.jwtSecret == "from-env")
+        #expect(config.jwtSecret == "from-env-0123456789abcdef0123456789abcdef")
     }
 
     @Test func flagOverEnvironment() throws {
         let path = try temporaryFile("server: {port: 9001}\nredis: {url: \"redis://file:6379\"}\n")
         let config = try SwitchboardConfiguration.load(
             file: path,
-            environment: ["SWITCHBOARD_JWT_SECRET": "s", "SWITCHBOARD_SERVER_PORT": "9002", "SWITCHBOARD_SERVER_NODE_ID": "env-node"],
+            environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_SERVER_PORT": "9002", "SWITCHBOARD_SERVER_NODE_ID": "env-node"],
             overrides: ["server.port": "9003", "server.node_id": "flag-node", "database.url": "sqlite:/tmp/x.sqlite"])
         #expect(config.server.port == 9003)
         #expect(config.server.nodeID == "flag-node")
@@ -160,7 +198,7 @@ import Testing
         #expect(config.redis.url == "redis://file:6379")
         // An empty flag clears an optional key: single-node mode despite the file.
         let single = try SwitchboardConfiguration.load(
-            file: path, environment: ["SWITCHBOARD_JWT_SECRET": "s"], overrides: ["redis.url": ""])
+            file: path, environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef"], overrides: ["redis.url": ""])
         #expect(single.redis.url == nil)
     }
 
@@ -189,6 +227,11 @@ import Testing
         ("limits.invites_per_minute", "many", "not an integer"),
         ("log.level", "loud", "not a log level"),
         ("testing.echo_route", "maybe", "not a boolean"),
+        ("server.request_timeout", "0s", "greater than 0"),
+        ("server.max_pending_connections", "0", "out of range"),
+        ("server.max_pending_connections_per_address", "x", "not an integer"),
+        ("server.trusted_proxies", "10.0.0.0/33", "not an IP address or CIDR network"),
+        ("metrics.port", "0", "out of range"),
     ])
     func invalidValueNamesItsKey(path: String, value: String, problem: String) throws {
         let fromFlag = try #require(loadError(overrides: [path: value]))
@@ -197,13 +240,13 @@ import Testing
         #expect(fromFlag.description.hasPrefix("\(path): \"\(value)\" "))
         #expect(fromFlag.description.contains(problem))
         let variable = try #require(SwitchboardConfiguration.environmentVariable(forKeyPath: path))
-        let fromEnvironment = try #require(loadError(environment: ["SWITCHBOARD_JWT_SECRET": "s", variable: value]))
+        let fromEnvironment = try #require(loadError(environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", variable: value]))
         #expect(fromEnvironment.key == path)
         #expect(fromEnvironment.description.contains(variable))
     }
 
     @Test func errorMessageReadsAsDocumented() throws {
-        let error = try #require(loadError(environment: ["SWITCHBOARD_JWT_SECRET": "s", "SWITCHBOARD_WEBSOCKET_READ_TIMEOUT": "abc"]))
+        let error = try #require(loadError(environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_WEBSOCKET_READ_TIMEOUT": "abc"]))
         #expect(
             error.description
                 == #"websocket.read_timeout: "abc" is not a duration (write 500ms, 30s, 2m); set by environment variable SWITCHBOARD_WEBSOCKET_READ_TIMEOUT"#
@@ -239,7 +282,7 @@ import Testing
     }
 
     @Test func unknownSectionsAndOverridesAreRejected() throws {
-        #expect(try #require(loadError(file: try temporaryFile("metrics: {port: 9100}\n"))).key == "metrics")
+        #expect(try #require(loadError(file: try temporaryFile("tracing: {port: 9100}\n"))).key == "tracing")
         #expect(try #require(loadError(file: try temporaryFile("server:\n  port: 1\n  tls: {}\n"))).key == "server.tls")
         #expect(try #require(loadError(overrides: ["server.prot": "1"])).key == "server.prot")
     }
@@ -278,7 +321,7 @@ import Testing
     @Test func durationsLoadFromEveryLayer() throws {
         let path = try temporaryFile("calls: {ring_timeout: 45}\n")
         let config = try SwitchboardConfiguration.load(
-            file: path, environment: ["SWITCHBOARD_JWT_SECRET": "s", "SWITCHBOARD_WEBSOCKET_PING_INTERVAL": "1h"],
+            file: path, environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_WEBSOCKET_PING_INTERVAL": "1h"],
             overrides: ["websocket.pong_timeout": "500ms"])
         #expect(config.calls.ringTimeout == .seconds(45))
         #expect(config.websocket.pingInterval == .seconds(3600))
@@ -289,7 +332,7 @@ import Testing
 
     @Test func redisURLFromHostAndPort() throws {
         let hostOnly = try SwitchboardConfiguration.load(
-            file: nil, environment: ["SWITCHBOARD_JWT_SECRET": "s", "SWITCHBOARD_REDIS_HOST": "cache"], overrides: [:])
+            file: nil, environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_REDIS_HOST": "cache"], overrides: [:])
         #expect(hostOnly.redis.url == "redis://cache:6379")
         #expect(hostOnly.redis.isEnabled)
 
@@ -320,6 +363,13 @@ import Testing
         #expect(markdown.contains("| `jwt_secret` | `SWITCHBOARD_JWT_SECRET` | **required** |"))
         #expect(markdown.contains("| `calls.ring_timeout` | `SWITCHBOARD_CALLS_RING_TIMEOUT` | `60s` |"))
         #expect(markdown.split(separator: "\n").count == SwitchboardConfiguration.keyPaths.count + 2)
+    }
+
+    @Test func readmeReferenceTableIsTheGeneratedOne() throws {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        let table = SwitchboardConfiguration.referenceMarkdown
+        #expect(text.contains("### Configuration reference\n" + table), "README's table differs from `switchboard config`")
     }
 
     @Test func everyKeyHasItsEnvironmentVariable() {

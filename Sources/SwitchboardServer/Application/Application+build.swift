@@ -82,16 +82,28 @@ public func buildApplication(
         await recordWriter.isTaken(callId: callId)
     }
 
+    let edge = HTTPEdge.build(configuration, logger: logger)
+    let nodeMetrics = NodeMetrics(metrics: metrics, switchboard: switchboard, gate: gate)
+    if let metricsPort = configuration.metrics.port {
+        services.append(
+            edge.metricsListener(
+                port: metricsPort, host: configuration.server.host, metrics: nodeMetrics,
+                eventLoopGroup: eventLoopGroup, logger: logger
+            )
+        )
+    }
+
     let router = Router()
     router.addSwitchboardRoutes(
         RouteDependencies(
             switchboard: switchboard,
             store: store,
             authenticator: authenticator,
-            metrics: NodeMetrics(metrics: metrics, switchboard: switchboard, gate: gate)
-        )
+            metrics: nodeMetrics
+        ),
+        servingMetrics: configuration.metrics.port == nil
     )
-    let server = HTTPServerBuilder { responder in
+    @Sendable func signalingChannel(_ responder: @escaping HTTPChannelHandler.Responder) -> SignalingServerChannel {
         SignalingServerChannel(responder: responder, gate: gate, settings: webSocketSettings) { acceptance, channel in
             SignalingHandler(
                 switchboard: switchboard,
@@ -103,6 +115,9 @@ public func buildApplication(
                 batcher: batcher
             ).application
         }
+    }
+    let server = HTTPServerBuilder { responder in
+        HTTPEdgeChannel(base: signalingChannel(responder), edge: edge)
     }
     return Application(
         router: router,

@@ -52,7 +52,19 @@ enum ConfigurationFile {
                 guard isKnown(path) else { throw unknownKey(path, source: source) }
                 continue
             }
-            if SwitchboardConfiguration.key(forPath: path) != nil {
+            if let key = SwitchboardConfiguration.key(forPath: path) {
+                if key.isList, case .sequence(let sequence) = valueNode {
+                    // A YAML list is the same as the comma-separated text the environment variable takes.
+                    var items: [String] = []
+                    for item in sequence {
+                        guard case .scalar(let scalar) = item else {
+                            throw ConfigurationError(key: path, problem: "expects a list of single values", source: source)
+                        }
+                        items.append(scalar.string)
+                    }
+                    entries.append(Entry(path: path, value: items.joined(separator: ","), source: location(of: valueNode, in: file)))
+                    continue
+                }
                 guard case .scalar(let scalar) = valueNode else {
                     throw ConfigurationError(key: path, problem: "expects a single value, not a list or mapping", source: source)
                 }

@@ -26,6 +26,8 @@ struct ConfigurationKey: Sendable {
     let meaning: String
     /// Whether values are kept out of error messages.
     let isSecret: Bool
+    /// Whether the value is a list: comma-separated text, or a YAML sequence in the file.
+    let isList: Bool
     /// `SWITCHBOARD_` + the path in capitals with `.` as `_`.
     let environmentVariable: String
     private let assign: @Sendable (String, inout SwitchboardConfiguration) throws(InvalidConfigurationValue) -> Void
@@ -36,12 +38,14 @@ struct ConfigurationKey: Sendable {
         default defaultValue: Default,
         _ parser: ConfigurationValueParser<Value>,
         _ meaning: String,
-        secret: Bool = false
+        secret: Bool = false,
+        list: Bool = false
     ) {
         self.path = path
         self.defaultValue = defaultValue
         self.meaning = meaning
         self.isSecret = secret
+        self.isList = list
         self.environmentVariable = "SWITCHBOARD_" + path.uppercased().replacing(".", with: "_")
         self.assign = { (text: String, configuration: inout SwitchboardConfiguration) throws(InvalidConfigurationValue) in
             configuration[keyPath: keyPath] = try parser.parse(text)

@@ -23,6 +23,17 @@ extension ConfigurationValueParser where Value == String {
         return text
     }
 
+    /// A secret of at least `minimumBytes` bytes (UTF-8): an HMAC key shorter than its hash's output
+    /// (32 bytes for HS256) is guessable offline from any one token it signed.
+    static func secret(minimumBytes: Int) -> Self {
+        Self { (text: String) throws(InvalidConfigurationValue) -> String in
+            guard text.utf8.count >= minimumBytes else {
+                throw InvalidConfigurationValue("must be at least \(minimumBytes) bytes (generate one with `openssl rand -hex 32`)")
+            }
+            return text
+        }
+    }
+
     /// A host name or address: non-empty, no whitespace.
     static let host = Self { (text: String) throws(InvalidConfigurationValue) -> String in
         guard !text.isEmpty, !text.contains(where: \.isWhitespace) else {
@@ -66,6 +77,22 @@ extension ConfigurationValueParser where Value == Int {
             }
             return value
         }
+    }
+}
+
+extension ConfigurationValueParser where Value == TrustedProxies {
+    /// Comma-separated IP addresses and CIDR networks (`10.0.0.0/8,::1`); empty for none.
+    static let trustedProxies = Self { (text: String) throws(InvalidConfigurationValue) -> TrustedProxies in
+        var networks: [IPNetwork] = []
+        for entry in text.split(separator: ",") {
+            let trimmed = entry.trimmingWhitespace()
+            guard !trimmed.isEmpty else { continue }
+            guard let network = IPNetwork(trimmed) else {
+                throw InvalidConfigurationValue("has \"\(trimmed)\", which is not an IP address or CIDR network (write 10.0.0.0/8, 192.0.2.7, fd00::/8)")
+            }
+            networks.append(network)
+        }
+        return TrustedProxies(networks)
     }
 }
 

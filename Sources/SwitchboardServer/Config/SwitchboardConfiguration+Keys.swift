@@ -15,8 +15,22 @@ extension SwitchboardConfiguration {
             "server.node_id", \.server.nodeID, default: .generated(shown: "host name + `-` + 6 random hex digits", { NodeIdentifier.generated }),
             .nodeID, "This node's name in the cluster (presence, heartbeats, logs); 1-128 of `A-Z a-z 0-9 . _ : -`."),
         ConfigurationKey(
-            "jwt_secret", \.jwtSecret, default: .required, .nonEmpty,
-            "HS256 secret that client tokens are signed with. Never a flag.", secret: true),
+            "server.request_timeout", \.server.requestTimeout, default: .value("10s"), .duration(),
+            "A connection must deliver a complete request head within this, from accept and again after each response, or it is closed (WebSockets are exempt)."),
+        ConfigurationKey(
+            "server.max_pending_connections", \.server.maxPendingConnections, default: .value("1024"), .integer(1...1_000_000),
+            "Connections not (yet) upgraded to WebSocket held at once; a newcomer beyond it closes the oldest idle one. At most half of (`ulimit -n` - 64)."),
+        ConfigurationKey(
+            "server.max_pending_connections_per_address", \.server.maxPendingConnectionsPerAddress, default: .value("64"),
+            .integer(1...1_000_000),
+            "The same per client address (an IPv6 /64 counts as one; `server.trusted_proxies` count only in the total)."),
+        ConfigurationKey(
+            "server.trusted_proxies", \.server.trustedProxies, default: .generated(shown: "(none)", { "" }), .trustedProxies,
+            "IPs or CIDRs (comma-separated) whose `X-Forwarded-For` is believed: the client is its right-most entry that is not one of them. Empty: nobody's.",
+            list: true),
+        ConfigurationKey(
+            "jwt_secret", \.jwtSecret, default: .required, .secret(minimumBytes: 32),
+            "HS256 secret that client tokens are signed with, at least 32 bytes (`openssl rand -hex 32`). Never a flag.", secret: true),
         ConfigurationKey(
             "database.url", \.database.url, default: .value("sqlite:switchboard.sqlite"),
             .url(prefixes: ["sqlite:", "postgres://", "postgresql://"], kind: "a database URL", example: "sqlite:PATH or postgres://user:pass@host/db"),
@@ -84,6 +98,9 @@ extension SwitchboardConfiguration {
         ConfigurationKey(
             "limits.upgrades_per_second", \.limits.upgradesPerSecond, default: .value("10"), .integer(1...1_000_000),
             "WebSocket upgrades per second per user and per client address; more are refused with HTTP 429."),
+        ConfigurationKey(
+            "metrics.port", \.metrics.port, default: .none, ConfigurationValueParser.integer(1...65535).optional,
+            "Serve `/metrics` on its own listener on this port (same host) and not on the main port; unset: on the main port."),
         ConfigurationKey(
             "log.level", \.log.level, default: .value("info"), .logLevel,
             "Lowest log level written: trace, debug, info, notice, warning, error, critical."),

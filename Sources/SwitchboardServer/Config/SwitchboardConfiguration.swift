@@ -17,6 +17,15 @@ public struct SwitchboardConfiguration: Sendable, Equatable {
         public var threads: Int = 0
         /// `server.node_id`: this node's name in the cluster (presence entries, heartbeats, logs).
         public var nodeID: String = ""
+        /// `server.request_timeout`: how long a connection may take to deliver a complete request
+        /// head, from accept and again after each response; longer, and it is closed.
+        public var requestTimeout: Duration = .zero
+        /// `server.max_pending_connections`: connections not upgraded to WebSocket held at once.
+        public var maxPendingConnections: Int = 0
+        /// `server.max_pending_connections_per_address`: the same, per client address.
+        public var maxPendingConnectionsPerAddress: Int = 0
+        /// `server.trusted_proxies`: whose `X-Forwarded-For` is believed.
+        public var trustedProxies = TrustedProxies()
     }
 
     /// `database.*`: where call records go.
@@ -48,6 +57,20 @@ public struct SwitchboardConfiguration: Sendable, Equatable {
         public var channels = Channels()
         /// `redis.heartbeat_interval`: how often this node refreshes its entry in `webrtc:nodes`.
         public var heartbeatInterval: Duration = .zero
+        /// `redis.retry_max_bytes`: bytes of messages per other node whose delivery is open.
+        public var retryMaxBytes: Int = 0
+        /// `redis.retry_max_messages`: the same in messages.
+        public var retryMaxMessages: Int = 0
+        /// `redis.retry_max_age`: how long a message for a node whose inbox is away is retried.
+        public var retryMaxAge: Duration = .zero
+        /// `redis.replay_max_bytes`: bytes of delivered messages per other node kept for a replay.
+        public var replayMaxBytes: Int = 0
+        /// `redis.replay_max_messages`: the same in messages.
+        public var replayMaxMessages: Int = 0
+        /// `redis.replay_max_age`: how long a delivered message is kept for a replay.
+        public var replayMaxAge: Duration = .zero
+        /// `redis.reorder_max_bytes`: bytes of messages per other node waiting for a missing one.
+        public var reorderMaxBytes: Int = 0
 
         /// Whether a cluster backend is configured.
         public var isEnabled: Bool { url != nil }
@@ -97,6 +120,13 @@ public struct SwitchboardConfiguration: Sendable, Equatable {
         public var level: Logger.Level = .info
     }
 
+    /// `metrics.*`: where `/metrics` is served.
+    public struct Metrics: Sendable, Equatable {
+        /// `metrics.port`: serve `/metrics` on its own listener on this port (and not on the main
+        /// port); `nil` serves it on the main port.
+        public var port: Int?
+    }
+
     /// `testing.*`: switches for conformance and integration tests.
     public struct TestingOptions: Sendable, Equatable {
         /// `testing.echo_route`: also serve a WebSocket echo at `/autobahn`.
@@ -119,6 +149,8 @@ public struct SwitchboardConfiguration: Sendable, Equatable {
     public var limits = Limits()
     /// `log.*`.
     public var log = Log()
+    /// `metrics.*`.
+    public var metrics = Metrics()
     /// `testing.*`.
     public var testing = TestingOptions()
 
@@ -182,6 +214,12 @@ extension SwitchboardConfiguration {
             throw ConfigurationError(
                 key: key.path,
                 problem: "missing; set the \(key.environmentVariable) environment variable or \(key.path) in the config file"
+            )
+        }
+        if configuration.redis.retryMaxBytes < configuration.websocket.maxMessageBytes + 65536 {
+            throw ConfigurationError(
+                key: "redis.retry_max_bytes", value: "\(configuration.redis.retryMaxBytes)",
+                problem: "must exceed websocket.max_message_bytes (\(configuration.websocket.maxMessageBytes)) by 64 KiB, or the largest messages could never cross the cluster"
             )
         }
         if configuration.redis.url == nil, let host = configuration.redis.host {

@@ -10,8 +10,9 @@ struct RouteDependencies: Sendable {
 }
 
 extension Router where Context == BasicRequestContext {
-    /// `/healthz`, `/readyz`, `/metrics`, `/api/presence/{user}`, `/api/calls` (PROTOCOL.md §7).
-    func addSwitchboardRoutes(_ dependencies: RouteDependencies) {
+    /// `/healthz`, `/readyz`, `/metrics` (unless `servingMetrics` is false: `metrics.port` serves it
+    /// on a listener of its own), `/api/presence/{user}`, `/api/calls` (PROTOCOL.md §7).
+    func addSwitchboardRoutes(_ dependencies: RouteDependencies, servingMetrics: Bool = true) {
         get("healthz") { _, _ in Response.json(["status": "ok"]) }
         get("readyz") { _, _ in
             guard dependencies.switchboard.isReady else {
@@ -19,13 +20,7 @@ extension Router where Context == BasicRequestContext {
             }
             return Response.json(["status": "ready"])
         }
-        get("metrics") { _, _ in
-            Response(
-                status: .ok,
-                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: dependencies.metrics.prometheusText()))
-            )
-        }
+        if servingMetrics { addMetricsRoute(dependencies.metrics) }
         get("api/presence/:user") { request, context in
             _ = try dependencies.authenticator.authenticate(request)
             let user = try context.parameters.require("user")
@@ -42,6 +37,19 @@ extension Router where Context == BasicRequestContext {
             let limit = request.uri.queryParameters.get("limit", as: Int.self).map { min(max($0, 1), 500) } ?? 50
             let records = try await dependencies.store.records(involving: identity.id, limit: limit)
             return Response.json(["calls": .array(records.map(\.json))])
+        }
+    }
+}
+
+extension Router where Context == BasicRequestContext {
+    /// `GET /metrics`: Prometheus text (version 0.0.4).
+    func addMetricsRoute(_ metrics: NodeMetrics) {
+        get("metrics") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.prometheusText()))
+            )
         }
     }
 }

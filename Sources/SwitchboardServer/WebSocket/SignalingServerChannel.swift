@@ -89,7 +89,11 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
             )
             var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgradeConfiguration)
             pipeline.enablePipelining = false
-            pipeline.enableErrorHandling = false
+            // NIO's HTTPServerProtocolErrorHandler answers a malformed request 400, and HTTPEdgeChannel's
+            // PendingConnectionHandler then closes. (It was off as in Hummingbird's HTTP1Channel, whose
+            // HTTP loop writes that 400 itself; but the first request's parse error happens before the
+            // upgrade decision, where nothing answered or closed.)
+            pipeline.enableErrorHandling = true
             pipeline.enableResponseHeaderValidation = false
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
             return Value(upgradeResult: result, channel: channel)

@@ -121,12 +121,10 @@ final class WebSocketGate: Sendable {
         return (String(uri[..<mark]), String(uri[uri.index(after: mark)...]))
     }
 
-    /// The client's address: the first `X-Forwarded-For` entry set by nginx, else the peer address.
+    /// The client's address: the peer, or what `X-Forwarded-For` says when the peer is one of
+    /// `server.trusted_proxies` (``ClientAddress``).
     private static func clientIP(_ headers: HTTPHeaders, channel: any Channel) -> String {
-        if let forwarded = headers.first(name: "X-Forwarded-For")?.split(separator: ",").first {
-            return forwarded.trimmingSpaces()
-        }
-        return channel.remoteAddress?.ipAddress ?? ""
+        ClientAddress.of(headers, channel: channel)
     }
 }
 

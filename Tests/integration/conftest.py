@@ -2,7 +2,8 @@
 
 - `node`: one node per test module, default configuration (fast).
 - `node_factory(**env)`: a fresh node for this test, with configuration overrides given as
-  environment variables (`SWITCHBOARD_CALLS_RING_TIMEOUT="1s"`, ...).
+  environment variables (`SWITCHBOARD_CALLS_RING_TIMEOUT="1s"`, ...); `launcher=[...]` runs it
+  under another command (`["prlimit", "--nofile=256:256"]`).
 - `connect(node, ...)`: an authenticated `Client` closed at teardown.
 
 The binary is `$SWITCHBOARD_BIN`, default `<repo>/.build/debug/switchboard`.
@@ -55,10 +56,12 @@ class NodeCrashed(AssertionError):
 class Node:
     """One `switchboard serve` process, its log files and its SQLite database."""
 
-    def __init__(self, workdir: Path, node_id: str, env: dict[str, str], secret: str = SECRET):
+    def __init__(self, workdir: Path, node_id: str, env: dict[str, str], secret: str = SECRET,
+                 launcher: list[str] | None = None):
         self.workdir = workdir
         self.node_id = node_id
         self.secret = secret
+        self.launcher = list(launcher or [])  # run the node under this, e.g. ["prlimit", "--nofile=256:256"]
         self.overrides = dict(env)
         self.db_path = workdir / "calls.sqlite"
         self.log_path = workdir / "stdout.log"
@@ -80,7 +83,7 @@ class Node:
         last_error = ""
         for _attempt in range(3):
             self.port = _free_port()
-            cmd = [
+            cmd = self.launcher + [
                 str(BINARY), "serve",
                 "--host", "127.0.0.1",
                 "--port", str(self.port),
@@ -254,12 +257,12 @@ class NodeFactory:
         self.prefix = prefix
         self.nodes: list[Node] = []
 
-    def __call__(self, node_id: str | None = None, **env: str) -> Node:
+    def __call__(self, node_id: str | None = None, launcher: list[str] | None = None, **env: str) -> Node:
         for key in env:
             assert key.startswith("SWITCHBOARD_"), f"configuration overrides are env vars: {key}"
         node_id = node_id or f"{self.prefix}-{len(self.nodes) + 1}"
         workdir = self.tmp_path_factory.mktemp(node_id)
-        node = Node(workdir, node_id, {k: str(v) for k, v in env.items()})
+        node = Node(workdir, node_id, {k: str(v) for k, v in env.items()}, launcher=launcher)
         self.nodes.append(node)
         return node.start()
 

@@ -30,6 +30,8 @@ final class PendingConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
 
     private var id: PendingConnectionRegistry.ID?
     private var isFinished = false
+    /// The 101 has been written: leave the pipeline once it is flushed.
+    private var isUpgrading = false
     /// Request heads received whose responses have not ended.
     private var requestsInFlight = 0
     private var timeout: Scheduled<Void>?
@@ -84,8 +86,10 @@ final class PendingConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         switch part {
         case .head(let head)? where head.status == .switchingProtocols:
             // Upgraded: `websocket.max_connections` counts it now, and its own timeouts guard it.
+            // Leaving the pipeline waits for the flush: the 101 comes as one writeAndFlush, and a
+            // handler removed between its write and its flush would swallow the flush.
             finish()
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            isUpgrading = true
         case .end? where !isFinished && requestsInFlight > 0:
             requestsInFlight -= 1
             if requestsInFlight == 0 {
@@ -94,6 +98,14 @@ final class PendingConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
             }
         default:
             break
+        }
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        context.flush()
+        if isUpgrading {
+            isUpgrading = false
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
     }
 

@@ -70,7 +70,7 @@ class EchoNode:
             raise AssertionError(f"switchboard binary not found at {BINARY} (swift build, or set SWITCHBOARD_BIN)")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
         env.update(
-            SWITCHBOARD_JWT_SECRET="test-secret",
+            SWITCHBOARD_JWT_SECRET="autobahn-test-secret-0123456789abcdef",
             SWITCHBOARD_TESTING_ECHO_ROUTE="true",
             # Case 9 sends messages of up to 16 MiB.
             SWITCHBOARD_WEBSOCKET_MAX_MESSAGE_BYTES=str(16 * 1024 * 1024),

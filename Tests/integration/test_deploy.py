@@ -65,7 +65,7 @@ def compose_config(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[st
 
 
 def test_compose_file_validates(tmp_path):
-    proc = compose_config(tmp_path, SWITCHBOARD_JWT_SECRET="test-secret", POSTGRES_PASSWORD="pw123")
+    proc = compose_config(tmp_path, SWITCHBOARD_JWT_SECRET="compose-test-secret-0123456789abcdef", POSTGRES_PASSWORD="pw123")
     assert proc.returncode == 0, f"docker-compose config failed:\n{proc.stderr}"
     config = yaml.safe_load(proc.stdout)
     services = config["services"]
@@ -76,10 +76,12 @@ def test_compose_file_validates(tmp_path):
     assert "ports" not in sb and "container_name" not in sb, sb
     assert sb["build"]["dockerfile"] == "deploy/Dockerfile"
     env = sb["environment"]
-    assert env["SWITCHBOARD_JWT_SECRET"] == "test-secret"
+    assert env["SWITCHBOARD_JWT_SECRET"] == "compose-test-secret-0123456789abcdef"
     assert env["SWITCHBOARD_REDIS_URL"] == "redis://redis:6379/0"
     assert env["SWITCHBOARD_DATABASE_URL"] == "postgres://switchboard:pw123@postgres:5432/switchboard"
     assert "SWITCHBOARD_SERVER_NODE_ID" not in env, "node ids must differ per replica: leave the default"
+    # nginx reaches the nodes from the compose network: its X-Forwarded-For must be believed.
+    assert env["SWITCHBOARD_SERVER_TRUSTED_PROXIES"] == "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
     assert sb["depends_on"]["redis"]["condition"] == "service_healthy"
     assert sb["depends_on"]["postgres"]["condition"] == "service_healthy"
 
@@ -96,7 +98,7 @@ def test_compose_file_validates(tmp_path):
 
 @pytest.mark.parametrize("missing", ["SWITCHBOARD_JWT_SECRET", "POSTGRES_PASSWORD"])
 def test_compose_requires_the_secrets(tmp_path, missing):
-    env = {"SWITCHBOARD_JWT_SECRET": "s", "POSTGRES_PASSWORD": "p"}
+    env = {"SWITCHBOARD_JWT_SECRET": "compose-test-secret-0123456789abcdef", "POSTGRES_PASSWORD": "p"}
     del env[missing]
     proc = compose_config(tmp_path, **env)
     assert proc.returncode != 0, f"docker-compose config accepted a file without {missing}"
@@ -196,6 +198,11 @@ def test_rendered_nginx_configuration_is_valid(tmp_path):
     assert "proxy_set_header Upgrade $http_upgrade;" in ws
     assert "proxy_set_header Connection $switchboard_connection_upgrade;" in ws
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in ws
+    # /metrics is not for the internet.
+    assert re.search(r"location = /metrics \{\s*return 404;\s*\}", site), "nginx must not proxy /metrics"
+    # nginx drops an idle upstream connection before the node's server.request_timeout (10s) does.
+    keepalive_timeout = int(re.search(r"keepalive_timeout (\d+)s;", upstream).group(1))
+    assert keepalive_timeout < 10, f"upstream keepalive_timeout {keepalive_timeout}s >= the nodes' request_timeout"
     ping_interval = 30
     for name in ("proxy_read_timeout", "proxy_send_timeout"):
         seconds = int(re.search(rf"{name} (\d+)s;", ws).group(1))
@@ -239,7 +246,9 @@ def test_http_routes_through_nginx(standalone: LocalCluster):
     url = standalone.url
     assert http_get(url, "/healthz").status == 200
     assert http_get(url, "/readyz").status == 200
-    metrics = http_get(url, "/metrics")
+    assert http_get(url, "/metrics").status == 404, "nginx must not expose /metrics"
+    node_url = f"http://127.0.0.1:{standalone.state['nodes'][0]['port']}"
+    metrics = http_get(node_url, "/metrics")  # scraped on the node itself
     assert metrics.status == 200 and metrics.headers["content-type"].startswith("text/plain")
     assert http_get(url, "/api/presence/someone").status == 401
     resp = http_get(url, "/api/calls", token=make_token(unique_user(), secret=SECRET))

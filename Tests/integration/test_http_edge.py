@@ -178,6 +178,21 @@ def test_upgraded_websocket_is_not_subject_to_request_timeout(node_factory, conn
     assert alice.is_open
 
 
+def test_graceful_shutdown_does_not_wait_for_idle_sockets(node_factory):
+    node = node_factory(SWITCHBOARD_SERVER_REQUEST_TIMEOUT="60s")
+    socks = [open_socket(node) for _ in range(5)]
+    keep = open_socket(node)
+    keep.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(keep).startswith(b"HTTP/1.1 200")
+    start = time.monotonic()
+    problems = node.stop()  # SIGTERM; the node has 10 s to stop
+    elapsed = time.monotonic() - start
+    print(f"\nSIGTERM with 5 idle sockets and an idle keep-alive one (request_timeout 60s): exited after {elapsed:.2f}s")
+    assert not problems, problems
+    assert elapsed < 5, "shutdown waited for idle connections"
+    assert all(closed_by_server(s) for s in socks + [keep])
+
+
 # ---------------------------------------------------------------------------------------------
 # Malformed requests
 
@@ -292,6 +307,37 @@ def test_idle_sockets_never_starve_healthz_or_websockets(node_factory, connect, 
     assert node_fds(node) < NOFILE - 32
     for s in socks:
         s.close()
+
+
+def rss_kib(node: Node) -> int:
+    for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_partial_request_heads_from_one_address_cost_bounded_memory(node_factory):
+    """One address sends 200 connections' worth of 48 KiB unfinished request heads: it keeps at most
+    its 64 connections, and the node's RSS grows by a few MiB, not by what was sent."""
+    node = node_factory(SWITCHBOARD_SERVER_REQUEST_TIMEOUT="3s")
+    before = rss_kib(node)
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (48 * 1024)
+    socks = []
+    for _ in range(200):
+        sock = open_socket(node, "127.0.0.9")
+        try:
+            sock.sendall(head)  # non-blocking: 48 KiB fits the socket buffers
+        except (BlockingIOError, ConnectionResetError, BrokenPipeError):
+            pass
+        socks.append(sock)
+    wait_until(lambda: len(open_ones(socks)) == 64, 10, "64 connections of 127.0.0.9 held")
+    peak = rss_kib(node)
+    wait_until(lambda: not open_ones(socks), 3 + MARGIN + 1, "the request timeout to close the rest")
+    after = rss_kib(node)
+    print(f"\n200 × 48 KiB unfinished heads from one address: node RSS {before // 1024} MiB before, "
+          f"{peak // 1024} MiB while 64 were held, {after // 1024} MiB after they timed out")
+    assert peak - before < 32 * 1024, f"RSS grew by {(peak - before) // 1024} MiB"
+    assert http_get(node.http_url, "/healthz").status == 200
 
 
 def test_connections_from_a_trusted_proxy_count_only_in_the_total(node_factory):

@@ -109,6 +109,15 @@ final class PendingConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         }
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Graceful shutdown: a connection waiting for a request head has nothing to finish. (One
+        // answering a request is left to Hummingbird, which closes it after the response.)
+        if event is ChannelShouldQuiesceEvent, !isFinished, requestsInFlight == 0 {
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard closesOnParseError, error is HTTPParserError else {
             context.fireErrorCaught(error)

@@ -294,3 +294,41 @@ private let nameless = UserIdentity(id: "bob")!
         #expect(message.heartbeatReply == nil)
     }
 }
+
+/// Hangup and reject reasons (PROTOCOL.md §8: at most 64 characters of `[a-z0-9-]`), and the call id a
+/// client chose for its invite (PROTOCOL.md §9).
+@Suite struct SignalReasonAndCallIDTests {
+    @Test(arguments: ["call-hangup", "call-reject"])
+    func validReasonsPass(type: String) {
+        for reason in ["user-hangup", "ice-failed", "busy", "declined", String(repeating: "a", count: 64), "4xx-0"] {
+            #expect(signalError(#"{"type":"\#(type)","reason":"\#(reason)"}"#) == nil, "\(reason)")
+        }
+    }
+
+    @Test(arguments: ["call-hangup", "call-reject"])
+    func invalidReasonsAreRefused(type: String) {
+        for reason in ["", String(repeating: "a", count: 65), "Ice-Failed", "ice_failed", "ice failed", "é", String(repeating: "x", count: 900_000)] {
+            #expect(signalError(#"{"type":"\#(type)","reason":"\#(reason)"}"#)?.reason == .invalidSignal, "\(reason.prefix(20))")
+        }
+    }
+
+    @Test func otherSignalsKeepTheirReasonAsAnUnknownField() {
+        #expect(signalError(#"{"type":"offer","offer":{"type":"offer","sdp":"v=0"},"reason":"Anything Goes"}"#) == nil)
+    }
+
+    @Test func clientChosenInviteCallID() {
+        func message(_ content: String, contentType: Int32 = 6) -> ChatMessage {
+            var message = ChatMessage()
+            message.to = "bob"
+            message.contentType = contentType
+            message.content = content
+            return message
+        }
+        #expect(message(#"{"type":"call-invite","callId":"c-1"}"#).clientChosenInviteCallID == "c-1")
+        #expect(message(#"{ "callId" : "c-2", "type" : "call-invite" }"#).clientChosenInviteCallID == "c-2")
+        #expect(message(#"{"type":"call-invite"}"#).clientChosenInviteCallID == nil, "the server picks the id")
+        #expect(message(#"{"type":"call-hangup","callId":"call-invite"}"#).clientChosenInviteCallID == nil)
+        #expect(message(#"{"type":"call-invite","callId":"c-3"}"#, contentType: 1).clientChosenInviteCallID == nil)
+        #expect(message(#"{"type":"call-invite","callId":"#).clientChosenInviteCallID == nil, "invalid: the engine answers")
+    }
+}

@@ -285,6 +285,77 @@ import Testing
         #expect(!channel.isActive)
     }
 
+    // MARK: Backpressure (PROTOCOL.md §9)
+
+    @Test func readIsHeldWhileTheChannelIsUnwritable() throws {
+        let reads = ReadCounter()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(reads)
+        try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(settings: Self.quiet))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        let before = reads.count
+        channel.read()
+        #expect(reads.count == before + 1, "a writable channel reads")
+
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.read()
+        channel.read()
+        #expect(reads.count == before + 1, "no read while the peer does not take what it is sent")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(reads.count == before + 2, "the held read goes on, once, when the channel drains")
+    }
+
+    @Test func unsentDataOverTheCapClosesWith1008() throws {
+        var settings = Self.quiet
+        settings.maxPendingBytes = 1_000
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
+        try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(settings: settings))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+
+        let frame = WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(repeating: 7, count: 100))
+        var written = 0
+        while written < 30 {
+            let result = channel.write(frame)
+            channel.embeddedEventLoop.run()
+            if case .failure(let error as WebSocketSessionError)? = result.peekResult, error == .closing { break }
+            written += 1
+        }
+        #expect(written == 10, "the frame that takes the unsent data past 1,000 bytes is the last one taken")
+        var close: (UInt16, String)?
+        while let bytes = try channel.readOutbound(as: ByteBuffer.self) {
+            // The encoder writes a header buffer, then the payload: find the close frame's header.
+            if bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) == 0x88, var payload = try channel.readOutbound(as: ByteBuffer.self) {
+                close = (payload.readInteger(as: UInt16.self) ?? 0, payload.readString(length: payload.readableBytes) ?? "")
+            }
+        }
+        #expect(close?.0 == 1008)
+        #expect(close?.1 == "too much unsent data")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!channel.isActive, "TCP is dropped when the close cannot be delivered")
+    }
+
+    @Test func pingOverTheSendersBudgetIsNotAnswered() throws {
+        var allowed = 1
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(
+            WebSocketSessionHandler(settings: Self.quiet, admitsPing: {
+                allowed -= 1
+                return allowed >= 0
+            })
+        )
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        try channel.writeInbound(clientFrame(.ping, "one"))
+        try channel.writeInbound(clientFrame(.ping, "two"))
+        #expect(try channel.readOutbound(as: WebSocketFrame.self)?.data == ByteBuffer(string: "one"))
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) == nil)
+        #expect(channel.isActive)
+    }
+
     // MARK: Echo
 
     @Test func echoHandlerEchoesWholeMessages() throws {
@@ -369,4 +440,15 @@ private func readClose(_ channel: EmbeddedChannel) throws -> (code: UInt16, reas
     var data = frame.data
     guard let code = data.readInteger(as: UInt16.self) else { return nil }
     return (code, data.readString(length: data.readableBytes) ?? "")
+}
+
+/// Counts the `read()` calls that reach the head of the pipeline.
+private final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = Any
+    var count = 0
+
+    func read(context: ChannelHandlerContext) {
+        count += 1
+        context.read()
+    }
 }

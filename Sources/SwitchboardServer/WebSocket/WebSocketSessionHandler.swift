@@ -1,4 +1,7 @@
 import NIOCore
+#if canImport(Glibc)
+import Glibc  // linger
+#endif
 import NIOWebSocket
 
 /// RFC 6455 connection semantics between NIO's WebSocket frame codec and an application handler.
@@ -22,7 +25,7 @@ import NIOWebSocket
 /// Backpressure (PROTOCOL.md §9): while the channel is unwritable (the peer does not read what it is
 /// sent), the handler holds the pipeline's `read()`, so nothing more is read from that peer and it can
 /// cause no new work; more than `maxPendingBytes` of unsent data closes with 1008 "too much unsent data",
-/// and that close frame waits behind the unsent data, so TCP is dropped after `closeTimeout`.
+/// and that close frame waits behind the unsent data, so TCP is reset after `closeTimeout`.
 ///
 /// Closing from the server (an error, a timer, or a `WebSocketCloseRequest`) sends one close frame,
 /// ignores inbound data from then on and closes TCP when the peer's close arrives, or after
@@ -377,6 +380,9 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
             return
         case .closeSent(let deadline):
             if now >= deadline {
+                // The peer never answered: it may not even read. Reset rather than close, so that the
+                // kernel does not keep the unsent data either (an orphaned socket with a full queue).
+                _ = (context.channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
                 enterClosed(context: context, closeChannel: true)
             } else {
                 scheduleTimer(context: context, at: deadline)

@@ -15,6 +15,8 @@ public struct ClusterNode: Sendable {
     /// - Parameters:
     ///   - url: `redis://[:password@]host:port[/db]`.
     ///   - signalsChannel: `redis.channels.webrtc_signals`.
+    ///   - bufferLimits: `redis.retry_*`, `redis.replay_*`, `redis.reorder_max_bytes`: what is kept per
+    ///     other node.
     ///   - beforeDelivery: runs on the subscriber's event loop before each inbox message is delivered
     ///     (the server batches the socket writes of a burst of messages there).
     public init(
@@ -22,6 +24,7 @@ public struct ClusterNode: Sendable {
         signalsChannel: String,
         heartbeatInterval: Duration,
         commandTimeout: Duration = .seconds(2),
+        bufferLimits: ClusterBufferLimits = .standard,
         settings: SwitchboardSettings,
         eventLoopGroup: any EventLoopGroup,
         scheduler: any TimerScheduler,
@@ -58,6 +61,7 @@ public struct ClusterNode: Sendable {
             keys: keys,
             redis: client,
             eventLoop: eventLoopGroup.next(),
+            bufferLimits: bufferLimits,
             scheduler: scheduler,
             records: records,
             events: events,

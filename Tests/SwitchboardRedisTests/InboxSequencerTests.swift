@@ -71,4 +71,55 @@ import Testing
         }
         #expect(delivered.withLock { $0 } == ["n1/1/0", "n2/1/40", "n1/2/0", "n1/1/1"])
     }
+
+    @Test func tooMuchWaitingBehindAGapDeliversItEarlyAndTheMissingOneStillCountsLate() {
+        let loop = EmbeddedEventLoop()
+        let cost = InboxSequencer.cost(of: envelope(0))
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2), maxWaitingBytes: 2 * cost)
+        let outcome = Outcome()
+        feed([0, 2, 3], to: sequencer, on: loop, outcome)
+        #expect(outcome.delivered.withLock { $0 } == [0], "2 and 3 wait for 1: within the bytes")
+        feed([5], to: sequencer, on: loop, outcome)
+        #expect(outcome.delivered.withLock { $0 } == [0, 2, 3, 5], "a third is too much: the wait ends")
+        #expect(sequencer.positions.map(\.expected) == [6])
+        // 1 and 4 were passed over, not given up: they arrive (a retry), within the gap's time.
+        loop.advanceTime(by: .milliseconds(1500))
+        feed([4, 1, 1, 4, 3], to: sequencer, on: loop, outcome)
+        #expect(outcome.delivered.withLock { $0 } == [0, 2, 3, 5, 4, 1], "each late one once; duplicates dropped")
+        feed([6], to: sequencer, on: loop, outcome)
+        #expect(outcome.delivered.withLock { $0 }.last == 6)
+    }
+
+    @Test func aNumberPassedOverIsNotDeliveredAfterItsGapTimeout() {
+        let loop = EmbeddedEventLoop()
+        let cost = InboxSequencer.cost(of: envelope(0))
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2), maxWaitingBytes: cost)
+        let outcome = Outcome()
+        feed([0, 2], to: sequencer, on: loop, outcome)
+        loop.advanceTime(by: .seconds(1))
+        feed([3], to: sequencer, on: loop, outcome)  // passed early, 1 s into the wait
+        #expect(outcome.delivered.withLock { $0 } == [0, 2, 3])
+        loop.advanceTime(by: .seconds(1))  // 2 s since the gap opened: the origin gave up on 1
+        feed([1], to: sequencer, on: loop, outcome)
+        #expect(outcome.delivered.withLock { $0 } == [0, 2, 3])
+    }
+
+    @Test func aWaitingEnvelopeKeepsOnlyItsOwnBytes() {
+        let loop = EmbeddedEventLoop()
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2))
+        // The envelope came in a 1 MiB bundle: its message is a small slice of that buffer.
+        var bundle = ByteBuffer(repeating: 0, count: 1 << 20)
+        bundle.moveReaderIndex(forwardBy: 1000)
+        var late = envelope(2)
+        late.message = bundle.getSlice(at: bundle.readerIndex, length: 100)!
+        let delivered = Mutex<[Int]>([])
+        for item in [envelope(0), late, envelope(1)] {
+            sequencer.accept(item, on: loop) { envelope in
+                delivered.withLock { $0.append(envelope.message.storageCapacity) }
+            }
+        }
+        let capacities = delivered.withLock { $0 }
+        #expect(capacities.count == 3)
+        #expect(capacities[2] < 4096, "the waiting envelope held \(capacities[2]) bytes of storage")
+    }
 }

@@ -8,16 +8,6 @@ import Testing
 @testable import RedisWire  // RESPArgument's bytes, to read what the outbox sends
 @testable import SwitchboardRedis
 
-/// An encoded envelope (what the outbox carries) whose message is `text`.
-private func parcel(_ text: String) -> ByteBuffer {
-    Envelope(kind: .deliver, origin: "n1", user: "bob", message: ByteBuffer(string: text)).encoded()
-}
-
-/// The text of a ``parcel(_:)``; other bytes as they are.
-private func parcelText(_ bytes: ByteBuffer) -> String {
-    (try? Envelope(decoding: bytes)).map { String(buffer: $0.message) } ?? String(buffer: bytes)
-}
-
 /// A failed parcel: its number and why.
 private struct Failure: Sendable, Equatable {
     var index: Int
@@ -35,9 +25,11 @@ struct NodeOutboxTests {
     private func outbox(
         _ client: RedisClient, retryInterval: Duration = .milliseconds(20), retryWindow: Duration
     ) -> NodeOutbox {
-        NodeOutbox(
+        var limits = ClusterBufferLimits.standard
+        limits.retryMaxAge = retryWindow
+        return NodeOutbox(
             redis: client, nodesKey: keys.nodes, eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
-            retryInterval: retryInterval, retryWindow: retryWindow, channel: keys.inbox
+            retryInterval: retryInterval, limits: limits, channel: keys.inbox
         )
     }
 
@@ -62,7 +54,7 @@ struct NodeOutboxTests {
         _ range: Range<Int>, to node: String = "n2", with outbox: NodeOutbox, failures: Collected<Failure>
     ) {
         for index in range {
-            outbox.publish(parcel("\(index)"), to: node) { failure in
+            outbox.publish(parcel("\(index)"), to: node) { failure, _ in
                 failures.append(Failure(index: index, failure: failure, at: .now))
             }
         }
@@ -98,9 +90,11 @@ struct NodeOutboxTests {
             let states = subscriber.stateChanges()
             try await whileRunning(subscriber) {
                 try await awaitState(.connected, in: states)
+                var limits = ClusterBufferLimits.standard
+                limits.replayMaxMessages = 6
                 let outbox = NodeOutbox(
                     redis: client, nodesKey: keys.nodes, eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
-                    replayCapacity: 6, channel: keys.inbox
+                    limits: limits, channel: keys.inbox
                 )
                 publish(0..<10, with: outbox, failures: Collected<Failure>())
                 _ = try await numbers.wait(for: 10, "the parcels")
@@ -262,14 +256,15 @@ struct NodeOutboxOrderingTests {
     @Test func aParcelInFlightWhenAnEarlierOneMissedKeepsItsPlace() async throws {
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let sender = ScriptedSender(eventLoop: eventLoop)
+        var limits = ClusterBufferLimits.standard
+        limits.retryMaxAge = .seconds(10)
         let outbox = NodeOutbox(
             redis: sender, nodesKey: ClusterKeys().nodes, eventLoop: eventLoop, retryInterval: .milliseconds(100),
-            retryWindow: .seconds(10),
-            channel: ClusterKeys().inbox
+            limits: limits, channel: ClusterKeys().inbox
         )
         let failures = Collected<OutboxFailure>()
         func publish(_ index: Int) {
-            outbox.publish(parcel("P\(index)"), to: "n2") { failures.append($0) }
+            outbox.publish(parcel("P\(index)"), to: "n2") { failure, _ in failures.append(failure) }
         }
         publish(0)
         publish(1)

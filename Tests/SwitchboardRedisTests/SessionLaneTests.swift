@@ -115,6 +115,34 @@ private final class Waiting: Sendable {
         #expect(handled.all.last == "after")
     }
 
+    @Test func theBacklogIsBoundedInBytesButOneMessageAlwaysFits() {
+        let handled = Collected<String>()
+        let big = String(repeating: "b", count: 6_000)
+        let lane = SessionLane(capacity: 100, capacityBytes: 10_000, startsBusy: true) { message, _ in
+            handled.append(message.content.count > 100 ? "big" : message.content)
+            return true
+        }
+        // 6,256 bytes wait; another big one would make 12,512 > 10,000; a small one still fits.
+        #expect(SessionLane.cost(of: message(big)) == 6_256)
+        #expect(lane.submit(message(big)))
+        #expect(!lane.submit(message(big)), "a second big message is refused")
+        #expect(lane.submit(message("small")))
+        lane.resume()
+        #expect(handled.all == ["big", "small"])
+
+        // Into an empty backlog, a message bigger than the whole budget is taken (messages are limited
+        // in size elsewhere: this bound must not refuse the largest one).
+        let busy = SessionLane(capacity: 100, capacityBytes: 1_000, startsBusy: true) { message, _ in
+            handled.append(message.content.count > 100 ? "big" : message.content)
+            return true
+        }
+        #expect(busy.submit(message(big)))
+        #expect(!busy.submit(message("small")), "the budget is used up")
+        busy.resume()
+        #expect(busy.submit(message("after")), "the bytes are counted back when the backlog drains")
+        #expect(handled.all.suffix(2) == ["big", "after"])
+    }
+
     @Test func aResumeBeforeTheHandlerReturnsKeepsTheOrder() {
         // A future that had already completed runs its callback (and resume) inside the handler.
         let handled = Collected<String>()

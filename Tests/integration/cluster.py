@@ -16,7 +16,8 @@ hooks are available to every test module.
   `webrtc:presence` says that user is on that node, so that other nodes can route to them.
 - Helpers: `presence_api`, `final_record` / `wait_final_record` (the latest `updated_at` among the
   nodes' SQLite databases), `simultaneously` (run callables at the same moment from threads),
-  `drain`, `stream_across` (numbered cross-node messages with a fault injected part-way).
+  `drain`, `stream_across` (numbered cross-node messages with a fault injected part-way),
+  `rss_bytes` / `RssSampler` (a node process's resident memory, and its peak over a block).
 """
 
 from __future__ import annotations
@@ -117,11 +118,15 @@ def _read_reply(f) -> Any:
     raise ConnectionError(f"unexpected redis reply: {line!r}")
 
 
-def resp_command(port: int, *args: Any, timeout: float = 5.0) -> Any:
-    """Runs one command on a fresh connection to 127.0.0.1:port; returns the decoded reply."""
+def resp_command(port: int, *args: Any, timeout: float = 5.0, password: str | None = None) -> Any:
+    """Runs one command on a fresh connection to 127.0.0.1:port; returns the decoded reply.
+    With `password`, the connection sends `AUTH password` first (a server with `requirepass`)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(_encode_command(args))
         with sock.makefile("rb") as f:
+            if password is not None:
+                sock.sendall(_encode_command(["AUTH", password]))
+                _read_reply(f)
+            sock.sendall(_encode_command(args))
             return _read_reply(f)
 
 
@@ -251,9 +256,10 @@ class RedisServer:
 
     # -- commands ----------------------------------------------------------------------------
 
-    def cli(self, *args: Any, timeout: float = 5.0) -> Any:
-        """One Redis command, e.g. `cli("HGET", "webrtc:presence", user)`; error replies raise."""
-        return resp_command(self.port, *args, timeout=timeout)
+    def cli(self, *args: Any, timeout: float = 5.0, password: str | None = None) -> Any:
+        """One Redis command, e.g. `cli("HGET", "webrtc:presence", user)`; error replies raise.
+        `password`: AUTH first (while the test has set `requirepass`)."""
+        return resp_command(self.port, *args, timeout=timeout, password=password)
 
     def presence(self) -> dict[str, str]:
         flat = self.cli("HGETALL", PRESENCE) or []
@@ -463,6 +469,48 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident set size in bytes (`VmRSS` in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+class RssSampler:
+    """Samples a process's RSS from a thread every `interval` seconds while in a `with` block;
+    `peak` is the highest value seen (also read once on entry and on exit)."""
+
+    def __init__(self, pid: int, interval: float = 0.005):
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        try:
+            self.peak = max(self.peak, rss_bytes(self.pid))
+            self.samples += 1
+        except (OSError, AssertionError):
+            pass  # the process is gone: the test notices that itself
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):  # the sampling period, not a synchronisation
+            self._sample()
+
+    def __enter__(self) -> "RssSampler":
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sample()
 
 
 def presence_api(node: Node, user: str) -> dict[str, Any]:

@@ -10,16 +10,31 @@ import Synchronization
 /// `onGap` when it opens, so the origin can publish the missing ones again (they may have been lost in a
 /// killed subscriber connection's buffer, which `PUBLISH` cannot tell). A first envelope from an origin
 /// run starts its count; one below the count is a duplicate (a replay of what arrived) and is dropped.
+///
+/// What waits is bounded (PROTOCOL.md §9): beyond `maxWaitingBytes` per origin run, the wait ends early
+/// and everything waiting is delivered; the numbers passed over are still delivered, late, should they
+/// arrive before their `gapTimeout` is up (the origin may still be retrying them).
 final class InboxSequencer: Sendable {
     private struct Origin: Hashable {
         var node: String
         var incarnation: UInt64
     }
 
-    private struct Stream {
+    /// Numbers passed over before their wait was up: delivered (late) if they arrive before `until`.
+    fileprivate struct Passed {
+        var numbers: ClosedRange<UInt64>
+        var until: NIODeadline
+    }
+
+    fileprivate struct Stream {
         var expected: UInt64
         var waiting: [UInt64: Envelope] = [:]
+        /// What the waiting envelopes count (``InboxSequencer/cost(of:)``).
+        var waitingBytes = 0
         var gapTimer: Scheduled<Void>?
+        /// When the gap being waited for opened.
+        var gapOpened: NIODeadline?
+        var passed: [Passed] = []
     }
 
     /// Where one origin run's stream stands: the next number expected.
@@ -29,11 +44,18 @@ final class InboxSequencer: Sendable {
         var expected: UInt64
     }
 
+    /// What keeping one waiting envelope costs besides its message bytes.
+    static let overhead = 256
+    /// How many ranges of passed-over numbers a stream remembers (the oldest go first).
+    static let passedCapacity = 256
+
     private let gapTimeout: TimeAmount
+    private let maxWaitingBytes: Int
     private let streams = Mutex<[Origin: Stream]>([:])
 
-    init(gapTimeout: Duration) {
+    init(gapTimeout: Duration, maxWaitingBytes: Int = ClusterBufferLimits.standard.reorderMaxBytes) {
         self.gapTimeout = TimeAmount(gapTimeout)
+        self.maxWaitingBytes = maxWaitingBytes
     }
 
     /// Where every origin run's stream stands (after the inbox reconnected, the missing tails are asked for).
@@ -41,6 +63,11 @@ final class InboxSequencer: Sendable {
         streams.withLock { streams in
             streams.map { Position(node: $0.key.node, incarnation: $0.key.incarnation, expected: $0.value.expected) }
         }
+    }
+
+    /// What an envelope counts while it waits.
+    static func cost(of envelope: Envelope) -> Int {
+        envelope.message.readableBytes + envelope.origin.utf8.count + envelope.user.utf8.count + overhead
     }
 
     /// Hands `envelope`, and any waiting envelopes it releases, to `deliver` in order. Call on the one
@@ -53,31 +80,39 @@ final class InboxSequencer: Sendable {
         deliver: @escaping @Sendable (Envelope) -> Void
     ) {
         let origin = Origin(node: envelope.origin, incarnation: envelope.incarnation)
+        let now = eventLoop.now
         var gap: (Position, UInt64)?
         let ready = streams.withLock { streams -> [Envelope] in
-            var stream = streams[origin] ?? Stream(expected: envelope.sequence)
+            var stream = streams.removeValue(forKey: origin) ?? Stream(expected: envelope.sequence)
             defer { streams[origin] = stream }
-            if envelope.sequence < stream.expected { return [] }
+            if envelope.sequence < stream.expected {
+                return stream.takeLate(envelope, now: now) ? [envelope] : []
+            }
             if envelope.sequence > stream.expected {
-                stream.waiting[envelope.sequence] = envelope
+                guard stream.waiting[envelope.sequence] == nil else { return [] }  // a duplicate of one waiting
+                stream.waiting[envelope.sequence] = Self.compacted(envelope)
+                stream.waitingBytes += Self.cost(of: envelope)
                 if stream.gapTimer == nil {
                     gap = (Position(node: origin.node, incarnation: origin.incarnation, expected: stream.expected), envelope.sequence - 1)
+                    stream.gapOpened = now
                     stream.gapTimer = eventLoop.scheduleTask(in: gapTimeout) { [self] in
                         for waiting in skipGap(of: origin) { deliver(waiting) }
                     }
                 }
-                return []
+                guard stream.waitingBytes > maxWaitingBytes else { return [] }
+                // Too much waits behind the gap: deliver it now, and still take the missing numbers
+                // until their wait would have ended.
+                return stream.passGap(until: (stream.gapOpened ?? now) + gapTimeout)
             }
             var ready = [envelope]
             stream.expected += 1
             while let next = stream.waiting.removeValue(forKey: stream.expected) {
+                stream.waitingBytes -= Self.cost(of: next)
                 ready.append(next)
                 stream.expected += 1
             }
-            if stream.waiting.isEmpty {
-                stream.gapTimer?.cancel()
-                stream.gapTimer = nil
-            }
+            // With another gap behind, the wait (and its timer) goes on from the first.
+            if stream.waiting.isEmpty { stream.endWait() }
             return ready
         }
         if let (position, through) = gap { onGap(position, through) }
@@ -87,13 +122,65 @@ final class InboxSequencer: Sendable {
     /// Gives up on the missing numbers: everything waiting, in order.
     private func skipGap(of origin: Origin) -> [Envelope] {
         streams.withLock { streams in
-            guard var stream = streams[origin] else { return [] }
-            let ready = stream.waiting.keys.sorted().compactMap { stream.waiting[$0] }
-            stream.waiting.removeAll()
+            guard var stream = streams.removeValue(forKey: origin) else { return [] }
+            defer { streams[origin] = stream }
             stream.gapTimer = nil
-            stream.expected = max(stream.expected, (ready.last?.sequence ?? 0) + 1)
-            streams[origin] = stream
-            return ready
+            return stream.deliverWaiting()
         }
+    }
+
+    /// An envelope waiting holds its own bytes, not the whole bundle it came in.
+    private static func compacted(_ envelope: Envelope) -> Envelope {
+        guard envelope.message.storageCapacity > 2 * envelope.message.readableBytes + 4096 else { return envelope }
+        var envelope = envelope
+        var copy = ByteBufferAllocator().buffer(capacity: envelope.message.readableBytes)
+        copy.writeImmutableBuffer(envelope.message)
+        envelope.message = copy
+        return envelope
+    }
+}
+
+extension InboxSequencer.Stream {
+    /// Everything waiting, in order; the count goes on after the last.
+    fileprivate mutating func deliverWaiting() -> [Envelope] {
+        let ready = waiting.keys.sorted().compactMap { waiting[$0] }
+        waiting.removeAll()
+        waitingBytes = 0
+        gapOpened = nil
+        expected = max(expected, (ready.last?.sequence ?? 0) + 1)
+        return ready
+    }
+
+    /// Ends the wait early: everything waiting, in order; the numbers missing among them are taken late
+    /// until `until`.
+    fileprivate mutating func passGap(until: NIODeadline) -> [Envelope] {
+        var next = expected
+        for number in waiting.keys.sorted() {
+            if number > next { passed.append(.init(numbers: next...(number - 1), until: until)) }
+            next = number + 1
+        }
+        if passed.count > InboxSequencer.passedCapacity { passed.removeFirst(passed.count - InboxSequencer.passedCapacity) }
+        endWait()
+        return deliverWaiting()
+    }
+
+    fileprivate mutating func endWait() {
+        gapTimer?.cancel()
+        gapTimer = nil
+        gapOpened = nil
+    }
+
+    /// Whether `envelope`, below the count, is a number passed over (then taken: it is not taken twice)
+    /// rather than a duplicate.
+    fileprivate mutating func takeLate(_ envelope: Envelope, now: NIODeadline) -> Bool {
+        passed.removeAll { $0.until <= now }
+        let number = envelope.sequence
+        guard let index = passed.firstIndex(where: { $0.numbers.contains(number) }) else { return false }
+        let numbers = passed[index].numbers
+        let until = passed[index].until
+        passed.remove(at: index)
+        if number < numbers.upperBound { passed.insert(.init(numbers: (number + 1)...numbers.upperBound, until: until), at: index) }
+        if number > numbers.lowerBound { passed.insert(.init(numbers: numbers.lowerBound...(number - 1), until: until), at: index) }
+        return true
     }
 }

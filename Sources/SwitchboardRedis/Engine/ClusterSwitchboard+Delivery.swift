@@ -62,6 +62,9 @@ extension ClusterSwitchboard {
     }
 
     /// Publishes `message` for `user` to `node`'s inbox.
+    ///
+    /// While the delivery is open, only the encoded envelope (in the outbox) and the ids needed to
+    /// answer are kept: should it fail, the message is decoded again from the envelope.
     func publish(
         _ message: ChatMessage,
         to user: String,
@@ -81,16 +84,28 @@ extension ClusterSwitchboard {
             kind: .deliver, origin: nodeId, user: user, effect: effect, isRetry: isRetry, message: ByteBuffer(bytes: bytes),
             incarnation: incarnation
         )
-        outbox.publish(envelope.encoded(), to: node) { [self] failure in
-            state.withLock { if $0.routes[user] == node { $0.routes[user] = nil } }
+        outbox.publish(envelope.encoded(), to: node) { [self] failure, envelope in
+            // A full backlog says nothing about where the user is; the other failures may.
+            if failure != .bufferFull { state.withLock { if $0.routes[user] == node { $0.routes[user] = nil } } }
             switch failure {
             case .noReceiver where !isRetry:
                 // The node is gone or away: the user may be offline now, or back elsewhere.
-                lookAgain(message, for: user, notFrom: node, effect: effect, notify: notify)
+                if let message = Self.message(in: envelope) {
+                    lookAgain(message, for: user, notFrom: node, effect: effect, notify: notify)
+                } else if let notify {
+                    unreachable(notify, user)  // not an envelope of ours: cannot happen
+                }
             default:
+                // Redis unreachable, or the node's backlog full (`bufferFull`): nothing to look up.
                 if let notify { unreachable(notify, user) }
             }
         }
+    }
+
+    /// The `ChatMessage` an encoded `deliver` envelope carries.
+    static func message(in envelope: ByteBuffer) -> ChatMessage? {
+        guard let envelope = try? Envelope(decoding: envelope) else { return nil }
+        return try? ChatMessage(serializedBytes: Array(envelope.message.readableBytesView))
     }
 
     /// Tells `session` that a message for `user` could not cross the cluster.
@@ -133,7 +148,7 @@ extension ClusterSwitchboard {
         range.writeInteger(position.expected)
         range.writeInteger(last)
         let request = Envelope(kind: .replay, origin: nodeId, user: "", message: range, incarnation: incarnation)
-        outbox.publish(request.encoded(), to: position.node) { _ in }  // the origin is gone: nothing to replay
+        outbox.publish(request.encoded(), to: position.node) { _, _ in }  // the origin is gone: nothing to replay
     }
 
     /// The inbox's subscriber connected again: what was in flight to it may be lost, gap or not.
@@ -187,7 +202,7 @@ extension ClusterSwitchboard {
             bounce.kind = .bounce
             bounce.origin = nodeId
             bounce.incarnation = incarnation
-            outbox.publish(bounce.encoded(), to: envelope.origin) { _ in }  // the origin is gone: nobody to tell
+            outbox.publish(bounce.encoded(), to: envelope.origin) { _, _ in }  // the origin is gone: nobody to tell
         }
     }
 

@@ -34,7 +34,7 @@ public final class ClusterSwitchboard: SignalingEngine {
     public let settings: SwitchboardSettings
     let scripts: ClusterScripts
     let outbox: NodeOutbox
-    let sequencer = InboxSequencer(gapTimeout: .milliseconds(2500))
+    let sequencer: InboxSequencer
     /// This run of the node: envelopes it sends are numbered within it.
     let incarnation = UInt64.random(in: 1...UInt64.max)
     let state = Mutex(State())
@@ -48,16 +48,20 @@ public final class ClusterSwitchboard: SignalingEngine {
     private let readiness: @Sendable () -> Bool
     /// How many messages of one session may wait behind a Redis round trip.
     static let laneCapacity = 1024
+    /// How many bytes of them (one message of any size always may).
+    static let laneCapacityBytes = 8 << 20
 
     /// - Parameters:
     ///   - redis: the command connection (``RedisClient``).
     ///   - eventLoop: where delivery retries are scheduled.
+    ///   - bufferLimits: what is kept per other node for retries, replays and reordering.
     ///   - isReady: whether Redis is reachable (command and subscriber connections).
     public init(
         settings: SwitchboardSettings,
         keys: ClusterKeys,
         redis: any RedisCommandSender,
         eventLoop: any EventLoop,
+        bufferLimits: ClusterBufferLimits = .standard,
         scheduler: any TimerScheduler,
         records: any CallRecordSink,
         events: any CallEventSink,
@@ -68,7 +72,10 @@ public final class ClusterSwitchboard: SignalingEngine {
     ) {
         self.settings = settings
         self.scripts = ClusterScripts(redis: redis, keys: keys, node: settings.nodeId)
-        self.outbox = NodeOutbox(redis: redis, nodesKey: keys.nodes, eventLoop: eventLoop, channel: keys.inbox)
+        self.outbox = NodeOutbox(
+            redis: redis, nodesKey: keys.nodes, eventLoop: eventLoop, limits: bufferLimits, channel: keys.inbox
+        )
+        self.sequencer = InboxSequencer(gapTimeout: bufferLimits.gapTimeout, maxWaitingBytes: bufferLimits.reorderMaxBytes)
         self.scheduler = scheduler
         self.records = metrics.metering(records)
         self.metrics = metrics
@@ -92,7 +99,7 @@ public final class ClusterSwitchboard: SignalingEngine {
         let (session, lane, replaced) = state.withLock { state -> (Session, SessionLane, Session?) in
             let session = Session(id: state.nextSessionID, identity: identity, connection: connection, outlet: outlet)
             state.nextSessionID += 1
-            let lane = SessionLane(capacity: Self.laneCapacity, startsBusy: true) { [weak self] message, resume in
+            let lane = SessionLane(capacity: Self.laneCapacity, capacityBytes: Self.laneCapacityBytes, startsBusy: true) { [weak self] message, resume in
                 self?.handle(message, from: session, resume: resume) ?? true
             }
             state.lanes[session.id] = lane
@@ -109,7 +116,7 @@ public final class ClusterSwitchboard: SignalingEngine {
                 if let call { state.withLock { if $0.isCurrent(session) { $0.book.restore(call) } } }
                 if let previous {
                     let envelope = Envelope(kind: .replace, origin: nodeId, user: user, incarnation: incarnation)
-                    outbox.publish(envelope.encoded(), to: previous) { _ in }  // a dead node has nothing to close
+                    outbox.publish(envelope.encoded(), to: previous) { _, _ in }  // a dead node has nothing to close
                 }
             case .failure(let error):
                 // Registered again when Redis is back (restoreAfterReconnect).

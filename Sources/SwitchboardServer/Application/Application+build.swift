@@ -42,6 +42,7 @@ public func buildApplication(
             url: redisURL,
             signalsChannel: configuration.redis.channels.webrtcSignals,
             heartbeatInterval: configuration.redis.heartbeatInterval,
+            bufferLimits: configuration.redis.bufferLimits,
             settings: settings,
             eventLoopGroup: eventLoopGroup,
             scheduler: scheduler,

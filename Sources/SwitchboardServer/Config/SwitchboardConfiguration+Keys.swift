@@ -58,6 +58,27 @@ extension SwitchboardConfiguration {
             "redis.heartbeat_interval", \.redis.heartbeatInterval, default: .value("2s"), .duration(),
             "How often a node refreshes its heartbeat; a node silent for 3 intervals is dead."),
         ConfigurationKey(
+            "redis.retry_max_bytes", \.redis.retryMaxBytes, default: .value("33554432"), .integer((64 << 10)...(1 << 34)),
+            "Bytes of messages for one other node whose delivery is open (sent and not answered, or held while its inbox is away); beyond, the oldest held give way and their senders get `unavailable`. 32 MiB: with `redis.replay_max_bytes`, 64 MiB per node; at least `websocket.max_message_bytes` + 64 KiB."),
+        ConfigurationKey(
+            "redis.retry_max_messages", \.redis.retryMaxMessages, default: .value("16384"), .integer(1...10_000_000),
+            "The same in messages, bounding many small ones (16,384: over 1.5 s of 10,000 messages a second to one node)."),
+        ConfigurationKey(
+            "redis.retry_max_age", \.redis.retryMaxAge, default: .value("2s"), .duration(),
+            "How long a message for a node whose inbox is away is held and published again (every 100 ms) before its sender gets `unavailable`; 2 s outlasts a subscriber's reconnect. Set it alike on every node: a receiver waits this + 0.5 s for a missing number."),
+        ConfigurationKey(
+            "redis.replay_max_bytes", \.redis.replayMaxBytes, default: .value("33554432"), .integer(0...(1 << 34)),
+            "Bytes of messages delivered to one other node kept to publish again if it lost them with its subscriber connection, the oldest dropped first; 32 MiB is what Redis' default `client-output-buffer-limit pubsub` lets such a connection lose. 0 keeps none."),
+        ConfigurationKey(
+            "redis.replay_max_messages", \.redis.replayMaxMessages, default: .value("4096"), .integer(0...10_000_000),
+            "The same in messages."),
+        ConfigurationKey(
+            "redis.replay_max_age", \.redis.replayMaxAge, default: .value("10s"), .duration(),
+            "How long a delivered message is kept for a replay; a receiver asks within about a second of resubscribing, and after this the memory goes back even when nothing more is sent."),
+        ConfigurationKey(
+            "redis.reorder_max_bytes", \.redis.reorderMaxBytes, default: .value("16777216"), .integer((64 << 10)...(1 << 34)),
+            "Bytes of messages from one other node that arrived ahead of a missing one and wait for it; beyond, they are delivered at once (the missing one still is, late, within its wait)."),
+        ConfigurationKey(
             "websocket.max_connections", \.websocket.maxConnections, default: .value("10000"), .integer(1...10_000_000),
             "Open WebSockets this node accepts; more are refused with HTTP 503."),
         ConfigurationKey(

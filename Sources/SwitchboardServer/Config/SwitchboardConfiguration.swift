@@ -219,7 +219,7 @@ extension SwitchboardConfiguration {
         if configuration.redis.retryMaxBytes < configuration.websocket.maxMessageBytes + 65536 {
             throw ConfigurationError(
                 key: "redis.retry_max_bytes", value: "\(configuration.redis.retryMaxBytes)",
-                problem: "must exceed websocket.max_message_bytes (\(configuration.websocket.maxMessageBytes)) by 64 KiB, or the largest messages could never cross the cluster"
+                problem: "must be at least websocket.max_message_bytes (\(configuration.websocket.maxMessageBytes)) + 64 KiB, or the largest messages could never cross the cluster"
             )
         }
         if configuration.redis.url == nil, let host = configuration.redis.host {

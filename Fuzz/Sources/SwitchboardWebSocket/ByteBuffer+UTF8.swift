@@ -1,0 +1,1 @@
+../../../Sources/SwitchboardServer/WebSocket/ByteBuffer+UTF8.swift

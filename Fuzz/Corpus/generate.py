@@ -164,7 +164,8 @@ def close_payload(code: int, reason: str = "") -> bytes:
 
 
 def websocket_seeds() -> dict[str, bytes]:
-    """Byte 0: the size of each read (0: one read); then the client's bytes."""
+    """Byte 0: bits 0-5 the size of each read (0: one read), bit 7 the client does not read, bit 6 it
+    starts reading again after 5 s; then the client's bytes."""
     offer = message(to="bob", contentType=6, messageType=1, content=compact(SIGNALS["ice-candidate"]))
     text = "héllo wörld".encode()
     frames = {
@@ -202,6 +203,12 @@ def websocket_seeds() -> dict[str, bytes]:
     # The same streams cut into small reads: frames split across reads.
     for name in ("fragmented-text-around-ping", "binary-chatmessage", "close-with-reason"):
         seeds[f"{name}-reads-of-3"] = b"\x03" + frames[name]
+    # A client that does not read what it is sent: echoes and pongs pile up in the node.
+    echoes = b"".join(client_frame(2, bytes([i]) * 100) for i in range(40))
+    pings = b"".join(client_frame(9, bytes([i]) * 125) for i in range(40))
+    seeds["not-reading-echoes"] = b"\x80" + echoes
+    seeds["not-reading-pings-reads-of-32"] = bytes([0x80 | 32]) + pings
+    seeds["not-reading-then-reading-reads-of-63"] = bytes([0xC0 | 63]) + echoes
     return seeds
 
 

@@ -319,13 +319,16 @@ import Testing
 
         let frame = WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(repeating: 7, count: 100))
         var written = 0
-        while written < 30 {
-            let result = channel.write(frame)
-            channel.embeddedEventLoop.run()
-            if case .failure(let error as WebSocketSessionError)? = result.peekResult, error == .closing { break }
-            written += 1
+        var refused = false
+        while written < 30, !refused {
+            // Unflushed writes stay pending; a refused one fails at once.
+            channel.write(frame).assumeIsolated().whenFailure { error in
+                refused = true
+                #expect(error as? WebSocketSessionError == .closing)
+            }
+            if !refused { written += 1 }
         }
-        #expect(written == 10, "the frame that takes the unsent data past 1,000 bytes is the last one taken")
+        #expect(written == 11, "the frame written when 1,000 bytes already wait is the last one taken")
         var close: (UInt16, String)?
         while let bytes = try channel.readOutbound(as: ByteBuffer.self) {
             // The encoder writes a header buffer, then the payload: find the close frame's header.
@@ -337,6 +340,24 @@ import Testing
         #expect(close?.1 == "too much unsent data")
         channel.embeddedEventLoop.advanceTime(by: .seconds(2))
         #expect(!channel.isActive, "TCP is dropped when the close cannot be delivered")
+    }
+
+    @Test func oneMessageLargerThanTheCapIsNotAnAbuse() throws {
+        var settings = Self.quiet
+        settings.maxPendingBytes = 1_000
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
+        try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(settings: settings))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        let big = WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(repeating: 7, count: 5_000))
+        var refused = false
+        channel.write(big).assumeIsolated().whenFailure { _ in refused = true }
+        #expect(!refused)
+        channel.flush()
+        #expect(try channel.readOutbound(as: ByteBuffer.self)?.getInteger(at: 0, as: UInt8.self) == 0x82, "a binary frame, not a close")
+        #expect(channel.isActive)
     }
 
     @Test func pingOverTheSendersBudgetIsNotAnswered() throws {

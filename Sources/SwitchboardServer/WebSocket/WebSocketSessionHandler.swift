@@ -241,12 +241,13 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         writeCapped(context: context, frame: frame, promise: promise)
     }
 
-    /// Writes `frame`, then closes with 1008 if the unsent data is now over `maxPendingBytes`.
+    /// Writes `frame`, then closes with 1008 if the unsent data before it was already over
+    /// `maxPendingBytes` (so the node holds at most that plus one message).
     private func writeCapped(context: ChannelHandlerContext, frame: WebSocketFrame, promise: EventLoopPromise<Void>?) {
         context.write(Self.wrapOutboundOut(frame), promise: promise)
         guard settings.maxPendingBytes > 0, !context.channel.isWritable,
             let pending = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
-            pending > settings.maxPendingBytes
+            pending - frame.length > settings.maxPendingBytes
         else { return }
         failConnection(context: context, code: .policyViolation, reason: "too much unsent data")
     }

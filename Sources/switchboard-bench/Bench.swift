@@ -63,14 +63,14 @@ struct Measurement: Sendable {
 /// The load generator's state. It lives on one event loop: every method runs there (the async command hops
 /// in with `submit`/`flatSubmit` and holds it only through `NIOLoopBound`), so there are no locks and no
 /// tasks per message.
-final class Bench {
+final class Bench: ConnectionDelegate {
     enum Role { case caller, callee, idle }
 
     final class Slot {
         let user: String
         let role: Role
         let pair: Int
-        var handler: BenchConnectionHandler?
+        var handler: BenchConnectionHandler<Bench>?
         var open = false
 
         init(user: String, role: Role, pair: Int) {
@@ -242,7 +242,7 @@ final class Bench {
         }
     }
 
-    func attach(_ handler: BenchConnectionHandler, to slot: Int) {
+    func attach(_ handler: BenchConnectionHandler<Bench>, to slot: Int) {
         slots[slot].handler = handler
         slots[slot].open = true
     }
@@ -318,7 +318,7 @@ final class Bench {
             let bytes = try Wire.signalMessage(to: user, content: content)
             var buffer = allocator.buffer(capacity: bytes.count)
             buffer.writeBytes(bytes)
-            handler.write(WebSocketFrame(fin: true, opcode: .binary, maskKey: BenchConnectionHandler.maskKey, data: buffer))
+            handler.write(WebSocketFrame(fin: true, opcode: .binary, maskKey: WebSocketClient.maskKey, data: buffer))
             handler.flush()
         } catch {
             note("cannot serialize a ChatMessage: \(error)")
@@ -497,7 +497,7 @@ final class Bench {
         }
         var buffer = allocator.buffer(capacity: scratch.count + pair.calleeBytes.count + 16)
         Wire.writeDirectMessage(to: pair.calleeBytes, content: scratch, contentType: isText ? 1 : 6, into: &buffer)
-        handler.write(WebSocketFrame(fin: true, opcode: .binary, maskKey: BenchConnectionHandler.maskKey, data: buffer))
+        handler.write(WebSocketFrame(fin: true, opcode: .binary, maskKey: WebSocketClient.maskKey, data: buffer))
         pair.inflight += 1
         if measuring { counts.sent += 1 }
     }

@@ -12,11 +12,22 @@ import Darwin
 
 extension MessageKind: ExpressibleByArgument {}
 
-/// `switchboard-bench`: the project's own load generator, wsload's scenario on SwiftNIO.
+/// `switchboard-bench`: the project's own load generator. `load` (the default, so `switchboard-bench --url …`
+/// is `switchboard-bench load --url …`) is wsload's scenario on SwiftNIO; `abuse` measures a node under attack.
 struct SwitchboardBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard-bench",
-        abstract: "Load generator for the Switchboard wire protocol (the scenario and report of shared/bench/wsload.c).",
+        abstract: "Load generator for the Switchboard wire protocol.",
+        subcommands: [Load.self, Abuse.self],
+        defaultSubcommand: Load.self
+    )
+}
+
+/// `switchboard-bench [load]`: wsload's scenario and report.
+struct Load: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Pairs streaming signals or text (the scenario and report of shared/bench/wsload.c); the default.",
         discussion: """
             Pairs of users <tag>a<i> (on --url) and <tag>b<i> (on --recv-url, default --url) connect with HS256 \
             tokens; for --kind signal each pair sets up an audio call (call-invite, call-accept), then every caller \
@@ -106,12 +117,7 @@ struct SwitchboardBench: AsyncParsableCommand {
         }
     }
 
-    private var resolvedSecret: String? {
-        if let secret { return secret }
-        guard let value = getenv("SWITCHBOARD_JWT_SECRET") else { return nil }
-        let text = String(cString: value)
-        return text.isEmpty ? nil : text
-    }
+    private var resolvedSecret: String? { Secret.resolve(secret) }
 
     mutating func run() async throws {
         try Wire.selfCheck()
@@ -300,9 +306,7 @@ struct SwitchboardBench: AsyncParsableCommand {
 
     // MARK: - Helpers
 
-    private func describe(_ counts: [String: Int]) -> String {
-        counts.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
-    }
+    private func describe(_ counts: [String: Int]) -> String { Format.counts(counts) }
 
     private func elapsed(since clock: inout NIODeadline) -> String {
         let now = NIODeadline.now()
@@ -310,8 +314,22 @@ struct SwitchboardBench: AsyncParsableCommand {
         return Format.fixed(Double((now - clock).nanoseconds) / 1e9, 2)
     }
 
-    /// Progress on standard error (standard output carries only the report).
-    private func log(_ message: String) {
+    private func log(_ message: String) { Progress.log(message) }
+}
+
+/// The nodes' HS256 secret: `--secret`, else `$SWITCHBOARD_JWT_SECRET`.
+enum Secret {
+    static func resolve(_ given: String?) -> String? {
+        if let given { return given }
+        guard let value = getenv("SWITCHBOARD_JWT_SECRET") else { return nil }
+        let text = String(cString: value)
+        return text.isEmpty ? nil : text
+    }
+}
+
+/// Progress on standard error (standard output carries only the report).
+enum Progress {
+    static func log(_ message: String) {
         let line = "switchboard-bench: " + message + "\n"
         var bytes = Array(line.utf8)
         var offset = 0
@@ -324,7 +342,7 @@ struct SwitchboardBench: AsyncParsableCommand {
 }
 
 extension Substring {
-    fileprivate func trimmingCharacters() -> Substring {
+    func trimmingCharacters() -> Substring {
         var copy = self
         while copy.first == " " { copy.removeFirst() }
         while copy.last == " " { copy.removeLast() }

@@ -93,20 +93,30 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 }
 
-/// The last handler of an upgraded connection: hands binary frames to the ``Bench`` (all on the one event
-/// loop), answers pings, and gives the bench a way to write without going through `Channel` (no hop checks).
-final class BenchConnectionHandler: ChannelInboundHandler {
+/// What a ``BenchConnectionHandler`` reports to: the load generator (``Bench``) or the abuse run's pair
+/// (``AbusePair``). Every call comes on the connection's event loop, the delegate's own.
+protocol ConnectionDelegate: AnyObject {
+    func attach(_ handler: BenchConnectionHandler<Self>, to slot: Int)
+    func received(_ data: ByteBuffer, on slot: Int)
+    func readComplete(on slot: Int)
+    func receivedTextFrame(on slot: Int)
+    func serverClosed(slot: Int, code: Int)
+    func inactive(slot: Int)
+    func connectionError(_ error: any Error, slot: Int)
+}
+
+/// The last handler of an upgraded connection: hands binary frames to its delegate (all on the one event
+/// loop), answers pings and the close handshake, and gives the delegate a way to write without going through
+/// `Channel` (no hop checks). Generic over the delegate, so the hot path has no dynamic dispatch.
+final class BenchConnectionHandler<Delegate: ConnectionDelegate>: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
-    /// Clients must mask (RFC 6455 §5.3); an all-zero key is valid and keeps masking free, as in wsload.
-    static let maskKey = WebSocketMaskingKey([0, 0, 0, 0] as [UInt8])!
-
-    private let bench: Bench
+    private let bench: Delegate
     let slot: Int
     private var context: ChannelHandlerContext?
 
-    init(bench: Bench, slot: Int) {
+    init(bench: Delegate, slot: Int) {
         self.bench = bench
         self.slot = slot
     }
@@ -126,18 +136,13 @@ final class BenchConnectionHandler: ChannelInboundHandler {
         case .binary:
             bench.received(frame.unmaskedData, on: slot)
         case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: Self.maskKey, data: frame.unmaskedData)
+            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: WebSocketClient.maskKey, data: frame.unmaskedData)
             context.writeAndFlush(Self.wrapOutboundOut(pong), promise: nil)
         case .connectionClose:
             var data = frame.unmaskedData
             let code = data.readInteger(as: UInt16.self).map(Int.init) ?? 1005
             bench.serverClosed(slot: slot, code: code)
-            let close = WebSocketFrame(
-                fin: true, opcode: .connectionClose, maskKey: Self.maskKey,
-                data: frame.unmaskedData.getSlice(at: frame.unmaskedData.readerIndex, length: min(2, frame.unmaskedData.readableBytes)) ?? ByteBuffer()
-            )
-            context.writeAndFlush(Self.wrapOutboundOut(close), promise: nil)
-            context.close(promise: nil)
+            WebSocketClient.answerClose(frame, context: context)
         case .text:
             bench.receivedTextFrame(on: slot)
         default:
@@ -178,31 +183,62 @@ final class BenchConnectionHandler: ChannelInboundHandler {
     }
 }
 
-extension Bench {
-    /// Opens one authenticated WebSocket for `user` to `url`; the future succeeds once the upgrade is done and
-    /// a ``BenchConnectionHandler`` for `slot` is in the pipeline.
-    func connect(slot: Int, user: String, url: WebSocketURL, expiresAt: Int64) -> EventLoopFuture<Void> {
-        let token = signer.token(user: user, name: nil, avatar: nil, expiresAt: expiresAt)
+/// The WebSocket client side every mode shares: the upgrade, the masking key, the close handshake.
+enum WebSocketClient {
+    /// Clients must mask (RFC 6455 §5.3); an all-zero key is valid and keeps masking free, as in wsload.
+    static let maskKey = WebSocketMaskingKey([0, 0, 0, 0] as [UInt8])!
+
+    /// Answers a close frame with the same code and closes the connection.
+    static func answerClose(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
+        let data = frame.unmaskedData
+        let close = WebSocketFrame(
+            fin: true, opcode: .connectionClose, maskKey: maskKey,
+            data: data.getSlice(at: data.readerIndex, length: min(2, data.readableBytes)) ?? ByteBuffer()
+        )
+        context.writeAndFlush(NIOAny(close), promise: nil)
+        context.close(promise: nil)
+    }
+
+    /// Opens one WebSocket to `url` with `token` in the query. The future succeeds with the channel once the
+    /// 101 is in and `addHandlers` has put its handlers behind a frame aggregator (on the channel's loop); it
+    /// fails with ``BenchError/refused(url:status:)`` when the node answers something else (the connection is
+    /// closed then).
+    ///
+    /// - Parameters:
+    ///   - localAddress: the source address to connect from (another 127.0.0.x: an attacker of its own).
+    ///   - receiveBufferSize: `SO_RCVBUF`, set before the connect so that the TCP window is that small.
+    static func connect(
+        on loop: any EventLoop,
+        url: WebSocketURL,
+        token: String,
+        localAddress: SocketAddress? = nil,
+        receiveBufferSize: Int? = nil,
+        addHandlers: @escaping @Sendable (any Channel) throws -> Void
+    ) -> EventLoopFuture<any Channel> {
         let upgraded = loop.makePromise(of: Void.self)
-        let bench = NIOLoopBound(self, eventLoop: loop)
+        let connected = loop.makePromise(of: (any Channel).self)
         let target = url.target(token: token)
         let hostHeader = "\(url.host):\(url.port)"
         let urlText = url.description
-        let bootstrap = ClientBootstrap(group: loop)
+        var bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(10))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
+        if let localAddress { bootstrap = bootstrap.bind(to: localAddress) }
+        if let receiveBufferSize {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferSize))
+        }
+        bootstrap = bootstrap.channelInitializer { channel in
                 let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
                     maxFrameSize: 1 << 20,
                     upgradePipelineHandler: { channel, _ in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandlers(
+                            try channel.pipeline.syncOperations.addHandler(
                                 NIOWebSocketFrameAggregator(
                                     minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024,
                                     maxAccumulatedFrameSize: 1 << 22
-                                ),
-                                BenchConnectionHandler(bench: bench.value, slot: slot)
+                                )
                             )
+                            try addHandlers(channel)
                             return true
                         }
                     }
@@ -240,12 +276,32 @@ extension Bench {
         bootstrap.connect(host: url.host, port: url.port).whenComplete { outcome in
             switch outcome {
             case .success(let channel):
-                // A failed upgrade leaves the TCP connection open: close it.
-                upgraded.futureResult.whenFailure { _ in channel.close(promise: nil) }
+                upgraded.futureResult.whenComplete { result in
+                    switch result {
+                    case .success:
+                        connected.succeed(channel)
+                    case .failure(let error):
+                        channel.close(promise: nil)   // a failed upgrade leaves the TCP connection open
+                        connected.fail(error)
+                    }
+                }
             case .failure(let error):
                 upgraded.fail(error)
+                connected.fail(error)
             }
         }
-        return upgraded.futureResult
+        return connected.futureResult
+    }
+}
+
+extension Bench {
+    /// Opens one authenticated WebSocket for `user` to `url`; the future succeeds once the upgrade is done and
+    /// a ``BenchConnectionHandler`` for `slot` is in the pipeline.
+    func connect(slot: Int, user: String, url: WebSocketURL, expiresAt: Int64) -> EventLoopFuture<Void> {
+        let token = signer.token(user: user, name: nil, avatar: nil, expiresAt: expiresAt)
+        let bench = NIOLoopBound(self, eventLoop: loop)
+        return WebSocketClient.connect(on: loop, url: url, token: token) { channel in
+            try channel.pipeline.syncOperations.addHandler(BenchConnectionHandler(bench: bench.value, slot: slot))
+        }.map { _ in }
     }
 }

@@ -51,3 +51,53 @@ enum ProcessStats {
         return nil
     }
 }
+
+/// VmRSS of one process (or none), sampled every 50 ms window after window, from the async orchestration
+/// code (a sample is a read of `/proc/PID/status`).
+struct RSSTrace {
+    /// The peak of one window, and when a sample passed the cap, how far into the window (seconds).
+    struct Window {
+        var peakKiB: Int?
+        var peakAt: Double?
+        var cappedAt: Double?
+    }
+
+    let pid: Int32?
+    private(set) var lastKiB: Int?
+
+    init(pid: Int32?) {
+        self.pid = pid
+        self.lastKiB = pid.flatMap(ProcessStats.rssKiB)
+    }
+
+    /// Samples for `seconds`, or until a sample is above `capKiB`.
+    mutating func sample(for seconds: Double, capKiB: Int? = nil) async -> Window {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let end = start + .nanoseconds(Int64(seconds * 1e9))
+        var window = Window()
+        var next = start
+        while clock.now < end {
+            if let pid, let rss = ProcessStats.rssKiB(pid: pid) {
+                lastKiB = rss
+                let at = Self.seconds(clock.now - start)
+                if rss > window.peakKiB ?? -1 {
+                    window.peakKiB = rss
+                    window.peakAt = at
+                }
+                if let capKiB, rss > capKiB {
+                    window.cappedAt = at
+                    break
+                }
+            }
+            next = next + .milliseconds(50)
+            try? await clock.sleep(until: min(next, end))
+        }
+        return window
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -68,6 +68,11 @@ enum Format {
         text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
     }
 
+    /// `a: 1, b: 2`, sorted by key.
+    static func counts(_ counts: [String: Int]) -> String {
+        counts.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+    }
+
     /// A table: the first column left-aligned, the others right-aligned.
     static func table(_ rows: [[String]]) -> String {
         guard let first = rows.first else { return "" }

@@ -102,7 +102,7 @@ def masked_frame(opcode: int, payload: bytes) -> bytes:
 def flood(raw: RawWebSocket, frames: list[tuple[int, bytes]], seconds: float) -> tuple[int, bool]:
     """Sends `frames` over and over for `seconds` without reading (in batches of 64, so that Python
     keeps up with the node); returns (bytes sent, whether the node stopped taking them: a send that
-    could not complete for 0.2 s)."""
+    could not complete for 0.2 s, or the node closed the connection)."""
     batch = b"".join(masked_frame(op, payload) for op, payload in frames) * (64 // len(frames) or 1)
     sent, stalled = 0, False
     deadline = time.monotonic() + seconds
@@ -113,7 +113,7 @@ def flood(raw: RawWebSocket, frames: list[tuple[int, bytes]], seconds: float) ->
         except (socket.timeout, TimeoutError):
             stalled = True
         except OSError:
-            break  # closed by the node
+            return sent, True  # closed by the node: it takes nothing more either
     return sent, stalled
 
 

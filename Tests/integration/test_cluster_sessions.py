@@ -188,3 +188,17 @@ def test_sigterm_party_that_does_not_return_ends_the_call(cluster_factory, join)
     carol = join(n2)
     again = start_call(bob, carol)
     hang_up(carol, bob, again)
+
+
+def test_reachable_from_another_node_right_after_the_101(cluster_factory, join, connect, redis_server):
+    """PROTOCOL.md section 9: the 101 goes out once Redis has the user's presence, so a message from
+    another node sent the moment the client sees the 101 is delivered, not answered `offline`."""
+    n1, n2 = cluster_factory(2, SWITCHBOARD_LIMITS_UPGRADES_PER_SECOND="1000")
+    alice = join(n1, unique_user("alice"))
+    for i in range(100):
+        bob = connect(n2, unique_user("new"), sync=False)
+        alice.send(to=bob.user, content=f"hello {i}")
+        got = bob.recv()
+        assert got.content == f"hello {i}" and got.sender == alice.user, got
+        bob.close()
+    alice.expect_no_message(0.3)  # no `offline` for any of them

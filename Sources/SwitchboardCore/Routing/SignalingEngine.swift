@@ -10,8 +10,15 @@ public protocol SignalingEngine: Sendable {
     var nodeId: String { get }
 
     /// Registers a new connection for `identity`; an older connection of the same user (on any node)
-    /// is told `session-replaced` and closed with 4001.
-    func connect(_ identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) -> Session
+    /// is told `session-replaced` and closed with 4001. `whenReachable` runs once messages from
+    /// anywhere (any node) reach the session: at once on a single node, after Redis has the user's
+    /// presence in cluster mode (or could not be asked). The server writes the 101 then.
+    func connect(
+        _ identity: UserIdentity,
+        connection: ConnectionInfo,
+        outlet: any SessionOutlet,
+        whenReachable: @escaping @Sendable () -> Void
+    ) -> Session
 
     /// Forgets a closed connection. A party of a call gets `calls.reconnect_grace` to come back.
     func disconnect(_ session: Session)
@@ -33,4 +40,11 @@ public protocol SignalingEngine: Sendable {
 
     /// Whether the node can serve (in cluster mode: Redis reachable).
     var isReady: Bool { get }
+}
+
+extension SignalingEngine {
+    /// Registers a new connection for `identity` when nobody needs to know when it is reachable.
+    public func connect(_ identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) -> Session {
+        connect(identity, connection: connection, outlet: outlet, whenReachable: {})
+    }
 }

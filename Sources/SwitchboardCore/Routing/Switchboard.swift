@@ -46,8 +46,13 @@ public final class Switchboard: SignalingEngine {
     // MARK: Sessions
 
     /// Registers a new connection for `identity`; an older connection of the same user is told
-    /// `session-replaced` and closed with 4001.
-    public func connect(_ identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) -> Session {
+    /// `session-replaced` and closed with 4001. The session is reachable when this returns.
+    public func connect(
+        _ identity: UserIdentity,
+        connection: ConnectionInfo,
+        outlet: any SessionOutlet,
+        whenReachable: @escaping @Sendable () -> Void
+    ) -> Session {
         let (session, replaced) = state.withLock { state -> (Session, Session?) in
             let session = Session(id: state.nextSessionID, identity: identity, connection: connection, outlet: outlet)
             state.nextSessionID += 1
@@ -59,6 +64,7 @@ public final class Switchboard: SignalingEngine {
             replaced.outlet.deliver(Notice.sessionReplaced.message(to: identity.id, now: clock.nowMilliseconds()))
             replaced.outlet.close(code: CloseCode.sessionReplaced, reason: "session replaced")
         }
+        whenReachable()
         return session
     }
 

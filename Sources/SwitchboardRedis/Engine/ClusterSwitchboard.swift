@@ -94,7 +94,12 @@ public final class ClusterSwitchboard: SignalingEngine {
 
     // MARK: Sessions
 
-    public func connect(_ identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) -> Session {
+    public func connect(
+        _ identity: UserIdentity,
+        connection: ConnectionInfo,
+        outlet: any SessionOutlet,
+        whenReachable: @escaping @Sendable () -> Void
+    ) -> Session {
         let user = identity.id
         let (session, lane, replaced) = state.withLock { state -> (Session, SessionLane, Session?) in
             let session = Session(id: state.nextSessionID, identity: identity, connection: connection, outlet: outlet)
@@ -122,6 +127,7 @@ public final class ClusterSwitchboard: SignalingEngine {
                 // Registered again when Redis is back (restoreAfterReconnect).
                 logger.debug("presence not registered", metadata: ["user": "\(user)", "error": "\(error)"])
             }
+            whenReachable()
             lane.resume()
         }
         return session

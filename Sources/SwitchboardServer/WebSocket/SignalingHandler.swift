@@ -37,6 +37,8 @@ final class SignalingHandler: ChannelDuplexHandler {
     private var waiting: [WebSocketMessage] = []
     private var checking = false
     private var readHeld = false
+    /// Completed when the session is reachable from every node.
+    private let reachable: EventLoopPromise<Void>
 
     /// Registers the session of `acceptance` with `switchboard`. Call on `channel`'s loop.
     init(
@@ -54,7 +56,11 @@ final class SignalingHandler: ChannelDuplexHandler {
         self.isCallIDTaken = isCallIDTaken
         self.budget = budgets.budget(of: identity.id, now: SwitchboardClock.system.monotonicNanoseconds())
         self.outlet = ChannelOutlet(channel: channel, batcher: batcher, slot: acceptance.slot, open: false)
-        let session = switchboard.connect(identity, connection: acceptance.connection, outlet: outlet)
+        let reachable = channel.eventLoop.makePromise(of: Void.self)
+        self.reachable = reachable
+        let session = switchboard.connect(identity, connection: acceptance.connection, outlet: outlet) {
+            reachable.succeed()
+        }
         self.session = session
         // Also when the upgrade never completes (the handler is then never added).
         channel.closeFuture.whenComplete { [switchboard] _ in switchboard.disconnect(session) }
@@ -62,9 +68,11 @@ final class SignalingHandler: ChannelDuplexHandler {
 
     /// The application for `WebSocketSessionHandler`: this handler, and its user's budget for pings.
     var application: WebSocketApplication {
-        WebSocketApplication(handler: self) { [budget] in
-            budget.take(now: SwitchboardClock.system.monotonicNanoseconds()) == .allowed
-        }
+        WebSocketApplication(
+            handler: self,
+            admitsPing: { [budget] in budget.take(now: SwitchboardClock.system.monotonicNanoseconds()) == .allowed },
+            reachable: reachable.futureResult
+        )
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

@@ -51,14 +51,16 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
                 shouldUpgrade: { [gate, makeSignaling] channel, head in
                     let result = gate.admit(head, channel: channel)
                     verdict.value = result
-                    if case .success(let acceptance) = result {
-                        application.value =
-                            switch acceptance.route {
-                            case .signaling: makeSignaling(acceptance, channel)
-                            case .echo: WebSocketApplication(handler: EchoHandler())
-                            }
-                    }
-                    return channel.eventLoop.makeSucceededFuture(try? result.get().responseHeaders)
+                    guard case .success(let acceptance) = result else { return channel.eventLoop.makeSucceededFuture(nil) }
+                    let app =
+                        switch acceptance.route {
+                        case .signaling: makeSignaling(acceptance, channel)
+                        case .echo: WebSocketApplication(handler: EchoHandler())
+                        }
+                    application.value = app
+                    // The 101 goes out once the session can be reached from anywhere (PROTOCOL.md §9).
+                    let headers = acceptance.responseHeaders
+                    return app.reachable.map { $0.map { headers } } ?? channel.eventLoop.makeSucceededFuture(headers)
                 },
                 upgradePipelineHandler: { [settings] channel, _ in
                     channel.eventLoop.makeCompletedFuture {

@@ -8,11 +8,13 @@ import Testing
     @Test func burstPassesBackToBackThenTheSustainedRateApplies() {
         var bucket = TokenBucket(rate: 50, per: .seconds(1), burst: 400, now: 0)
         #expect((0..<400).allSatisfy { _ in bucket.take(now: 0) }, "the whole burst passes at one instant")
-        #expect(!bucket.take(now: 0))
+        var taken = bucket.take(now: 0)
+        #expect(!taken)
         // 50 per second afterwards: 10 tokens in 200 ms, not 11.
         let later = Self.second / 5
         #expect((0..<10).allSatisfy { _ in bucket.take(now: later) })
-        #expect(!bucket.take(now: later))
+        taken = bucket.take(now: later)
+        #expect(!taken)
         #expect(!bucket.isFull(now: later + 7 * Self.second))
         #expect(bucket.isFull(now: later + 8 * Self.second), "400 tokens refill in 8 s at 50/s")
     }
@@ -20,8 +22,10 @@ import Testing
     @Test func capacityPerPeriodIsABurstOfTheSameSize() {
         var bucket = TokenBucket(capacity: 10, per: .seconds(60), now: 0)
         #expect((0..<10).allSatisfy { _ in bucket.take(now: 0) })
-        #expect(!bucket.take(now: 0))
-        #expect(bucket.take(now: 6 * Self.second), "one token every 6 s")
+        let empty = bucket.take(now: 0)
+        #expect(!empty)
+        let refilled = bucket.take(now: 6 * Self.second)
+        #expect(refilled, "one token every 6 s")
     }
 
     @Test func keyedBucketsAreIndependentAndForgottenWhenFull() {

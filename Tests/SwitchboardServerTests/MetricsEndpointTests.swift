@@ -127,11 +127,17 @@ import Testing
 
     @Test func noticesTheServerSendsItselfAreCounted() throws {
         let channel = EmbeddedChannel()
+        let identity = UserIdentity(id: "carol")!
         let handler = SignalingHandler(
             switchboard: board,
-            identity: UserIdentity(id: "carol")!,
-            connection: ConnectionInfo(userAgent: "test", ip: "127.0.0.1"),
-            messagesPerSecond: 100,
+            acceptance: WebSocketGate.Acceptance(
+                route: .signaling, identity: identity, connection: ConnectionInfo(userAgent: "test", ip: "127.0.0.1"),
+                responseHeaders: [:], slot: ConnectionSlot {}
+            ),
+            identity: identity,
+            channel: channel,
+            budgets: UserBudgets(messagesPerSecond: 100, burst: 100),
+            isCallIDTaken: { _ in false },
             batcher: FlushBatcher(group: channel.embeddedEventLoop)
         )
         try channel.pipeline.syncOperations.addHandler(handler)

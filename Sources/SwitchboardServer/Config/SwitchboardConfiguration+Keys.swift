@@ -118,7 +118,7 @@ extension SwitchboardConfiguration {
             "`call-invite`s one user may send per minute."),
         ConfigurationKey(
             "limits.upgrades_per_second", \.limits.upgradesPerSecond, default: .value("10"), .integer(1...1_000_000),
-            "WebSocket upgrades per second per user and per client address; more are refused with HTTP 429."),
+            "WebSocket upgrades per second per user, and ten times as many per client address (NATs share one); more are refused with HTTP 429."),
         ConfigurationKey(
             "metrics.port", \.metrics.port, default: .none, ConfigurationValueParser.integer(1...65535).optional,
             "Serve `/metrics` on its own listener on this port (same host) and not on the main port; unset: on the main port."),

@@ -37,9 +37,11 @@ final class WebSocketGate: Sendable {
     private let upgradesByAddress: KeyedTokenBuckets<String>
     private let upgradesByUser: KeyedTokenBuckets<String>
     private let clock: SwitchboardClock
+    /// How many times `limits.upgrades_per_second` one client address may upgrade.
+    static let usersPerAddress = 10
 
-    /// A gate admitting at most `maxConnections` at once and `upgradesPerSecond` upgrades per second per
-    /// client address and per user.
+    /// A gate admitting at most `maxConnections` at once, `upgradesPerSecond` upgrades per second per user
+    /// and ten times as many per client address (many users can share one address behind a NAT).
     init(
         authenticator: JWTAuthenticator,
         maxConnections: Int,
@@ -50,7 +52,8 @@ final class WebSocketGate: Sendable {
         self.authenticator = authenticator
         self.maxConnections = maxConnections
         self.echoRoute = echoRoute
-        self.upgradesByAddress = KeyedTokenBuckets(rate: upgradesPerSecond, per: .seconds(1), burst: upgradesPerSecond)
+        let perAddress = upgradesPerSecond * Self.usersPerAddress
+        self.upgradesByAddress = KeyedTokenBuckets(rate: perAddress, per: .seconds(1), burst: perAddress)
         self.upgradesByUser = KeyedTokenBuckets(rate: upgradesPerSecond, per: .seconds(1), burst: upgradesPerSecond)
         self.clock = clock
     }
@@ -125,11 +128,5 @@ final class WebSocketGate: Sendable {
     /// `server.trusted_proxies` (``ClientAddress``).
     private static func clientIP(_ headers: HTTPHeaders, channel: any Channel) -> String {
         ClientAddress.of(headers, channel: channel)
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingSpaces() -> String {
-        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
     }
 }

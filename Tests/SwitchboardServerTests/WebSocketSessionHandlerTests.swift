@@ -310,12 +310,7 @@ import Testing
     @Test func unsentDataOverTheCapClosesWith1008() throws {
         var settings = Self.quiet
         settings.maxPendingBytes = 1_000
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
-        try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(settings: settings))
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
-        channel.isWritable = false
-        channel.pipeline.fireChannelWritabilityChanged()
+        let channel = try makeUnwritableEncodingChannel(settings)
 
         let frame = WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(repeating: 7, count: 100))
         var written = 0
@@ -345,12 +340,7 @@ import Testing
     @Test func oneMessageLargerThanTheCapIsNotAnAbuse() throws {
         var settings = Self.quiet
         settings.maxPendingBytes = 1_000
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
-        try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(settings: settings))
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
-        channel.isWritable = false
-        channel.pipeline.fireChannelWritabilityChanged()
+        let channel = try makeUnwritableEncodingChannel(settings)
         let big = WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(repeating: 7, count: 5_000))
         var refused = false
         channel.write(big).assumeIsolated().whenFailure { _ in refused = true }
@@ -472,4 +462,16 @@ private final class ReadCounter: ChannelOutboundHandler {
         count += 1
         context.read()
     }
+}
+
+/// An active channel that encodes frames to bytes (so unsent data can be counted) and that the peer
+/// has stopped draining.
+private func makeUnwritableEncodingChannel(_ settings: WebSocketSettings) throws -> EmbeddedChannel {
+    let channel = EmbeddedChannel()
+    try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
+    try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(settings: settings))
+    try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+    channel.isWritable = false
+    channel.pipeline.fireChannelWritabilityChanged()
+    return channel
 }

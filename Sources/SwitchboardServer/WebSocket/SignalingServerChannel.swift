@@ -48,6 +48,9 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
             let application = NIOLoopBoundBox<WebSocketApplication?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: settings.maxMessageBytes,
+                // WebSocketSessionHandler answers decoder errors itself, with one close frame at most
+                // (NIO's handler would send a second one after the session handler's).
+                enableAutomaticErrorHandling: false,
                 shouldUpgrade: { [gate, makeSignaling] channel, head in
                     let result = gate.admit(head, channel: channel)
                     verdict.value = result

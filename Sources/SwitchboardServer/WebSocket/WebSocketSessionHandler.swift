@@ -316,13 +316,17 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         assembler.reset()
         let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)
         if peerClosed {
-            state = .closed
+            // Closed once the reply is written, or after `closeTimeout` if it cannot be (a peer that
+            // does not read): the handshake is over either way.
+            let deadline = context.eventLoop.now + closeTimeout
+            state = .closeSent(deadline: deadline)
             cancelTimer()
             let written = context.writeAndFlush(Self.wrapOutboundOut(frame))
             written.assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
+                self.enterClosed(context: context, closeChannel: true)
             }
             promise?.completeWith(written)
+            if case .closeSent = state { scheduleTimer(context: context, at: deadline) }
         } else {
             let deadline = context.eventLoop.now + closeTimeout
             state = .closeSent(deadline: deadline)

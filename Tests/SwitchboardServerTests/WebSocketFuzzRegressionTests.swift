@@ -36,6 +36,52 @@ import Testing
         #expect(!channel.isActive, "TCP must be dropped within closeTimeout (2 s) of the peer's close")
         _ = try? channel.finish(acceptAlreadyClosed: true)
     }
+
+    /// The server fails the connection (1002 for a reserved bit, 1007 for invalid UTF-8), then NIO's decoder
+    /// fails on the next frame (a fragmented ping): still one close frame, the first one (fuzz inputs
+    /// regression-second-close-after-*). With NIO's WebSocketProtocolErrorHandler in the pipeline there
+    /// were two; SignalingServerChannel now leaves it out, as this pipeline does.
+    @Test(arguments: [
+        (clientBytes(opcode: 0x1, [0x78], rsv1: true), 1002),
+        (clientBytes(opcode: 0x1, [0xFF]), 1007),
+    ] as [([UInt8], UInt16)])
+    func decoderErrorAfterTheServersCloseSendsNoSecondClose(first: [UInt8], code: UInt16) throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers([
+            WebSocketFrameEncoder(),
+            ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 512)),
+            WebSocketSessionHandler(settings: Self.settings),
+        ])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+
+        var bytes = ByteBuffer(bytes: first)
+        bytes.writeBytes([0x09, 0x80, 1, 2, 3, 4])  // a masked ping without FIN, no payload
+        _ = try? channel.writeInbound(bytes)  // the decoder's error is passed on to the end of the pipeline
+
+        let frames = try sentFrames(channel)
+        let closes = frames.filter { $0.opcode == 0x8 }
+        print("first close \(code): server sent opcodes \(frames.map(\.opcode)), close codes \(closes.map(\.code))")
+        #expect(closes.count == 1)
+        #expect(closes.first?.code == code)
+        _ = try? channel.finish(acceptAlreadyClosed: true)
+    }
+}
+
+/// The frames the server wrote (unmasked), as (opcode, close code or 0).
+private func sentFrames(_ channel: EmbeddedChannel) throws -> [(opcode: UInt8, code: UInt16)] {
+    var all = ByteBuffer()
+    while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
+        all.writeBuffer(&buffer)
+    }
+    var frames: [(opcode: UInt8, code: UInt16)] = []
+    while let first = all.readInteger(as: UInt8.self), let second = all.readInteger(as: UInt8.self) {
+        var length = Int(second & 0x7F)
+        if length == 126 { length = Int(all.readInteger(as: UInt16.self) ?? 0) }
+        if length == 127 { length = Int(all.readInteger(as: UInt64.self) ?? 0) }
+        guard var payload = all.readSlice(length: length) else { break }
+        frames.append((first & 0x0F, first & 0x0F == 0x8 ? payload.readInteger(as: UInt16.self) ?? 0 : 0))
+    }
+    return frames
 }
 
 /// The socket under the pipeline when the client does not read and the kernel's buffer is full:
@@ -52,4 +98,11 @@ private func maskedFrame(_ opcode: WebSocketOpcode, _ bytes: [UInt8]) -> WebSock
     var data = ByteBuffer(bytes: bytes)
     data.webSocketMask(key)
     return WebSocketFrame(fin: true, opcode: opcode, maskKey: key, data: data)
+}
+
+/// A short final frame as a client puts it on the wire (masked with 37 fa 21 3d).
+private func clientBytes(opcode: UInt8, _ payload: [UInt8], rsv1: Bool = false) -> [UInt8] {
+    let key: [UInt8] = [0x37, 0xFA, 0x21, 0x3D]
+    let masked = payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
+    return [0x80 | (rsv1 ? 0x40 : 0) | opcode, 0x80 | UInt8(payload.count)] + key + masked
 }

@@ -8,6 +8,5 @@ let settings = WebSocketSettings(
     writeBufferLowWaterMark: 256,
     writeBufferHighWaterMark: 1024
 )
-/// Unsent data the node may hold: the cap, one echoed message over it, and up to two close frames (the
-/// session handler's and, after a decoder error, NIO's).
-let pendingBound = settings.maxPendingBytes + settings.maxMessageBytes + 14 + 2 * 131
+/// Unsent data the node may hold: the cap, one echoed message over it, and the close frame.
+let pendingBound = settings.maxPendingBytes + settings.maxMessageBytes + 14 + 131

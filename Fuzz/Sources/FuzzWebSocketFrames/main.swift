@@ -1,8 +1,8 @@
 // Fuzzes the WebSocket frame path as a node runs it after the 101: raw bytes from a client → NIO's
-// `WebSocketFrameDecoder` (in a `ByteToMessageHandler`) → `WebSocketProtocolErrorHandler` →
-// `WebSocketSessionHandler` (which reassembles messages with `WebSocketMessageAssembler`) → an
-// application that echoes each message, on an `EmbeddedChannel` behind a model of the socket
-// (`PeerSocket`: water marks, and a peer that may stop reading); then the clock runs 200 s on.
+// `WebSocketFrameDecoder` (in a `ByteToMessageHandler`) → `WebSocketSessionHandler` (which reassembles
+// messages with `WebSocketMessageAssembler`) → an application that echoes each message, on an
+// `EmbeddedChannel` behind a model of the socket (`PeerSocket`: water marks, and a peer that may stop
+// reading); then the clock runs 200 s on.
 //
 // Input: byte 0 says how the client behaves: bits 0-5 the size of each read (0: everything in one read),
 // bit 7 the client does not read what it is sent, bit 6 it starts reading again 5 s after the node stopped
@@ -29,12 +29,13 @@ runFuzzer { input in
 
     let channel = EmbeddedChannel()
     let peer = PeerSocket(reading: behaviour & 0x80 == 0)
-    // The pipeline NIOTypedWebSocketServerUpgrader and SignalingServerChannel build.
+    // The pipeline NIOTypedWebSocketServerUpgrader and SignalingServerChannel build (with
+    // `enableAutomaticErrorHandling: false`: no WebSocketProtocolErrorHandler, the session handler
+    // answers decoder errors itself).
     try! channel.pipeline.syncOperations.addHandlers([
         peer,
         WebSocketFrameEncoder(),
         ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: settings.maxMessageBytes)),
-        WebSocketProtocolErrorHandler(),
         WebSocketSessionHandler(settings: settings),
         EchoApplication(maxMessageBytes: settings.maxMessageBytes),
     ])

@@ -306,7 +306,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
     }
 
     /// Writes the close frame. If the peer's close already came, TCP closes once it is written;
-    /// otherwise the handler waits for the peer's close until `closeTimeout`.
+    /// otherwise the handler waits for the peer's close. Either way no longer than `closeTimeout`.
     private func sendCloseFrame(
         context: ChannelHandlerContext,
         payload: ByteBuffer,
@@ -385,8 +385,8 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
             return
         case .closeSent(let deadline):
             if now >= deadline {
-                // The peer never answered: it may not even read. Reset rather than close, so that the
-                // kernel does not keep the unsent data either (an orphaned socket with a full queue).
+                // The handshake did not complete: the peer may not even read. Reset rather than close,
+                // so that the kernel does not keep the unsent data either (an orphaned, full socket).
                 _ = (context.channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
                 enterClosed(context: context, closeChannel: true)
             } else {

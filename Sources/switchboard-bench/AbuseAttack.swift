@@ -51,8 +51,8 @@ struct AttackCounts: Sendable {
     var floodDropped = 0
     /// Seconds from the 101 to the node dropping the connection.
     var floodLifetimes: [Double] = []
-    /// Frames written: pings, heartbeats, texts to an offline user (see ``Attack/floodFrameNames``).
-    var floodFrames = [0, 0, 0]
+    /// Pings written, and as many heartbeats and texts to an offline user.
+    var floodRounds = 0
     var floodPayloadBytes = 0
     var floodOpenAtEnd = 0
     // Plain TCP.
@@ -72,8 +72,6 @@ struct AttackCounts: Sendable {
 ///   head every `slowlorisInterval`; closed, they come back 1 s later;
 /// - one token reconnecting as fast as the node answers.
 final class Attack {
-    static let floodFrameNames = ["pings", "heartbeats", "texts"]
-
     private enum Kind { case flood, idle, slowloris, token }
 
     private struct Live {
@@ -86,7 +84,10 @@ final class Attack {
     let loop: any EventLoop
     private let signer: JWTSigner
     private let expiresAt: Int64
-    private let floodFrames: [WebSocketFrame]
+    /// A ping, a heartbeat and a text to an offline user, ``roundsPerChunk`` times, as complete frames.
+    private let floodChunk: ByteBuffer
+    private let floodPayloadPerChunk: Int
+    private static let roundsPerChunk = 16
     private let floodFrom: SocketAddress?
     private let socketsFrom: SocketAddress?
     private let tokenFrom: SocketAddress?
@@ -114,12 +115,16 @@ final class Attack {
             to: Array("\(settings.tag)offline".utf8), content: Array(repeating: UInt8(ascii: "t"), count: 125),
             contentType: 1, into: &text
         )
-        let key = WebSocketClient.maskKey
-        self.floodFrames = [
-            WebSocketFrame(fin: true, opcode: .ping, maskKey: key, data: ByteBuffer(repeating: UInt8(ascii: "p"), count: 125)),
-            WebSocketFrame(fin: true, opcode: .binary, maskKey: key, data: ByteBuffer(bytes: try heartbeat.serializedBytes() as [UInt8])),
-            WebSocketFrame(fin: true, opcode: .binary, maskKey: key, data: text),
-        ]
+        let ping = ByteBuffer(repeating: UInt8(ascii: "p"), count: 125)
+        let beat = ByteBuffer(bytes: try heartbeat.serializedBytes() as [UInt8])
+        var chunk = ByteBuffer()
+        for _ in 0..<Self.roundsPerChunk {
+            Wire.writeClientFrame(opcode: .ping, payload: ping, into: &chunk)
+            Wire.writeClientFrame(opcode: .binary, payload: beat, into: &chunk)
+            Wire.writeClientFrame(opcode: .binary, payload: text, into: &chunk)
+        }
+        self.floodChunk = chunk
+        self.floodPayloadPerChunk = Self.roundsPerChunk * (ping.readableBytes + beat.readableBytes + text.readableBytes)
     }
 
     private func token(_ user: String) -> String {
@@ -195,14 +200,14 @@ final class Attack {
             try channel.syncOptions?.setOption(.autoRead, value: false)
             let attack = me.value
             let handler = FloodHandler(
-                frames: attack.floodFrames,
-                onWrite: { kind, bytes in
-                    attack.counts.floodFrames[kind] += 1
-                    attack.counts.floodPayloadBytes += bytes
+                chunk: attack.floodChunk,
+                onWrite: {
+                    attack.counts.floodRounds += Self.roundsPerChunk
+                    attack.counts.floodPayloadBytes += attack.floodPayloadPerChunk
                 },
                 onInactive: { attack.floodGone(id: id, k: k) }
             )
-            try channel.pipeline.syncOperations.addHandler(handler)
+            try channel.pipeline.syncOperations.addHandler(handler, position: .first)   // raw frames, past the encoder
             attack.floods[id] = handler
         }
         .assumeIsolated()
@@ -220,12 +225,12 @@ final class Attack {
         }
     }
 
-    /// One pass over the floods, 64 frames each at most; the next pass is armed after this one, so the loop
+    /// One pass over the floods, 4 chunks (192 frames) each at most; the next pass is armed after this one, so the loop
     /// always gets back to I/O in between (100 µs later, or 1 ms when every flood was blocked).
     private func floodTick() {
         guard running else { return }
         var written = 0
-        for flood in floods.values { written += flood.pump(upTo: 64) }
+        for flood in floods.values { written += flood.pump(upTo: 4) }
         loop.assumeIsolated().scheduleTask(in: written > 0 ? .microseconds(100) : .milliseconds(1)) {
             self.floodTick()
         }

@@ -241,8 +241,7 @@ struct AbuseReport {
         if let s = Self.spread(a.floodLifetimes) {
             flood += " (after \(Format.fixed(s.median, 1)) s median, \(Format.fixed(s.max, 1)) s max)"
         }
-        flood += ", \(a.floodOpenAtEnd) open at the end; wrote "
-            + zip(Attack.floodFrameNames, a.floodFrames).map { "\($1) \($0)" }.joined(separator: ", ")
+        flood += ", \(a.floodOpenAtEnd) open at the end; wrote \(a.floodRounds) pings, as many heartbeats and as many texts"
             + " (\(Format.fixed(Double(a.floodPayloadBytes) / 1_048_576, 1)) MiB of payload)"
         lines.append(flood)
         for (name, counts) in [("idle sockets", a.idle), ("slowloris", a.slowloris)] {
@@ -302,7 +301,7 @@ struct AbuseReport {
         line.add("flood_refused", byCode(a.floodRefused))
         line.add("flood_dropped", a.floodDropped)
         line.add("flood_lifetime_median_s", Self.spread(a.floodLifetimes)?.median, digits: 2)
-        line.add("flood_frames", Dictionary(uniqueKeysWithValues: zip(Attack.floodFrameNames, a.floodFrames).map { ($0, $1) }))
+        line.add("flood_pings", a.floodRounds)
         line.add("flood_payload_bytes", a.floodPayloadBytes)
         for (name, counts) in [("idle", a.idle), ("slowloris", a.slowloris)] {
             line.add(name + "_opened", counts.opened)

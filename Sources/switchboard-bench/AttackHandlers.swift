@@ -2,29 +2,29 @@ import NIOCore
 import NIOPosix
 import NIOWebSocket
 
-/// A WebSocket client that never reads (autoRead is off, its `SO_RCVBUF` tiny) and writes `frames` in turn
-/// whenever ``pump(upTo:)`` is called and its channel is writable: what makes a node queue answers nobody
-/// takes.
+/// A WebSocket client that never reads (autoRead is off, its `SO_RCVBUF` tiny) and writes `chunk` (complete
+/// frames, see ``Wire/writeClientFrame(opcode:payload:into:)``) whenever ``pump(upTo:)`` is called and its
+/// channel is writable: what makes a node queue answers nobody takes.
 ///
-/// It writes only while the channel is writable, so what waits in this process stays within NIO's write
-/// watermark; once the node stops reading, the socket fills and the flood pauses until it drains. The caller
-/// (``Attack``) pumps every flood from one timer, re-armed after each pass: a task that queued itself again
-/// would keep the event loop from ever getting back to I/O (NIO runs tasks until none are due).
+/// It sits first in the pipeline, in front of the WebSocket encoder, so a chunk of frames costs one write of
+/// a shared buffer. It writes only while the channel is writable, so what waits in this process stays within
+/// NIO's write watermark; once the node stops reading, the socket fills and the flood pauses until it drains.
+/// The caller (``Attack``) pumps every flood from one timer, re-armed after each pass: a task that queued
+/// itself again would keep the event loop from ever getting back to I/O (NIO runs tasks until none are due).
 final class FloodHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    private let frames: [WebSocketFrame]
-    private let onWrite: (Int, Int) -> Void
+    private let chunk: ByteBuffer
+    private let onWrite: () -> Void
     private let onInactive: () -> Void
     private var context: ChannelHandlerContext?
-    private var next = 0
 
     /// - Parameters:
-    ///   - onWrite: the index in `frames` and the frame's payload size, after each write.
+    ///   - onWrite: after each chunk written.
     ///   - onInactive: once, when the connection is gone.
-    init(frames: [WebSocketFrame], onWrite: @escaping (Int, Int) -> Void, onInactive: @escaping () -> Void) {
-        self.frames = frames
+    init(chunk: ByteBuffer, onWrite: @escaping () -> Void, onInactive: @escaping () -> Void) {
+        self.chunk = chunk
         self.onWrite = onWrite
         self.onInactive = onInactive
     }
@@ -48,15 +48,13 @@ final class FloodHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    /// Writes up to `limit` frames while the channel is writable, then flushes; returns how many.
+    /// Writes up to `limit` chunks while the channel is writable, then flushes; returns how many.
     func pump(upTo limit: Int) -> Int {
         guard let context, context.channel.isActive else { return 0 }
         var written = 0
         while written < limit && context.channel.isWritable {
-            let frame = frames[next]
-            context.write(Self.wrapOutboundOut(frame), promise: nil)
-            onWrite(next, frame.length)
-            next = (next + 1) % frames.count
+            context.write(Self.wrapOutboundOut(chunk), promise: nil)
+            onWrite()
             written += 1
         }
         if written > 0 { context.flush() }

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOWebSocket
 import SwiftProtobuf
 import SwitchboardProto
 
@@ -41,6 +42,24 @@ enum Wire {
         writeVarint(UInt64(contentType), into: &buffer)
         buffer.writeInteger(UInt8(8 << 3))
         writeVarint(1, into: &buffer)
+    }
+
+    /// Appends one complete client WebSocket frame (FIN set, masked with the all-zero key, so the payload goes
+    /// as it is; RFC 6455 §5.2): what `WebSocketFrameEncoder` writes for the same frame.
+    static func writeClientFrame(opcode: WebSocketOpcode, payload: ByteBuffer, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(0x80 | UInt8(webSocketOpcode: opcode))
+        let length = payload.readableBytes
+        if length < 126 {
+            buffer.writeInteger(0x80 | UInt8(length))
+        } else if length <= Int(UInt16.max) {
+            buffer.writeInteger(UInt8(0x80 | 126))
+            buffer.writeInteger(UInt16(length))
+        } else {
+            buffer.writeInteger(UInt8(0x80 | 127))
+            buffer.writeInteger(UInt64(length))
+        }
+        buffer.writeInteger(UInt32(0))   // the masking key
+        buffer.writeImmutableBuffer(payload)
     }
 
     /// Appends the decimal digits of `value` (≥ 0).

@@ -2,6 +2,14 @@ import ArgumentParser
 import NIOCore
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// `switchboard-bench abuse`: a node's memory and a well-behaved pair's service while hostile clients attack.
 struct Abuse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -142,10 +150,16 @@ struct Abuse: AsyncParsableCommand {
         _ = await rss.sample(for: warmup)
         let baseline = rss.lastKiB
 
+        let cpuAtStart = cpuSeconds()
+        let clock = ContinuousClock()
+        let attackStart = clock.now
         try await pairLoop.submit { pair.value.enter(.attack) }.get()
         try await attackLoop.submit { attack.value.start() }.get()
         Progress.log("attacking for \(Format.fixed(seconds, 1)) s")
         let during = await rss.sample(for: seconds, capKiB: rssCapMiB * 1024)
+        let cpuAtEnd = cpuSeconds()
+        let (wholeSeconds, attoseconds) = (clock.now - attackStart).components
+        let attackSeconds = Double(wholeSeconds) + Double(attoseconds) / 1e18
         if let at = during.cappedAt { Progress.log("RSS passed \(rssCapMiB) MiB after \(Format.fixed(at, 2)) s: attack ended") }
         let attackCounts = try await attackLoop.flatSubmit { attack.value.stop() }.get()
 
@@ -159,9 +173,22 @@ struct Abuse: AsyncParsableCommand {
 
         let report = AbuseReport(
             options: self, tag: tag, baselineKiB: baseline, attack: during, after: afterWindow, afterKiB: after,
-            pair: pairCounts, pairDropped: dropped, attackers: attackCounts
+            pair: pairCounts, pairDropped: dropped, attackers: attackCounts, attackSeconds: attackSeconds,
+            nodeCPU: spent(cpuAtStart.node, cpuAtEnd.node), benchCPU: spent(cpuAtStart.bench, cpuAtEnd.bench)
         )
         print(json ? report.json : report.text)
+    }
+}
+
+extension Abuse {
+    /// CPU seconds so far of the node (with --pid) and of this process.
+    fileprivate func cpuSeconds() -> (node: Double?, bench: Double?) {
+        (pid.flatMap(ProcessStats.cpuSeconds), ProcessStats.cpuSeconds(pid: getpid()))
+    }
+
+    fileprivate func spent(_ before: Double?, _ after: Double?) -> Double? {
+        guard let before, let after else { return nil }
+        return after - before
     }
 }
 
@@ -176,6 +203,11 @@ struct AbuseReport {
     let pair: [PairCounts]
     let pairDropped: [String]
     let attackers: AttackCounts
+    /// How long the attack ran (seconds: --seconds, or less when the RSS cap ended it).
+    let attackSeconds: Double
+    /// CPU seconds of the node and of the bench during the attack.
+    let nodeCPU: Double?
+    let benchCPU: Double?
 
     private var peakKiB: Int? {
         let values = [attack.peakKiB, after.peakKiB].compactMap { $0 }
@@ -210,6 +242,13 @@ struct AbuseReport {
             if let at = attack.peakAt, attack.peakKiB == peakKiB { line += " (\(Format.fixed(at, 1)) s into the attack)" }
             line += ", after \(Self.mib(afterKiB)) MiB (\(Format.fixed(options.settle, 0)) s after the attackers left)"
             lines.append(line)
+            if let nodeCPU {
+                lines.append(
+                    "node CPU during the attack: \(Format.fixed(nodeCPU, 1)) s in \(Format.fixed(attackSeconds, 1)) s"
+                        + " (\(Format.fixed(nodeCPU / attackSeconds, 2)) cores); the bench's: "
+                        + (benchCPU.map { "\(Format.fixed($0, 1)) s" } ?? "?")
+                )
+            }
             if let at = attack.cappedAt {
                 lines.append("attack ended early: RSS passed \(options.rssCapMiB) MiB \(Format.fixed(at, 2)) s into it")
             }
@@ -279,6 +318,9 @@ struct AbuseReport {
         line.add("rss_kib_peak", [peakKiB])
         line.add("rss_kib_after", [afterKiB])
         line.add("attack_capped_at_s", attack.cappedAt, digits: 2)
+        line.add("attack_s", attackSeconds, digits: 2)
+        line.add("node_cpu_s_attack", nodeCPU, digits: 2)
+        line.add("bench_cpu_s_attack", benchCPU, digits: 2)
         for phase in AbusePhase.allCases {
             let c = pair[phase.rawValue]
             let p = "pair_\(phase.name)_"

@@ -24,6 +24,7 @@ enum CallRecordStoreConformance {
         case unknownCallIdIsNil
         case upsertKeepsCreatedAtAndUpdatesTheRest
         case upsertNeverChangesParties
+        case upsertNeverTakesACallBack
         case recordsInvolvingFindsBothSides
         case recordsInvolvingNewestFirst
         case recordsInvolvingTieBreaksByInsertionOrder
@@ -45,6 +46,7 @@ enum CallRecordStoreConformance {
             case .unknownCallIdIsNil: try await CallRecordStoreConformance.unknownCallIdIsNil(store, ids)
             case .upsertKeepsCreatedAtAndUpdatesTheRest: try await CallRecordStoreConformance.upsert(store, ids)
             case .upsertNeverChangesParties: try await CallRecordStoreConformance.partiesNeverChange(store, ids)
+            case .upsertNeverTakesACallBack: try await CallRecordStoreConformance.neverBack(store, ids)
             case .recordsInvolvingFindsBothSides: try await CallRecordStoreConformance.findsBothSides(store, ids)
             case .recordsInvolvingNewestFirst: try await CallRecordStoreConformance.newestFirst(store, ids)
             case .recordsInvolvingTieBreaksByInsertionOrder: try await CallRecordStoreConformance.tieBreak(store, ids)
@@ -181,6 +183,30 @@ enum CallRecordStoreConformance {
         #expect(try await store.records(involving: ids.user("mallory"), limit: 10).isEmpty)
         #expect(try await store.records(involving: ids.user("carol"), limit: 10).isEmpty)
         #expect(try await store.records(involving: original.calleeId, limit: 10).count == 1, "the victim keeps the call")
+    }
+
+    /// Two nodes' snapshots of one call arrive out of order: the hangup's stays.
+    static func neverBack(_ store: any CallRecordStore, _ ids: IDs) async throws {
+        let invite = invite(ids, "late")
+        var accepted = invite
+        accepted.status = .accepted
+        accepted.startTime = base + 1_000
+        accepted.updatedAt = base + 1_000
+        var ended = accepted
+        ended.status = .hungUp
+        ended.endTime = base + 9_000
+        ended.duration = 8
+        ended.endReason = "hangup"
+        ended.updatedAt = base + 9_000
+        for record in [invite, ended, accepted, invite] { try await store.save(record) }
+        #expect(try await store.record(callId: invite.callId) == ended)
+        var acceptedFirst = invite
+        acceptedFirst.callId = ids.call("late-2")
+        acceptedFirst.status = .accepted
+        var inviteLater = acceptedFirst
+        inviteLater.status = .invite
+        for record in [acceptedFirst, inviteLater] { try await store.save(record) }
+        #expect(try await store.record(callId: acceptedFirst.callId)?.status == .accepted)
     }
 
     static func upsert(_ store: any CallRecordStore, _ ids: IDs) async throws {

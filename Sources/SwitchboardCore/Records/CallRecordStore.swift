@@ -6,7 +6,9 @@ public protocol CallRecordStore: Sendable {
     func migrate() async throws
     /// Inserts the record, or updates the row with the same `callId` (an upsert keeping its `id`,
     /// `created_at` and parties): the latest snapshot wins. A snapshot whose caller or callee differs
-    /// from the row's changes nothing: a record's parties never change.
+    /// from the row's changes nothing: a record's parties never change. Nor does a snapshot that would take
+    /// the call back (an ended call to accepted or invite, an accepted one to invite): in a cluster, two
+    /// nodes write one call's snapshots and they may arrive in any order.
     func save(_ record: CallRecord) async throws
     /// The record of one call, if any.
     func record(callId: String) async throws -> CallRecord?

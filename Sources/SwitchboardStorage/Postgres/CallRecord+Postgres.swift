@@ -8,7 +8,8 @@ extension CallRecord {
 
     /// `INSERT … ON CONFLICT (call_id) DO UPDATE` of this record: the first snapshot's row id, creation time
     /// and parties are kept, the other columns take the new value; a snapshot naming other parties changes
-    /// nothing (a record's parties never change, PROTOCOL.md §9).
+    /// nothing (a record's parties never change, PROTOCOL.md §9), and so does one that would take the call
+    /// back (ended → accepted → invite): in a cluster two nodes write one call's snapshots, in any order.
     func postgresUpsert() throws -> PostgresQuery {
         let startTime = try self.startTime.map(PostgresTimestamp.init(milliseconds:))
         let endTime = try self.endTime.map(PostgresTimestamp.init(milliseconds:))
@@ -27,6 +28,7 @@ extension CallRecord {
                 end_reason = EXCLUDED.end_reason,
                 updated_at = EXCLUDED.updated_at
             WHERE call_records.caller_id = EXCLUDED.caller_id AND call_records.callee_id = EXCLUDED.callee_id
+                AND LEAST(EXCLUDED.status, 2) >= LEAST(call_records.status, 2)
             """
     }
 

@@ -68,7 +68,8 @@ public actor SQLiteCallRecordStore: CallRecordStore {
     }
 
     /// Inserts the record or, when a row with its `callId` and the same parties exists, replaces every
-    /// column of that row except `id`, `created_at` and the parties; a row of other parties is kept as it is.
+    /// column of that row except `id`, `created_at` and the parties; a row of other parties is kept as it
+    /// is, and so is one whose call the snapshot would take back (ended → accepted → invite).
     public func save(_ record: CallRecord) async throws {
         let binds = try record.sqliteBinds()
         try await withConnection { connection in
@@ -85,6 +86,7 @@ public actor SQLiteCallRecordStore: CallRecordStore {
                     end_reason = excluded.end_reason,
                     updated_at = excluded.updated_at
                 WHERE call_records.caller_id = excluded.caller_id AND call_records.callee_id = excluded.callee_id
+                    AND MIN(excluded.status, 2) >= MIN(call_records.status, 2)
                 """,
                 binds
             )

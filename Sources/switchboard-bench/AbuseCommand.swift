@@ -270,6 +270,13 @@ struct AbuseReport {
         for phase in AbusePhase.allCases where !pair[phase.rawValue].notices.isEmpty {
             lines.append("pair, \(phase.name): \(Format.counts(pair[phase.rawValue].notices))")
         }
+        let slow = AbusePhase.allCases.flatMap { phase in pair[phase.rawValue].slowest.map { (phase, $0) } }
+        if !slow.isEmpty {
+            lines.append(
+                "slowest round trips (sent at s since the pair started: ms): "
+                    + slow.map { "\($0.0.name) \(Format.fixed($0.1.at, 2)): \(Self.ms($0.1.us))" }.joined(separator: ", ")
+            )
+        }
         if !pairDropped.isEmpty { lines.append("pair connections lost: \(pairDropped.joined(separator: "; "))") }
 
         let a = attackers

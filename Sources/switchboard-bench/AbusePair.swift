@@ -45,6 +45,9 @@ struct PairCounts: Sendable {
     var slowestHealthz: UInt64 = 0
     /// Server notices and anything else unexpected, by what they were (`error rate-limited`, …).
     var notices: [String: Int] = [:]
+    /// The slowest round trips (at most 5): when they were sent (seconds since the pair started) and how long
+    /// they took (µs), slowest first.
+    var slowest: [(at: Double, us: UInt64)] = []
 
     var lost: Int { sent - received }
 }
@@ -80,6 +83,7 @@ final class AbusePair: ConnectionDelegate {
     private var sending = false
     private var closing = false
     private var seq: UInt64 = 0
+    private var startedAt: UInt64 = 0
     private var sendTask: RepeatedTask?
     private var callTask: RepeatedTask?
     private var healthzTask: RepeatedTask?
@@ -124,6 +128,7 @@ final class AbusePair: ConnectionDelegate {
     /// Starts the messages, the calls and the `/healthz` probe.
     func start() {
         sending = true
+        startedAt = Self.nowMicroseconds
         let me = NIOLoopBound(self, eventLoop: loop)
         let interval = TimeAmount.nanoseconds(Int64(1e9 / settings.rate))
         sendTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in me.value.sendOne() }
@@ -215,12 +220,23 @@ final class AbusePair: ConnectionDelegate {
             }
             let now = Self.nowMicroseconds
             counts[sentIn.rawValue].received += 1
-            histograms[sentIn.rawValue].record(now > sentAt ? now - sentAt : 0)
+            let took = now > sentAt ? now - sentAt : 0
+            histograms[sentIn.rawValue].record(took)
+            noteSlow(took, sentAt: sentAt, phase: sentIn)
         case (6, _):
             signal(message, on: slot)
         default:
             note("unexpected contentType \(message.contentType) at \(slot == 0 ? "A" : "B")")
         }
+    }
+
+    private func noteSlow(_ took: UInt64, sentAt: UInt64, phase: AbusePhase) {
+        var slowest = counts[phase.rawValue].slowest
+        guard slowest.count < 5 || took > slowest[slowest.count - 1].us else { return }
+        slowest.append((Double(sentAt &- startedAt) / 1e6, took))
+        slowest.sort { $0.us > $1.us }
+        if slowest.count > 5 { slowest.removeLast() }
+        counts[phase.rawValue].slowest = slowest
     }
 
     // MARK: - Calls
@@ -319,7 +335,8 @@ final class AbusePair: ConnectionDelegate {
 
     func inactive(slot: Int) {
         handlers[slot] = nil
-        if !closing { dropped.append("\(slot == 0 ? settings.callerUser : settings.calleeUser) disconnected") }
+        let user = slot == 0 ? settings.callerUser : settings.calleeUser
+        if !closing, !dropped.contains(where: { $0.hasPrefix(user + " ") }) { dropped.append("\(user) disconnected") }
     }
 
     func connectionError(_ error: any Error, slot: Int) {

@@ -30,7 +30,7 @@ struct BenchSettings: Sendable {
     var kind: MessageKind
     var secret: String
     var tag: String
-    var connectConcurrency = 200
+    var connectConcurrency = 48
     /// Invites per pair before the set-up gives up (presence can lag a fresh connection, see wsload).
     var maxInvites = 50
 }

@@ -86,8 +86,10 @@ struct Load: AsyncParsableCommand {
     @Option(help: "Prefix of the user ids. Default: sb and 6 random hex digits.")
     var tag: String?
 
-    @Option(help: "Connection upgrades in flight at once while connecting.")
-    var connectConcurrency = 200
+    // Below the node's default server.max_pending_connections_per_address (64): beyond it, the node resets
+    // the oldest connection that has not upgraded yet, one of this tool's.
+    @Option(help: "Connection upgrades in flight at once while connecting (a node holds 64 unfinished requests per address by default).")
+    var connectConcurrency = 48
 
     var pids: [Int32] {
         pid + (pidList ?? "").split(separator: ",").compactMap { Int32($0.trimmingCharacters()) }

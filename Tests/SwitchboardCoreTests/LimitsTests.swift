@@ -66,6 +66,22 @@ import Testing
         #expect(budgets.budget(of: "bob", now: 0).take(now: 0) == .allowed, "budgets are per user")
     }
 
+    @Test func emptyBudgetPausesReadingUntilAQuarterSecondHasRefilled() {
+        let budget = UserBudgets(messagesPerSecond: 40, burst: 2).budget(of: "alice", now: 0)
+        #expect(budget.readPause(now: 0) == nil, "a budget with tokens reads on")
+        _ = budget.take(now: 0)
+        #expect(budget.readPause(now: 0) == nil)
+        _ = budget.take(now: 0)
+        // Empty: reading resumes once a quarter second's rate (10 tokens) is back, capped at the burst (2).
+        #expect(budget.readPause(now: 0) == Self.second / 20)
+        #expect(budget.readPause(now: Self.second / 80) == Self.second / 20 - Self.second / 80)
+        #expect(budget.readPause(now: Self.second / 40) == nil, "one token is back: read on")
+
+        let slow = UserBudgets(messagesPerSecond: 1, burst: 1).budget(of: "bob", now: 0)
+        _ = slow.take(now: 0)
+        #expect(slow.readPause(now: 0) == Self.second, "at least one token's refill")
+    }
+
     @Test func fullBudgetsAreSweptFromTheTable() {
         let budgets = UserBudgets(messagesPerSecond: 10, burst: 10)
         for user in 0..<5_000 {

@@ -307,6 +307,25 @@ import Testing
         #expect(reads.count == before + 2, "the held read goes on, once, when the channel drains")
     }
 
+    @Test func readHeldWhenTheCloseIsSentStaysHeld() throws {
+        let reads = ReadCounter()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(reads)
+        try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(settings: Self.quiet))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.read()
+        let held = reads.count
+        try channel.pipeline.syncOperations.triggerUserOutboundEvent(
+            WebSocketCloseRequest(code: .policyViolation, reason: "write timeout"), promise: nil)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(reads.count == held, "what a closing peer sent while held is not read: it would only be dropped")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!channel.isActive, "the close timer ends the connection")
+    }
+
     @Test func unsentDataOverTheCapClosesWith1008() throws {
         var settings = Self.quiet
         settings.maxPendingBytes = 1_000

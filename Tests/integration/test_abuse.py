@@ -57,8 +57,9 @@ def complete_call(caller: Client, callee: Client) -> None:
 class CallsMeanwhile:
     """A well-behaved pair completing calls in a thread while a `with` block attacks the node."""
 
-    def __init__(self, caller: Client, callee: Client):
-        self.caller, self.callee = caller, callee
+    def __init__(self, caller: Client, callee: Client, pause: float = 0.0):
+        """`pause` paces the calls (seconds between two), for a pair that must keep within the default budget."""
+        self.caller, self.callee, self.pause = caller, callee, pause
         self.completed = 0
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -69,6 +70,7 @@ class CallsMeanwhile:
             while not self._stop.is_set():
                 complete_call(self.caller, self.callee)
                 self.completed += 1
+                self._stop.wait(self.pause)
         except BaseException as exc:  # noqa: BLE001 - reported by __exit__
             self.error = exc
 
@@ -230,6 +232,40 @@ def test_recipient_that_does_not_read_is_closed_at_max_pending_bytes(node_factor
 
 
 # -- per-user limits ------------------------------------------------------------------------
+
+
+def bytes_read_by(pid: int) -> int:
+    """What a process has read with read(2) and friends, sockets included (`rchar` in /proc/PID/io)."""
+    for line in open(f"/proc/{pid}/io"):
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/PID/io")
+
+
+def test_client_flooding_over_its_budget_is_held_back_by_tcp(node_factory, connect):
+    """With the default budget, a client that keeps sending after its budget is gone is read only a few
+    times a second (PROTOCOL.md section 9): the node stops reading it until its budget has refilled a
+    little, so it costs a bounded amount of reading, while the others are served as usual."""
+    node = node_factory(**PAIR_LIMITS)  # the default message budget; the pair paces itself within it
+    alice, bob = connect(node), connect(node)
+    complete_call(alice, bob)
+    flooder = non_reading_client(node)
+    to_offline = ChatMessage(to=unique_user("ghost"), content="flood", contentType=1, messageType=1).SerializeToString()
+    frames = [(RawWebSocket.OP_PING, b"p" * 60), (RawWebSocket.OP_BINARY, to_offline)]
+    seconds = 4.0
+    read_before = bytes_read_by(node.proc.pid)
+    sent = 0
+    with CallsMeanwhile(alice, bob, pause=0.2) as calls:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            n, _ = flood(flooder, frames, deadline - time.monotonic())
+            sent += n
+    node_read = bytes_read_by(node.proc.pid) - read_before
+    print(f"over-budget flood for {seconds:.0f}s: client sent {mib(sent)}, the node read {mib(node_read)} "
+          f"(everyone's traffic included); {calls.completed} calls completed meanwhile")
+    # At most a few reads of 4 x 64 KiB a second, plus the burst's 400 frames and the pair's calls.
+    assert node_read < 8 * MIB, f"the node read {mib(node_read)} from a client over its budget in {seconds}s"
+    flooder.close()
 
 
 def test_budget_follows_the_user_across_reconnects(node_factory, connect):

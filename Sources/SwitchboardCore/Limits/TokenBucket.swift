@@ -26,6 +26,14 @@ public struct TokenBucket: Sendable {
         now > last ? tokens + Double(now - last) * refillPerNanosecond >= capacity : tokens >= capacity
     }
 
+    /// Nanoseconds from `now` until the bucket holds `count` tokens (at most its capacity); 0 if it does.
+    public func nanoseconds(untilItHolds count: Int, now: UInt64) -> UInt64 {
+        let held = now > last ? tokens + Double(now - last) * refillPerNanosecond : tokens
+        let missing = min(Double(count), capacity) - held
+        guard missing > 0, refillPerNanosecond > 0 else { return 0 }
+        return UInt64((missing / refillPerNanosecond).rounded(.up))
+    }
+
     /// Takes a token if one is there.
     public mutating func take(now: UInt64) -> Bool {
         if now > last {

@@ -6,6 +6,10 @@ import Synchronization
 ///
 /// Shared by the user's connections on any thread; each connection holds its user's budget, so a
 /// message costs one uncontended lock, not a table look-up.
+///
+/// An empty budget also tells a connection to stop reading (``readPause(now:)``) until it has refilled a
+/// little: a client that keeps sending over its budget is then held back by TCP, at a bounded cost to the
+/// node, instead of being read only to have its frames dropped.
 public final class UserBudget: Sendable {
     /// What a message may do.
     public enum Verdict: Equatable, Sendable {
@@ -24,10 +28,12 @@ public final class UserBudget: Sendable {
 
     private let state: Mutex<State>
     private let noticeInterval: UInt64
+    private let resumeTokens: Int
 
-    init(bucket: TokenBucket, noticeInterval: UInt64) {
+    init(bucket: TokenBucket, noticeInterval: UInt64, resumeTokens: Int) {
         self.state = Mutex(State(bucket: bucket))
         self.noticeInterval = noticeInterval
+        self.resumeTokens = max(resumeTokens, 1)
     }
 
     /// Takes a token for one message at `now` (monotonic nanoseconds).
@@ -37,6 +43,15 @@ public final class UserBudget: Sendable {
             if let last = state.lastNotice, now &- last < noticeInterval { return .refused(notify: false) }
             state.lastNotice = now
             return .refused(notify: true)
+        }
+    }
+
+    /// `nil` while the budget holds a token at `now`; when it is empty, the nanoseconds until it has refilled
+    /// enough to resume reading (a quarter of a second's rate, at least one token).
+    public func readPause(now: UInt64) -> UInt64? {
+        state.withLock { state in
+            guard state.bucket.nanoseconds(untilItHolds: 1, now: now) > 0 else { return nil }
+            return state.bucket.nanoseconds(untilItHolds: resumeTokens, now: now)
         }
     }
 
@@ -78,7 +93,8 @@ public final class UserBudgets: Sendable {
             }
             let budget = UserBudget(
                 bucket: TokenBucket(rate: messagesPerSecond, per: .seconds(1), burst: burst, now: now),
-                noticeInterval: noticeInterval
+                noticeInterval: noticeInterval,
+                resumeTokens: messagesPerSecond / 4
             )
             state.budgets[user] = budget
             return budget

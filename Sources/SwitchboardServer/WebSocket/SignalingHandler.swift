@@ -11,7 +11,9 @@ import SwitchboardProto
 /// sent to it waits in its outlet until the pipeline is in place. Runs with no hop per message.
 ///
 /// Every frame takes a token from the user's ``UserBudget`` first (heartbeats and pings too); over the
-/// budget a frame is dropped, with a `rate-limited` notice at most once a second. An invite that names
+/// budget a frame is dropped, with a `rate-limited` notice at most once a second. While the budget is
+/// empty the handler holds the pipeline's `read()` until it has refilled a little (``UserBudget/readPause(now:)``),
+/// so a client flooding over its budget is held back by TCP: the node reads from it a few times a second. An invite that names
 /// its own `callId` waits for the call-id check (an id that names any record is refused, PROTOCOL.md §9);
 /// meanwhile the handler holds the pipeline's `read()` and keeps what was already read, so the sender's
 /// later messages keep their order behind the invite and nobody else waits.
@@ -37,6 +39,8 @@ final class SignalingHandler: ChannelDuplexHandler {
     private var waiting: [WebSocketMessage] = []
     private var checking = false
     private var readHeld = false
+    /// Resumes reading once the budget has refilled, while it is empty.
+    private var budgetPause: Scheduled<Void>?
     /// Completed when the session is reachable from every node.
     private let reachable: EventLoopPromise<Void>
 
@@ -86,6 +90,8 @@ final class SignalingHandler: ChannelDuplexHandler {
         }
         session = nil
         waiting.removeAll()
+        budgetPause?.cancel()
+        budgetPause = nil
         context.fireChannelInactive()
     }
 
@@ -120,13 +126,28 @@ final class SignalingHandler: ChannelDuplexHandler {
         context.fireChannelReadComplete()
     }
 
-    /// Holds reads while a call-id check runs.
+    /// Holds reads while a call-id check runs, and while the user's budget is empty.
     func read(context: ChannelHandlerContext) {
-        guard !checking else {
+        guard !checking, budgetPause == nil else {
             readHeld = true
             return
         }
+        if let pause = budget.readPause(now: SwitchboardClock.system.monotonicNanoseconds()) {
+            readHeld = true
+            budgetPause = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(clamping: pause))) {
+                self.budgetPause = nil
+                self.readAgainIfHeld(context: context)
+            }
+            return
+        }
         context.read()
+    }
+
+    /// Passes on a read held back, unless something still holds it.
+    private func readAgainIfHeld(context: ChannelHandlerContext) {
+        guard readHeld, session != nil else { return }
+        readHeld = false
+        read(context: context)
     }
 
     private func handle(_ frame: WebSocketMessage, context: ChannelHandlerContext) {
@@ -188,10 +209,7 @@ final class SignalingHandler: ChannelDuplexHandler {
         }
         waiting.removeFirst(handled)
         batcher.endReading(on: context.eventLoop)
-        if !checking, readHeld {
-            readHeld = false
-            context.read()
-        }
+        if !checking { readAgainIfHeld(context: context) }
     }
 
     private func reply(_ notice: Notice) {

@@ -25,7 +25,8 @@ import NIOWebSocket
 /// Backpressure (PROTOCOL.md §9): while the channel is unwritable (the peer does not read what it is
 /// sent), the handler holds the pipeline's `read()`, so nothing more is read from that peer and it can
 /// cause no new work; more than `maxPendingBytes` of unsent data closes with 1008 "too much unsent data",
-/// and that close frame waits behind the unsent data, so TCP is reset after `closeTimeout`.
+/// and that close frame waits behind the unsent data, so TCP is reset after `closeTimeout`. Reads held
+/// when the close is sent stay held: that peer's close handshake ends by the timer.
 ///
 /// Closing from the server (an error, a timer, or a `WebSocketCloseRequest`) sends one close frame,
 /// ignores inbound data from then on and closes TCP when the peer's close arrives, or after
@@ -117,7 +118,9 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             keepalive?.becameWritable()
-            if readHeld {
+            // Once closing, what a peer sent while its reads were held is not worth reading: it would
+            // only be decoded and dropped. The close timer ends the connection.
+            if readHeld, case .open = state {
                 readHeld = false
                 context.read()
             }

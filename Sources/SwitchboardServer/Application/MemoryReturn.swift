@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import CMalloc
 #endif
@@ -14,5 +15,23 @@ public func returnLargeBuffersToTheSystem() {
     // Setting either value fixes both thresholds (no dynamic adjustment).
     _ = mallopt(M_MMAP_THRESHOLD, 256 * 1024)
     _ = mallopt(M_TRIM_THRESHOLD, 1024 * 1024)
+    #endif
+}
+
+/// When the last trim ran (monotonic nanoseconds), so that trims run at most once a second.
+private let lastTrim = Atomic<UInt64>(0)
+
+/// Gives the allocator's free pages back to the system (`malloc_trim`), at most once a second.
+///
+/// After a connection that was backpressured closes, the many small buffers it held are free but their
+/// pages stay resident in the allocator's arenas; trimming returns them. The rate bound keeps a client
+/// that makes connections close this way from turning trims into work for the node.
+public func returnFreedMemoryToTheSystem(now: UInt64) {
+    let last = lastTrim.load(ordering: .relaxed)
+    guard now &- last >= 1_000_000_000 || last == 0,
+        lastTrim.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
+    else { return }
+    #if canImport(Glibc)
+    _ = malloc_trim(0)
     #endif
 }

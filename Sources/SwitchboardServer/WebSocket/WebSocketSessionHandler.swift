@@ -65,6 +65,8 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
     private var state: State = .open
     /// A `read()` held back while the channel is unwritable, to pass on once it drains.
     private var readHeld = false
+    /// Whether the peer ever stopped taking what it was sent (its buffers are then worth trimming at the end).
+    private var wasBackpressured = false
     private var assembler: WebSocketMessageAssembler
     /// Set once the channel is active.
     private var keepalive: WebSocketKeepalive?
@@ -113,6 +115,10 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         cancelTimer()
         assembler.reset()
         context.fireChannelInactive()
+        if wasBackpressured {
+            // Once what it held is freed, after this tick.
+            context.eventLoop.execute { returnFreedMemoryToTheSystem(now: NIODeadline.now().uptimeNanoseconds) }
+        }
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -124,8 +130,11 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
                 readHeld = false
                 context.read()
             }
-        } else if let deadline = keepalive?.becameUnwritable(now: context.eventLoop.now) {
-            scheduleTimer(context: context, at: deadline)
+        } else {
+            wasBackpressured = true
+            if let deadline = keepalive?.becameUnwritable(now: context.eventLoop.now) {
+                scheduleTimer(context: context, at: deadline)
+            }
         }
         context.fireChannelWritabilityChanged()
     }

@@ -29,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
+        // Small utilities every other module may use (percent escapes, hex, ISO-8601 times, durations);
+        // no dependencies, so that RedisWire can use it as well as the domain.
+        .target(name: "SwitchboardBasics", swiftSettings: strict),
         // Generated protobuf wire types (scripts/generate-proto).
         .target(
             name: "SwitchboardProto",
@@ -39,6 +42,7 @@ let package = Package(
         .target(
             name: "SwitchboardCore",
             dependencies: [
+                "SwitchboardBasics",
                 "SwitchboardProto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -49,6 +53,7 @@ let package = Package(
         .target(
             name: "SwitchboardStorage",
             dependencies: [
+                "SwitchboardBasics",
                 "SwitchboardCore",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -70,6 +75,7 @@ let package = Package(
             name: "RedisWire",
             dependencies: [
                 "CHiredis",
+                "SwitchboardBasics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -84,6 +90,7 @@ let package = Package(
         .target(
             name: "SwitchboardRedis",
             dependencies: [
+                "SwitchboardBasics",
                 "SwitchboardCore",
                 "SwitchboardProto",
                 "RedisWire",
@@ -102,6 +109,7 @@ let package = Package(
             name: "SwitchboardServer",
             dependencies: [
                 "CMalloc",
+                "SwitchboardBasics",
                 "SwitchboardCore",
                 "SwitchboardProto",
                 "SwitchboardStorage",
@@ -138,6 +146,7 @@ let package = Package(
         .executableTarget(
             name: "switchboard-bench",
             dependencies: [
+                "SwitchboardBasics",
                 "SwitchboardProto",
                 "SwitchboardServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -151,9 +160,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "SwitchboardBasicsTests",
+            dependencies: ["SwitchboardBasics"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "SwitchboardCoreTests",
             dependencies: [
                 "SwitchboardCore",
+                "CallStoreConformance",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strict
@@ -165,6 +180,13 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        // The CallStore contract, run against the in-process and the Redis store.
+        .target(
+            name: "CallStoreConformance",
+            dependencies: ["SwitchboardCore"],
+            path: "Tests/CallStoreConformance",
             swiftSettings: strict
         ),
         // A real redis-server per test, for the Redis-backed tests.
@@ -183,6 +205,7 @@ let package = Package(
             dependencies: [
                 "SwitchboardRedis",
                 "RedisTestSupport",
+                "CallStoreConformance",
                 "RedisWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

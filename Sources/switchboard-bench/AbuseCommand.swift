@@ -1,6 +1,7 @@
 import ArgumentParser
 import NIOCore
 import NIOPosix
+import SwitchboardBasics
 
 #if canImport(Glibc)
 import Glibc
@@ -158,8 +159,7 @@ struct Abuse: AsyncParsableCommand {
         Progress.log("attacking for \(Format.fixed(seconds, 1)) s")
         let during = await rss.sample(for: seconds, capKiB: rssCapMiB * 1024)
         let cpuAtEnd = cpuSeconds()
-        let (wholeSeconds, attoseconds) = (clock.now - attackStart).components
-        let attackSeconds = Double(wholeSeconds) + Double(attoseconds) / 1e18
+        let attackSeconds = (clock.now - attackStart).inSeconds
         if let at = during.cappedAt { Progress.log("RSS passed \(rssCapMiB) MiB after \(Format.fixed(at, 2)) s: attack ended") }
         let attackCounts = try await attackLoop.flatSubmit { attack.value.stop() }.get()
 

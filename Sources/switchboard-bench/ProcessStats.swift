@@ -6,6 +6,8 @@ import Musl
 import Darwin
 #endif
 
+import SwitchboardBasics
+
 /// The server processes' CPU time and resident memory, read from procfs (Linux).
 ///
 /// Read from the async orchestration code, never on the event loop.
@@ -80,7 +82,7 @@ struct RSSTrace {
         while clock.now < end {
             if let pid, let rss = ProcessStats.rssKiB(pid: pid) {
                 lastKiB = rss
-                let at = Self.seconds(clock.now - start)
+                let at = (clock.now - start).inSeconds
                 if rss > window.peakKiB ?? -1 {
                     window.peakKiB = rss
                     window.peakAt = at
@@ -94,10 +96,5 @@ struct RSSTrace {
             try? await clock.sleep(until: min(next, end))
         }
         return window
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

@@ -1,3 +1,5 @@
+import SwitchboardBasics
+
 /// Output: one JSON object (wsload's field names, in wsload's order, then this tool's extras) or a table.
 struct JSONLine {
     private var fields: [String] = []
@@ -33,8 +35,7 @@ struct JSONLine {
             case "\t": out += "\\t"
             default:
                 if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    out += "\\u" + Hex.string(scalar.value, width: 4)
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

@@ -1,3 +1,5 @@
+import SwitchboardBasics
+
 /// How long to wait between reconnect attempts: exponential backoff with a cap.
 ///
 /// After a connection drops (or an attempt fails) the `n`th retry waits
@@ -28,18 +30,13 @@ public struct RedisReconnectPolicy: Sendable, Hashable {
 
     /// The wait before retry number `attempt` (0 for the first retry); `random` in 0..<1 picks the jitter.
     public func delay(attempt: Int, random: Double = Double.random(in: 0..<1)) -> Duration {
-        let maximum = Self.seconds(maximumDelay)
-        var delay = min(Self.seconds(initialDelay), maximum)
+        let maximum = maximumDelay.inSeconds
+        var delay = min(initialDelay.inSeconds, maximum)
         var remaining = attempt
         while remaining > 0, delay < maximum {
             delay = min(delay * multiplier, maximum)
             remaining -= 1
         }
         return .nanoseconds(Int64(delay * (1 - jitter * random) * 1e9))
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) * 1e-18
     }
 }

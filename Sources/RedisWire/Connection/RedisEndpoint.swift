@@ -1,3 +1,5 @@
+import SwitchboardBasics
+
 /// Where a Redis server is and how to log in: parsed from `redis://[[user]:password@]host[:port][/db]`.
 public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// Host name or IP address (an IPv6 address without brackets).
@@ -45,13 +47,13 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
             let userinfo = rest[..<at]
             rest = rest[rest.index(after: at)...]
             if let colon = userinfo.firstIndex(of: ":") {
-                guard let user = Self.percentDecoded(userinfo[..<colon]),
-                    let pass = Self.percentDecoded(userinfo[userinfo.index(after: colon)...])
+                guard let user = try? PercentEncoding.decode(userinfo[..<colon]),
+                    let pass = try? PercentEncoding.decode(userinfo[userinfo.index(after: colon)...])
                 else { throw invalid("bad percent-encoding in the credentials") }
                 username = user.isEmpty ? nil : user
                 password = pass
             } else {
-                guard let pass = Self.percentDecoded(userinfo) else {
+                guard let pass = try? PercentEncoding.decode(userinfo) else {
                     throw invalid("bad percent-encoding in the credentials")
                 }
                 password = pass
@@ -107,32 +109,5 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     private static func redacted(_ url: String) -> String {
         guard let at = url.lastIndex(of: "@"), let schemeEnd = url.firstRange(of: "://") else { return url }
         return String(url[..<schemeEnd.upperBound]) + "***" + String(url[at...])
-    }
-
-    /// `text` with `%XX` escapes decoded, or `nil` when an escape is malformed or the result is not UTF-8.
-    private static func percentDecoded(_ text: Substring) -> String? {
-        guard text.contains("%") else { return String(text) }
-        var bytes: [UInt8] = []
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            guard byte == UInt8(ascii: "%") else {
-                bytes.append(byte)
-                continue
-            }
-            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-                return nil
-            }
-            bytes.append(high << 4 | low)
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

@@ -1,3 +1,5 @@
+import SwitchboardBasics
+
 extension JSONValue {
     /// The compact JSON text (no insignificant whitespace).
     public func serialized() -> String {
@@ -55,8 +57,6 @@ extension JSONObject {
 }
 
 internal enum JSONWriter {
-    private static let hexDigits: StaticString = "0123456789abcdef"
-
     static func writeString(_ string: String, into bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
         let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
@@ -90,8 +90,7 @@ internal enum JSONWriter {
             case 0x0C: bytes.append(UInt8(ascii: "f"))
             default:
                 bytes.append(contentsOf: "u00".utf8)
-                bytes.append(hexDigits.utf8Start[Int(byte >> 4)])
-                bytes.append(hexDigits.utf8Start[Int(byte & 0x0F)])
+                Hex.append(byte, to: &bytes)
             }
             index = runEnd + 1
         }

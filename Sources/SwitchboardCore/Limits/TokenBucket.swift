@@ -1,3 +1,5 @@
+import SwitchboardBasics
+
 /// A token bucket: holds up to `burst` tokens, refilled at a sustained rate. Not thread-safe: one owner.
 public struct TokenBucket: Sendable {
     private let capacity: Double
@@ -14,8 +16,7 @@ public struct TokenBucket: Sendable {
     /// (monotonic nanoseconds): `burst` back-to-back takes pass, then `rate` per `period`.
     public init(rate: Int, per period: Duration, burst: Int, now: UInt64) {
         self.capacity = Double(max(burst, 1))
-        let (seconds, attoseconds) = period.components
-        let nanoseconds = Double(seconds) * 1e9 + Double(attoseconds) / 1e9
+        let nanoseconds = period.inSeconds * 1e9
         self.refillPerNanosecond = Double(rate) / max(nanoseconds, 1)
         self.tokens = capacity
         self.last = now

@@ -1,4 +1,5 @@
 import Synchronization
+import SwitchboardBasics
 
 /// What one user may send (`limits.messages_per_second`, `limits.messages_burst`, PROTOCOL.md §9): every
 /// frame a client sends takes a token, pings and heartbeats included, and the budget follows the user,
@@ -79,8 +80,7 @@ public final class UserBudgets: Sendable {
     public init(messagesPerSecond: Int, burst: Int, noticeInterval: Duration = .seconds(1)) {
         self.messagesPerSecond = messagesPerSecond
         self.burst = burst
-        let (seconds, attoseconds) = noticeInterval.components
-        self.noticeInterval = UInt64(max(seconds, 0)) * 1_000_000_000 + UInt64(max(attoseconds, 0) / 1_000_000_000)
+        self.noticeInterval = UInt64(max(0, noticeInterval.wholeNanoseconds))
     }
 
     /// The budget of `user`: the one its earlier connections used, unless that had refilled.

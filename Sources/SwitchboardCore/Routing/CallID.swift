@@ -1,14 +1,11 @@
+import SwitchboardBasics
+
 /// Server-generated call ids: 128 random bits as 32 lowercase hex digits.
 public enum CallID {
     public static func generate() -> String {
         var generator = SystemRandomNumberGenerator()
         let high = generator.next() as UInt64
         let low = generator.next() as UInt64
-        return hex(high) + hex(low)
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+        return Hex.string(high, width: 16) + Hex.string(low, width: 16)
     }
 }

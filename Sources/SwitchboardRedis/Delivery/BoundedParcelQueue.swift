@@ -1,4 +1,5 @@
 import DequeModule
+import SwitchboardBasics
 
 /// Elements in order within limits of bytes, count and age: what ``NodeOutbox`` keeps per destination,
 /// for a retry (``NodeOutbox/Parcel``s that found no receiver) or for a replay (those that did).
@@ -18,8 +19,7 @@ struct BoundedParcelQueue<Element> {
         var maxAge: Duration
 
         var maxAgeNanoseconds: UInt64 {
-            let (seconds, attoseconds) = maxAge.components
-            return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+            UInt64(max(0, maxAge.wholeNanoseconds))
         }
     }
 

@@ -1,6 +1,7 @@
 import Logging
 import RedisWire
 import ServiceLifecycle
+import SwitchboardBasics
 import SwitchboardCore
 
 /// This node's membership of the cluster, as a `Service`: after every (re)connect to Redis it reaps what
@@ -74,7 +75,7 @@ public final class ClusterMembership: Service {
         guard client.isConnected else { return }
         let now = engine.clock.nowMilliseconds()
         let silence = heartbeatInterval * 3
-        let deadline = now - silence.components.seconds * 1000 - silence.components.attoseconds / 1_000_000_000_000_000
+        let deadline = now - silence.wholeMilliseconds
         do {
             let beat = try await engine.scripts.beat(now: now, deadline: deadline).get()
             if beat.wasMissing {

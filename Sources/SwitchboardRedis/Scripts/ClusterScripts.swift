@@ -1,5 +1,6 @@
 import NIOCore
 import RedisWire
+import SwitchboardBasics
 import SwitchboardCore
 
 /// The cluster's Redis operations for one node, as typed calls: presence, heartbeats and call
@@ -125,7 +126,7 @@ struct ClusterScripts: Sendable {
 
     /// `duration` in whole milliseconds, at least 1 (Redis TTLs).
     private static func milliseconds(_ duration: Duration) -> Int64 {
-        max(1, duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+        max(1, duration.wholeMilliseconds)
     }
 
     private static func users(_ reply: RESPValue) -> [String] {

@@ -1,6 +1,7 @@
 import Crypto
 import NIOCore
 import RedisWire
+import SwitchboardBasics
 
 /// A Lua script run by `EVALSHA`, falling back to `EVAL` when the server does not have it cached
 /// (after a restart or `SCRIPT FLUSH`).
@@ -11,13 +12,7 @@ struct RedisScript: Sendable {
 
     init(_ source: String) {
         self.source = source
-        let digits = Array("0123456789abcdef".utf8)
-        var hex: [UInt8] = []
-        for byte in Insecure.SHA1.hash(data: Array(source.utf8)) {
-            hex.append(digits[Int(byte >> 4)])
-            hex.append(digits[Int(byte & 0x0F)])
-        }
-        sha = String(decoding: hex, as: UTF8.self)
+        sha = Hex.string(Insecure.SHA1.hash(data: Array(source.utf8)))
     }
 
     /// Runs the script with no keys and `arguments` as `ARGV`.

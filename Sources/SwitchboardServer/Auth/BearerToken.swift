@@ -1,3 +1,5 @@
+import SwitchboardBasics
+
 /// Finds the JWT a WebSocket upgrade request carries (PROTOCOL.md §2).
 public enum BearerToken {
     /// The prefix of a `Sec-WebSocket-Protocol` entry that carries a token.
@@ -42,7 +44,7 @@ public enum BearerToken {
             guard let equals = parameter.firstIndex(of: "="), parameter[..<equals] == "token" else { continue }
             let raw = parameter[parameter.index(after: equals)...]
             guard !raw.isEmpty else { continue }
-            return percentDecoded(raw) ?? String(raw)
+            return (try? PercentEncoding.decode(raw)) ?? String(raw)  // `+` stays `+`: tokens are base64url
         }
         return nil
     }
@@ -66,34 +68,6 @@ public enum BearerToken {
             return String(entry)
         }
         return nil
-    }
-
-    /// `%XX` sequences decoded; `nil` when one is malformed or the result is not UTF-8.
-    /// `+` stays `+` (tokens are base64url and never contain spaces).
-    static func percentDecoded(_ text: Substring) -> String? {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            guard byte == UInt8(ascii: "%") else {
-                bytes.append(byte)
-                continue
-            }
-            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-                return nil
-            }
-            bytes.append(high << 4 | low)
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
 

@@ -1,4 +1,5 @@
 import Logging
+import SwitchboardBasics
 
 /// Turns the text of a configuration value (from YAML, an environment variable or a flag) into a value.
 struct ConfigurationValueParser<Value>: Sendable {
@@ -156,7 +157,7 @@ public enum DurationText {
 
     /// `duration` in the largest unit that writes it exactly (`1h`, `2m`, `30s`, `500ms`).
     public static func format(_ duration: Duration) -> String {
-        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = duration.wholeMilliseconds
         if milliseconds != 0, milliseconds % 3_600_000 == 0 { return "\(milliseconds / 3_600_000)h" }
         if milliseconds != 0, milliseconds % 60_000 == 0 { return "\(milliseconds / 60_000)m" }
         if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }

@@ -6,13 +6,14 @@ import Musl
 import Darwin
 #endif
 
+import SwitchboardBasics
+
 /// The default `server.node_id`: this host's name, a dash and six random hex digits, made once per process.
 enum NodeIdentifier {
     /// Generated on first use and then fixed for the life of the process.
     static let generated: String = {
         let random = UInt32.random(in: 0..<0x100_0000)
-        let hex = String(random, radix: 16)
-        return hostname() + "-" + String(repeating: "0", count: 6 - hex.count) + hex
+        return hostname() + "-" + Hex.string(random, width: 6)
     }()
 
     /// Whether `id` is 1-128 characters of `[A-Za-z0-9._:-]`.

@@ -1,4 +1,5 @@
 import Hummingbird
+import SwitchboardBasics
 import SwitchboardCore
 
 /// What the HTTP endpoints need from the node.
@@ -58,7 +59,7 @@ extension CallRecord {
     /// The record as `/api/calls` shows it: the `call_records` columns, times in ISO-8601 UTC.
     var json: JSONValue {
         func time(_ milliseconds: Int64?) -> JSONValue {
-            milliseconds.map { .string(Timestamp.iso8601(milliseconds: $0)) } ?? .null
+            milliseconds.map { .string(ISO8601Timestamp.format(milliseconds: $0)) } ?? .null
         }
         return [
             "call_id": .string(callId),

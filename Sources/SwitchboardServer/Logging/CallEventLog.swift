@@ -1,3 +1,4 @@
+import SwitchboardBasics
 import SwitchboardCore
 
 /// Writes call events as JSON lines in the seed's format (PROTOCOL.md §7):
@@ -10,7 +11,7 @@ struct CallEventLog: CallEventSink {
         ]
         if let reason = event.reason { metadata["reason"] = .string(reason) }
         let line: JSONObject = [
-            "timestamp": .string(Timestamp.iso8601(milliseconds: SwitchboardClock.system.nowMilliseconds())),
+            "timestamp": .string(ISO8601Timestamp.format(milliseconds: SwitchboardClock.system.nowMilliseconds())),
             "level": .string(event.level),
             "event": .string(event.name.rawValue),
             "caller": .string(event.caller),

@@ -1,4 +1,5 @@
 import Logging
+import SwitchboardBasics
 import SwitchboardCore
 
 /// A swift-log handler writing one JSON object per line to standard output, off the event loops.
@@ -19,7 +20,7 @@ struct JSONLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         var line: JSONObject = [
-            "timestamp": .string(Timestamp.iso8601(milliseconds: SwitchboardClock.system.nowMilliseconds())),
+            "timestamp": .string(ISO8601Timestamp.format(milliseconds: SwitchboardClock.system.nowMilliseconds())),
             "level": .string(event.level.rawValue),
             "message": .string(event.message.description),
             "logger": .string(label),

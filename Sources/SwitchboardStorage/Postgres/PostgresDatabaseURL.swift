@@ -1,3 +1,5 @@
+import SwitchboardBasics
+
 /// Where a PostgreSQL call-record database lives and how to log in, parsed from a `--database` URL
 /// (PROTOCOL.md §7) in libpq's URI form:
 ///
@@ -244,53 +246,19 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// `text` with `%XX` escapes decoded; throws on a malformed escape or bytes that are not UTF-8.
-    static func percentDecoded(_ text: Substring, _ what: String) throws -> String {
-        guard text.contains("%") else { return String(text) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            guard byte == UInt8(ascii: "%") else {
-                bytes.append(byte)
-                continue
-            }
-            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-                throw invalid("malformed percent escape in \(what) (write % as %25)")
-            }
-            bytes.append(high << 4 | low)
-        }
-        guard let decoded = String(validating: bytes, as: UTF8.self) else {
+    private static func percentDecoded(_ text: Substring, _ what: String) throws -> String {
+        do {
+            return try PercentEncoding.decode(text)
+        } catch .malformedEscape {
+            throw invalid("malformed percent escape in \(what) (write % as %25)")
+        } catch .notUTF8 {
             throw invalid("\(what) is not UTF-8 once percent-decoded")
-        }
-        return decoded
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 
     /// `text` with every byte outside RFC 3986's unreserved set (and `keeping`) written as `%XX`.
     static func percentEncoded(_ text: String, keeping: Set<UInt8> = []) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var bytes: [UInt8] = []
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                UInt8(ascii: "~"):
-                bytes.append(byte)
-            case _ where keeping.contains(byte):
-                bytes.append(byte)
-            default:
-                bytes += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        PercentEncoding.encode(text, keeping: keeping)
     }
 }
 

@@ -1,14 +1,13 @@
+import SwitchboardBasics
+
 /// Converts unix milliseconds to and from the text stored in SQLite: ISO-8601 UTC with milliseconds,
-/// `2026-11-25T12:00:00.123Z`, fixed width, so text order is time order and `sqlite3` shows it plainly.
-///
-/// Pure integer arithmetic (proleptic Gregorian calendar), so every representable millisecond round-trips exactly.
+/// `2026-11-25T12:00:00.123Z` (``ISO8601Timestamp``), limited to four-digit years so that the text is fixed
+/// width, text order is time order and `sqlite3` shows it plainly.
 enum SQLiteTimestamp {
     /// `0000-01-01T00:00:00.000Z`, the earliest time with a four-digit year.
-    static let minMilliseconds: Int64 = -62_167_219_200_000
+    static let minMilliseconds = ISO8601Timestamp.minFourDigitYearMilliseconds
     /// `9999-12-31T23:59:59.999Z`, the latest time with a four-digit year.
-    static let maxMilliseconds: Int64 = 253_402_300_799_999
-
-    private static let millisecondsPerDay: Int64 = 86_400_000
+    static let maxMilliseconds = ISO8601Timestamp.maxFourDigitYearMilliseconds
 
     /// The ISO-8601 text of `milliseconds`; throws `timeOutOfRange` outside years 0000…9999.
     static func format(_ milliseconds: Int64) throws -> String {
@@ -18,123 +17,12 @@ enum SQLiteTimestamp {
                 "\(milliseconds) ms is outside 0000-01-01…9999-12-31 and cannot be stored as ISO-8601 text"
             )
         }
-        let days = floorDivide(milliseconds, millisecondsPerDay)
-        let msOfDay = milliseconds - days * millisecondsPerDay
-        let (year, month, day) = civil(fromDays: days)
-
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(24)
-        func append(_ value: Int64, width: Int) {
-            var divisor: Int64 = 1
-            for _ in 1..<width { divisor *= 10 }
-            var rest = value
-            while divisor > 0 {
-                bytes.append(UInt8(ascii: "0") + UInt8(rest / divisor))
-                rest %= divisor
-                divisor /= 10
-            }
-        }
-        append(year, width: 4)
-        bytes.append(UInt8(ascii: "-"))
-        append(month, width: 2)
-        bytes.append(UInt8(ascii: "-"))
-        append(day, width: 2)
-        bytes.append(UInt8(ascii: "T"))
-        append(msOfDay / 3_600_000, width: 2)
-        bytes.append(UInt8(ascii: ":"))
-        append(msOfDay / 60_000 % 60, width: 2)
-        bytes.append(UInt8(ascii: ":"))
-        append(msOfDay / 1_000 % 60, width: 2)
-        bytes.append(UInt8(ascii: "."))
-        append(msOfDay % 1_000, width: 3)
-        bytes.append(UInt8(ascii: "Z"))
-        return String(decoding: bytes, as: UTF8.self)
+        return ISO8601Timestamp.format(milliseconds: milliseconds)
     }
 
-    /// Unix milliseconds of an ISO-8601 UTC timestamp, or `nil` if `text` is not one.
-    ///
-    /// Accepts what this type writes, and also what `sqlite3` date functions write for manual edits:
-    /// a space instead of `T`, no or any number of fraction digits (beyond milliseconds truncated), no `Z`.
+    /// Unix milliseconds of a stored time, or `nil` if `text` is not one (see ``ISO8601Timestamp/parse(_:)``
+    /// for the forms `sqlite3` edits may leave).
     static func parse(_ text: String) -> Int64? {
-        let bytes = Array(text.utf8)
-        var index = 0
-        func number(_ width: Int) -> Int64? {
-            guard index + width <= bytes.count else { return nil }
-            var value: Int64 = 0
-            for byte in bytes[index..<(index + width)] {
-                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
-                value = value * 10 + Int64(byte - UInt8(ascii: "0"))
-            }
-            index += width
-            return value
-        }
-        func expect(_ allowed: UInt8...) -> Bool {
-            guard index < bytes.count, allowed.contains(bytes[index]) else { return false }
-            index += 1
-            return true
-        }
-        guard let year = number(4), expect(UInt8(ascii: "-")),
-            let month = number(2), expect(UInt8(ascii: "-")),
-            let day = number(2), expect(UInt8(ascii: "T"), UInt8(ascii: " ")),
-            let hour = number(2), expect(UInt8(ascii: ":")),
-            let minute = number(2), expect(UInt8(ascii: ":")),
-            let second = number(2)
-        else { return nil }
-
-        var millisecond: Int64 = 0
-        if expect(UInt8(ascii: ".")) {
-            var digits = 0
-            while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) {
-                if digits < 3 { millisecond = millisecond * 10 + Int64(bytes[index] - UInt8(ascii: "0")) }
-                digits += 1
-                index += 1
-            }
-            guard digits > 0 else { return nil }
-            for _ in digits..<max(digits, 3) { millisecond *= 10 }
-        }
-        _ = expect(UInt8(ascii: "Z"))
-        guard index == bytes.count,
-            (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day),
-            hour < 24, minute < 60, second < 60
-        else { return nil }
-
-        let days = self.days(fromCivil: year, month, day)
-        return days * millisecondsPerDay + ((hour * 60 + minute) * 60 + second) * 1_000 + millisecond
-    }
-
-    private static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 {
-        let quotient = a / b
-        return (a % b != 0 && (a < 0) != (b < 0)) ? quotient - 1 : quotient
-    }
-
-    private static func daysIn(month: Int64, year: Int64) -> Int64 {
-        switch month {
-        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-    private static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = floorDivide(y, 400)
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-    private static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let z = days + 719_468
-        let era = floorDivide(z, 146_097)
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+        ISO8601Timestamp.parse(text)
     }
 }

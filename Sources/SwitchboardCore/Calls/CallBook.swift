@@ -56,7 +56,8 @@ public struct CallBook: Sendable {
                 return .failure(NoCall(message: "no ringing call for you to accept"))
             }
             call.state = .active
-            call.startedAt = now
+            // Clocks of nodes differ a little: a call starts no earlier than it was created.
+            call.startedAt = max(now, call.createdAt)
             calls[id] = call
             return .success(.accepted(call))
         case .callReject:
@@ -98,6 +99,15 @@ public struct CallBook: Sendable {
         calls[call.id] = call
         callOfUser[call.caller] = call.id
         callOfUser[call.callee] = call.id
+    }
+
+    /// Adds `call` as it stands, unless its id is taken or a party is in another call; says whether it did.
+    public mutating func insert(_ call: Call) -> Bool {
+        guard calls[call.id] == nil, callOfUser[call.caller] == nil, callOfUser[call.callee] == nil,
+            call.caller != call.callee
+        else { return false }
+        restore(call)
+        return true
     }
 
     /// Forgets the call with this id (it ended elsewhere); returns it if it was known.

@@ -5,7 +5,8 @@
 /// created_at, started_at) and, for each party, `user-call:<user>` → id. Replies that carry a call end
 /// with its fields `id, caller, callee, call_type, state, created_at, started_at` ("" when not started);
 /// `peer node` is the node of the other party's session ("" when offline). The operations:
-/// - `invite id caller callee call_type ring_ttl_ms` → `{"ok", callee node, call}` or `{"duplicate"}`,
+/// - `invite id caller callee call_type ring_ttl_ms` → `{"ok", callee node, call}` or `{"forbidden"}` (a
+///   self-call), `{"duplicate"}`,
 ///   `{"offline", live}`, `{"busy", live}` (live = "live" when a call with this id exists). A ringing call expires after `ring_ttl_ms` should every timer be lost.
 /// - `accept|reject|hangup sender recipient id` (id "" = the sender's call) → `{"accepted"|"rejected"|
 ///   "ended", peer node, call}` or `{"no-call", why}`.
@@ -40,6 +41,7 @@ enum CallScript {
 
     if op == 'invite' then
       local id, caller, callee, call_type, ttl = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+      if caller == callee then return {'forbidden'} end
       local existing = load(id)
       local live = existing and 'live' or ''
       local callee_node = redis.call('HGET', presence, callee)
@@ -62,12 +64,9 @@ enum CallScript {
       local sender, recipient, id = ARGV[4], ARGV[5], ARGV[6]
       if id == '' then id = redis.call('GET', user_key(sender)) end
       local call = id and load(id)
-      if not call or (call[2] ~= sender and call[3] ~= sender) or sender == recipient then
-        return {'no-call', id == ARGV[6] and 'no such call for you' or 'no call with ' .. recipient}
-      end
-      local peer = (call[2] == sender) and call[3] or call[2]
-      if peer ~= recipient then
-        return {'no-call', 'no such call for you'}
+      local peer = call and ((call[2] == sender) and call[3] or call[2])
+      if not call or (call[2] ~= sender and call[3] ~= sender) or peer ~= recipient or sender == recipient then
+        return {'no-call', ARGV[6] ~= '' and 'no such call for you' or 'no call with ' .. recipient}
       end
       if op == 'lookup' then return reply('found', node_of(peer), call) end
       if op == 'hangup' then

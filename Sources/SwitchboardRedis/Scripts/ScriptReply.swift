@@ -34,6 +34,13 @@ struct ScriptReply: Sendable {
 
 /// A script answered something this node does not understand (a different version of the node).
 struct ScriptReplyError: Error, CustomStringConvertible {
-    let reply: RESPValue
-    var description: String { "unexpected script reply \(reply)" }
+    let description: String
+
+    init(reply: RESPValue) {
+        description = "unexpected script reply \(reply)"
+    }
+
+    init(outcome: String) {
+        description = "unexpected script outcome \(outcome)"
+    }
 }

@@ -152,7 +152,7 @@ struct PostgresCallRecordStoreTests {
         let store = try makePostgresStore(server, database: database)
         try await store.migrate()
         try await server.query("INSERT INTO schema_version (version) VALUES (99)", database: database)
-        let error = await #expect(throws: PostgresCallRecordStoreError.self) { try await store.migrate() }
+        let error = await #expect(throws: CallRecordStoreError.self) { try await store.migrate() }
         #expect(error?.code == .schemaTooNew)
         #expect(error?.message.contains("99") == true)
         try await store.shutdown()
@@ -174,7 +174,7 @@ struct PostgresCallRecordStoreTests {
             database: database
         )
         for (callId, column) in [("bad-status", "status"), ("bad-type", "call_type"), ("infinite", "created_at")] {
-            let error = await #expect(throws: PostgresCallRecordStoreError.self) { try await store.record(callId: callId) }
+            let error = await #expect(throws: CallRecordStoreError.self) { try await store.record(callId: callId) }
             #expect(error?.code == .corruptRow)
             #expect(error?.message.contains("call_records.\(column)") == true, "\(error?.message ?? "")")
         }
@@ -203,7 +203,7 @@ struct PostgresCallRecordStoreTests {
                 callId: "out\(time)", callerId: "x", calleeId: "y", callType: .audio, status: .invite,
                 endTime: time, createdAt: 0, updatedAt: 0
             )
-            let error = await #expect(throws: PostgresCallRecordStoreError.self) { try await store.save(record) }
+            let error = await #expect(throws: CallRecordStoreError.self) { try await store.save(record) }
             #expect(error?.code == .timeOutOfRange)
         }
         #expect(try await store.records(involving: "x", limit: 10).isEmpty)
@@ -216,7 +216,7 @@ struct PostgresCallRecordStoreTests {
         let store = try makePostgresStore(server, database: database)
         try await store.migrate()
         try await server.query("DROP TABLE call_records", database: database)
-        let error = await #expect(throws: PostgresCallRecordStoreError.self) {
+        let error = await #expect(throws: CallRecordStoreError.self) {
             try await store.record(callId: "gone")
         }
         #expect(error?.code == .databaseError)
@@ -230,14 +230,14 @@ struct PostgresCallRecordStoreTests {
         let wrongPassword = PostgresCallRecordStore(
             url: PostgresDatabaseURL(endpoint: .tcp(host: "127.0.0.1", port: server.port), username: "postgres", password: "wrong", database: "postgres")
         )
-        let passwordError = await #expect(throws: PostgresCallRecordStoreError.self) { try await wrongPassword.migrate() }
+        let passwordError = await #expect(throws: CallRecordStoreError.self) { try await wrongPassword.migrate() }
         #expect(passwordError?.code == .connectionFailed)
         #expect(passwordError?.sqlState == "28P01", "invalid_password")
         #expect(passwordError?.description.contains("wrong") == false, "the password never appears")
         try await wrongPassword.shutdown()
 
         let noDatabase = try makePostgresStore(server, database: "no_such_database")
-        let databaseError = await #expect(throws: PostgresCallRecordStoreError.self) { try await noDatabase.migrate() }
+        let databaseError = await #expect(throws: CallRecordStoreError.self) { try await noDatabase.migrate() }
         #expect(databaseError?.code == .connectionFailed)
         #expect(databaseError?.sqlState == "3D000", "invalid_catalog_name")
         #expect(databaseError?.message.contains("no_such_database") == true)
@@ -250,7 +250,7 @@ struct PostgresCallRecordStoreTests {
             url: PostgresDatabaseURL(endpoint: .tcp(host: "127.0.0.1", port: port), username: "postgres", database: "postgres")
         )
         let started = ContinuousClock.now
-        let error = await #expect(throws: PostgresCallRecordStoreError.self) { try await store.migrate() }
+        let error = await #expect(throws: CallRecordStoreError.self) { try await store.migrate() }
         #expect(error?.code == .connectionFailed)
         #expect(error?.message.contains("127.0.0.1:\(port)") == true, "\(error?.message ?? "")")
         #expect(ContinuousClock.now - started < .seconds(5), "not after the pool's retries")
@@ -305,7 +305,7 @@ struct PostgresCallRecordStoreTests {
         try await store.shutdown()
         try await store.shutdown()
         for operation in [{ _ = try await store.record(callId: "x") }, { try await store.migrate() }] as [@Sendable () async throws -> Void] {
-            let error = await #expect(throws: PostgresCallRecordStoreError.self) { try await operation() }
+            let error = await #expect(throws: CallRecordStoreError.self) { try await operation() }
             #expect(error?.code == .storeShutDown)
         }
         // The server notices closed connections a moment later: poll (bounded) for none left.
@@ -334,7 +334,7 @@ struct PostgresCallRecordStoreTests {
                             createdAt: 0, updatedAt: 0
                         ))
                         return true
-                    } catch let error as PostgresCallRecordStoreError where error.code == .storeShutDown {
+                    } catch let error as CallRecordStoreError where error.code == .storeShutDown {
                         return false  // started after shutdown: refused cleanly
                     }
                 }

@@ -68,14 +68,14 @@ struct PostgresDatabaseURLTests {
         ("postgres://alice@h/db?host=", "host is empty"),
     ])
     func invalid(_ text: String, _ problem: String) {
-        let error = #expect(throws: PostgresCallRecordStoreError.self) { try PostgresDatabaseURL(parsing: text) }
+        let error = #expect(throws: CallRecordStoreError.self) { try PostgresDatabaseURL(parsing: text) }
         #expect(error?.code == .invalidURL)
         #expect(error?.message.contains(problem) == true, "\(error?.message ?? "no error")")
     }
 
     @Test(arguments: ["require", "verify-ca", "verify-full"])
     func tlsModesAreRefusedClearly(_ mode: String) {
-        let error = #expect(throws: PostgresCallRecordStoreError.self) {
+        let error = #expect(throws: CallRecordStoreError.self) {
             try PostgresDatabaseURL(parsing: "postgres://alice@h/db?sslmode=\(mode)")
         }
         #expect(error?.code == .tlsNotSupported)
@@ -89,7 +89,7 @@ struct PostgresDatabaseURLTests {
         #expect(try PostgresDatabaseURL(parsing: "postgres://a%40b@[::1]/c%3Fd?host=/run/pg%20s").description
             == "postgres://a%40b@/c%3Fd?host=/run/pg%20s")
         for text in ["postgres://alice:hunter2@h:99999/db", "postgres://alice:hunter2@h/db?x=1", "postgres://alice:hunter2@/db"] {
-            let error = #expect(throws: PostgresCallRecordStoreError.self) { try PostgresDatabaseURL(parsing: text) }
+            let error = #expect(throws: CallRecordStoreError.self) { try PostgresDatabaseURL(parsing: text) }
             #expect(error?.description.contains("hunter2") == false)
         }
     }
@@ -147,8 +147,8 @@ struct CallRecordStoresTests {
     }
 
     @Test func urlErrorsOfAKnownSchemeComeFromItsStore() {
-        #expect(throws: SQLiteCallRecordStoreError.self) { try CallRecordStores.open(url: "sqlite:", logger: logger) }
-        let error = #expect(throws: PostgresCallRecordStoreError.self) {
+        #expect(throws: CallRecordStoreError.self) { try CallRecordStores.open(url: "sqlite:", logger: logger) }
+        let error = #expect(throws: CallRecordStoreError.self) {
             try CallRecordStores.open(url: "postgres://h/db", logger: logger)
         }
         #expect(error?.code == .invalidURL)
@@ -182,7 +182,7 @@ struct PostgresTimestampTests {
 
     @Test(arguments: [Int64.max, Int64.min, PostgresTimestamp.maxMilliseconds + 1, PostgresTimestamp.minMilliseconds - 1])
     func unrepresentableTimesAreRejected(_ milliseconds: Int64) {
-        let error = #expect(throws: PostgresCallRecordStoreError.self) { try PostgresTimestamp(milliseconds: milliseconds) }
+        let error = #expect(throws: CallRecordStoreError.self) { try PostgresTimestamp(milliseconds: milliseconds) }
         #expect(error?.code == .timeOutOfRange)
     }
 }

@@ -152,7 +152,7 @@ struct SQLiteCallRecordStoreTests {
         _ = try await store.withConnection {
             try await $0.query("INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)", [.integer(99), .text("x")])
         }
-        let error = await #expect(throws: SQLiteCallRecordStoreError.self) { try await store.migrate() }
+        let error = await #expect(throws: CallRecordStoreError.self) { try await store.migrate() }
         #expect(error?.code == .schemaTooNew)
         try await store.shutdown()
     }
@@ -171,7 +171,7 @@ struct SQLiteCallRecordStoreTests {
             )
         }
         for callId in ["bad-status", "bad-time"] {
-            let error = await #expect(throws: SQLiteCallRecordStoreError.self) { try await store.record(callId: callId) }
+            let error = await #expect(throws: CallRecordStoreError.self) { try await store.record(callId: callId) }
             #expect(error?.code == .corruptRow)
         }
         // Text written by sqlite3's own date functions still reads.
@@ -189,7 +189,7 @@ struct SQLiteCallRecordStoreTests {
                 callId: "c\(time)", callerId: "a", calleeId: "b", callType: .audio, status: .invite,
                 createdAt: time, updatedAt: 0
             )
-            let error = await #expect(throws: SQLiteCallRecordStoreError.self) { try await store.save(record) }
+            let error = await #expect(throws: CallRecordStoreError.self) { try await store.save(record) }
             #expect(error?.code == .timeOutOfRange)
         }
         #expect(try await store.records(involving: "a", limit: 10).isEmpty)
@@ -212,7 +212,7 @@ struct SQLiteCallRecordStoreTests {
         try await store.migrate()
         try await store.shutdown()
         try await store.shutdown()
-        let error = await #expect(throws: SQLiteCallRecordStoreError.self) { try await store.record(callId: "x") }
+        let error = await #expect(throws: CallRecordStoreError.self) { try await store.record(callId: "x") }
         #expect(error?.code == .storeShutDown)
     }
 
@@ -227,7 +227,7 @@ struct SQLiteCallRecordStoreTests {
                             callId: "c\(index)", callerId: "a", calleeId: "b", callType: .audio, status: .invite,
                             createdAt: 0, updatedAt: 0
                         ))
-                    } catch let error as SQLiteCallRecordStoreError where error.code == .storeShutDown {
+                    } catch let error as CallRecordStoreError where error.code == .storeShutDown {
                         // Started after shutdown: refused cleanly.
                     }
                 }
@@ -272,7 +272,7 @@ struct SQLiteURLTests {
         "/tmp/x.db", "file:/tmp/x.db", "sqlite:/tmp/x.db?mode=ro",
     ])
     func invalid(_ url: String) {
-        let error = #expect(throws: SQLiteCallRecordStoreError.self) { try SQLiteCallRecordStore.open(url: url) }
+        let error = #expect(throws: CallRecordStoreError.self) { try SQLiteCallRecordStore.open(url: url) }
         #expect(error?.code == .invalidURL)
     }
 }

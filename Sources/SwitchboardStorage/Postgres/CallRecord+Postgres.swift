@@ -36,8 +36,8 @@ extension CallRecord {
     init(postgresRow row: PostgresRow) throws {
         let cells = row.makeRandomAccess()
         let callIdForMessage = (try? cells["call_id"].decode(String.self)) ?? "?"
-        func corrupt(_ column: String, _ why: String) -> PostgresCallRecordStoreError {
-            PostgresCallRecordStoreError(.corruptRow, "call_records.\(column) \(why) (call_id \(callIdForMessage))")
+        func corrupt(_ column: String, _ why: String) -> CallRecordStoreError {
+            CallRecordStoreError(.postgres, .corruptRow, "call_records.\(column) \(why) (call_id \(callIdForMessage))")
         }
         func value<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T {
             guard cells.contains(column) else { throw corrupt(column, "is missing from the result") }

@@ -6,7 +6,7 @@ extension PostgresCallRecordStore {
     ///
     /// Nothing is opened yet (see ``init(url:maximumConnections:eventLoopGroup:logger:)``); the accepted
     /// forms are those of ``PostgresDatabaseURL``.
-    /// - Throws: ``PostgresCallRecordStoreError`` with code `invalidURL` or `tlsNotSupported`.
+    /// - Throws: ``CallRecordStoreError`` with code `invalidURL` or `tlsNotSupported`.
     public static func open(
         url: String,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,

@@ -14,7 +14,7 @@ import SwitchboardCore
 /// start-up at once with the server's reason rather than after the pool's retries. Any other method also
 /// starts the pool if ``migrate()`` was skipped. ``shutdown()`` waits for operations in flight, then
 /// cancels that task, which closes the pool's connections; it is idempotent, and later calls throw
-/// ``PostgresCallRecordStoreError/Code-swift.struct/storeShutDown``. A store dropped without
+/// ``CallRecordStoreError/Code-swift.struct/storeShutDown``. A store dropped without
 /// ``shutdown()`` cancels the task from `deinit`.
 public actor PostgresCallRecordStore: CallRecordStore {
     /// Where the database is (``PostgresDatabaseURL/description`` hides the password).
@@ -66,7 +66,7 @@ public actor PostgresCallRecordStore: CallRecordStore {
     /// Idempotent, and safe when several nodes start together against one database (see
     /// ``PostgresSchema/migrate(_:logger:)``). Concurrent calls on one store share one run, and other
     /// operations wait for a run in progress.
-    /// - Throws: ``PostgresCallRecordStoreError`` with code `connectionFailed` (the server's reason in the
+    /// - Throws: ``CallRecordStoreError`` with code `connectionFailed` (the server's reason in the
     ///   message), `schemaTooNew`, or `databaseError`.
     public func migrate() async throws {
         if let running = migration { return try await running.value }
@@ -134,14 +134,14 @@ public actor PostgresCallRecordStore: CallRecordStore {
 
     /// Runs `body` with the pool, counting it as in flight from the start so ``shutdown()`` never closes
     /// the pool under it; waits for a migration in progress. Errors from PostgresNIO are wrapped in
-    /// ``PostgresCallRecordStoreError`` (`databaseError`), their text prefixed with `what`.
+    /// ``CallRecordStoreError`` (`databaseError`), their text prefixed with `what`.
     func withClient<T: Sendable>(_ what: String, _ body: (PostgresClient) async throws -> T) async throws -> T {
         try await tracked(waitingForMigration: true) {
             await startClientIfNeeded()
             do {
                 return try await body(client)
             } catch {
-                throw PostgresCallRecordStoreError.wrapping(error, as: .databaseError, what)
+                throw CallRecordStoreError.wrappingPostgres(error, as: .databaseError, what)
             }
         }
     }
@@ -149,7 +149,7 @@ public actor PostgresCallRecordStore: CallRecordStore {
     /// Runs `body` counted as in flight; throws `storeShutDown` once ``shutdown()`` has begun.
     private func tracked<T: Sendable>(waitingForMigration: Bool, _ body: () async throws -> T) async throws -> T {
         guard !isShutDown else {
-            throw PostgresCallRecordStoreError(.storeShutDown, "the call-record store at \(url) was shut down")
+            throw CallRecordStoreError(.postgres, .storeShutDown, "the call-record store at \(url) was shut down")
         }
         inFlight += 1
         defer {
@@ -196,7 +196,7 @@ public actor PostgresCallRecordStore: CallRecordStore {
                     on: eventLoopGroup.any(), configuration: url.connectionConfiguration, id: 0, logger: logger
                 )
             } catch {
-                throw PostgresCallRecordStoreError.wrapping(
+                throw CallRecordStoreError.wrappingPostgres(
                     error, as: .connectionFailed, "could not connect to PostgreSQL at \(url)"
                 )
             }
@@ -204,7 +204,7 @@ public actor PostgresCallRecordStore: CallRecordStore {
                 try await PostgresSchema.migrate(connection, logger: logger)
             } catch {
                 try? await connection.close()
-                throw PostgresCallRecordStoreError.wrapping(error, as: .databaseError, "migrating \(url)")
+                throw CallRecordStoreError.wrappingPostgres(error, as: .databaseError, "migrating \(url)")
             }
             try await connection.close()
         }

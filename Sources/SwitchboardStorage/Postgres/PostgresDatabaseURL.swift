@@ -17,14 +17,14 @@ import SwitchboardBasics
 /// user's name (PostgreSQL's default). Parameters:
 /// - `sslmode`: `disable`, `allow` or `prefer` (all of which permit a plain connection, which is what this
 ///   store makes); `require`, `verify-ca` and `verify-full` are refused with
-///   ``PostgresCallRecordStoreError/Code-swift.struct/tlsNotSupported``, since TLS is not wired in.
+///   ``CallRecordStoreError/Code-swift.struct/tlsNotSupported``, since TLS is not wired in.
 /// - `host`: an absolute directory holding the server's Unix socket (`.s.PGSQL.PORT`), or a host name that
 ///   replaces the one in the authority.
 /// - `application_name`: shown in `pg_stat_activity`.
 /// - `connect_timeout`: whole seconds (at least 1) allowed for opening a connection; 10 when absent.
 ///
 /// Anything else (another scheme, no user, several hosts, an unknown parameter, a malformed escape) throws
-/// ``PostgresCallRecordStoreError`` with code `invalidURL` and a message naming the problem.
+/// ``CallRecordStoreError`` with code `invalidURL` and a message naming the problem.
 public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
     /// How to reach the server.
     public enum Endpoint: Sendable, Hashable {
@@ -103,7 +103,7 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Parses a `postgres://` or `postgresql://` URL (see the type's documentation for the accepted forms).
-    /// - Throws: ``PostgresCallRecordStoreError`` with code `invalidURL`, or `tlsNotSupported` for an
+    /// - Throws: ``CallRecordStoreError`` with code `invalidURL`, or `tlsNotSupported` for an
     ///   `sslmode` that demands TLS. Messages never repeat the password.
     public init(parsing url: String) throws {
         guard let schemeLength = Self.schemeLength(of: url) else {
@@ -184,8 +184,8 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
                 switch value {
                 case "disable", "allow", "prefer": break
                 case "require", "verify-ca", "verify-full":
-                    throw PostgresCallRecordStoreError(
-                        .tlsNotSupported,
+                    throw CallRecordStoreError(
+                        .postgres, .tlsNotSupported,
                         "sslmode=\(value) asks for TLS, which this build does not support for PostgreSQL: "
                             + "use sslmode=disable on a trusted network, or a Unix socket (?host=/dir)"
                     )
@@ -235,8 +235,8 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 
-    private static func invalid(_ problem: String) -> PostgresCallRecordStoreError {
-        PostgresCallRecordStoreError(.invalidURL, "invalid PostgreSQL URL: \(problem)")
+    private static func invalid(_ problem: String) -> CallRecordStoreError {
+        CallRecordStoreError(.postgres, .invalidURL, "invalid PostgreSQL URL: \(problem)")
     }
 
     private static func port(_ text: Substring) throws -> Int {

@@ -73,8 +73,8 @@ enum PostgresSchema {
             let current = try await run("SELECT COALESCE(MAX(version), 0)::bigint FROM schema_version")
                 .first?.decode(Int.self) ?? 0
             guard current <= latestVersion else {
-                throw PostgresCallRecordStoreError(
-                    .schemaTooNew,
+                throw CallRecordStoreError(
+                    .postgres, .schemaTooNew,
                     "database schema version \(current) is newer than this build's \(latestVersion)"
                 )
             }

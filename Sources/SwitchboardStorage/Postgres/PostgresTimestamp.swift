@@ -20,8 +20,8 @@ struct PostgresTimestamp: Sendable, Hashable {
     /// The timestamp of unix time `milliseconds`; throws `timeOutOfRange` where `timestamptz` cannot hold it.
     init(milliseconds: Int64) throws {
         guard (Self.minMilliseconds...Self.maxMilliseconds).contains(milliseconds) else {
-            throw PostgresCallRecordStoreError(
-                .timeOutOfRange,
+            throw CallRecordStoreError(
+                .postgres, .timeOutOfRange,
                 "\(milliseconds) ms is outside what timestamptz holds (4713 BC … 294276 AD)"
             )
         }

@@ -25,9 +25,9 @@ extension CallRecord {
 
     /// Decodes a row selected with ``sqliteColumns``.
     init(sqliteRow row: SQLiteRow) throws {
-        func corrupt(_ column: String) -> SQLiteCallRecordStoreError {
-            SQLiteCallRecordStoreError(
-                .corruptRow,
+        func corrupt(_ column: String) -> CallRecordStoreError {
+            CallRecordStoreError(
+                .sqlite, .corruptRow,
                 "call_records.\(column) holds \(row.column(column)?.description ?? "nothing") (call_id \(row.column("call_id")?.description ?? "?"))"
             )
         }

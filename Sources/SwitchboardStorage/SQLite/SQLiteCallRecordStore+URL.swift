@@ -10,7 +10,7 @@ extension SQLiteCallRecordStore {
     /// - `sqlite://PATH`: the same, so `sqlite:///var/lib/…` is absolute and `sqlite://calls.sqlite` relative.
     ///
     /// Nothing is opened yet (see ``init(path:threadPool:eventLoopGroup:logger:)``).
-    /// - Throws: ``SQLiteCallRecordStoreError`` with code `invalidURL` for any other scheme, an empty path,
+    /// - Throws: ``CallRecordStoreError`` with code `invalidURL` for any other scheme, an empty path,
     ///   or a query string (`?…`, not supported).
     public static func open(
         url: String,
@@ -27,16 +27,16 @@ extension SQLiteCallRecordStore {
     public static func path(fromURL url: String) throws -> String {
         let scheme = "sqlite:"
         guard url.count > scheme.count, url.prefix(scheme.count).lowercased() == scheme else {
-            throw SQLiteCallRecordStoreError(.invalidURL, "expected sqlite:PATH or sqlite::memory:, got \"\(url)\"")
+            throw CallRecordStoreError(.sqlite, .invalidURL, "expected sqlite:PATH or sqlite::memory:, got \"\(url)\"")
         }
         var path = url.dropFirst(scheme.count)
         if path == ":memory:" { return ":memory:" }
         if path.hasPrefix("//") { path = path.dropFirst(2) }
         guard !path.isEmpty else {
-            throw SQLiteCallRecordStoreError(.invalidURL, "no path in \"\(url)\"")
+            throw CallRecordStoreError(.sqlite, .invalidURL, "no path in \"\(url)\"")
         }
         guard !path.contains("?") else {
-            throw SQLiteCallRecordStoreError(.invalidURL, "query parameters are not supported in \"\(url)\"")
+            throw CallRecordStoreError(.sqlite, .invalidURL, "query parameters are not supported in \"\(url)\"")
         }
         return String(path)
     }

@@ -123,7 +123,7 @@ public actor SQLiteCallRecordStore: CallRecordStore {
     }
 
     /// Waits for operations in flight, then closes the connection. Idempotent; later calls to other
-    /// methods throw ``SQLiteCallRecordStoreError/Code/storeShutDown``.
+    /// methods throw ``CallRecordStoreError/Code/storeShutDown``.
     public func shutdown() async throws {
         guard !isShutDown else { return }
         isShutDown = true
@@ -145,7 +145,7 @@ public actor SQLiteCallRecordStore: CallRecordStore {
         _ body: (SQLiteConnection) async throws -> T
     ) async throws -> T {
         guard !isShutDown else {
-            throw SQLiteCallRecordStoreError(.storeShutDown, "the call-record store at \(path) was shut down")
+            throw CallRecordStoreError(.sqlite, .storeShutDown, "the call-record store at \(path) was shut down")
         }
         inFlight += 1
         defer {

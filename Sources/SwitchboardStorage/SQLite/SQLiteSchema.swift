@@ -74,8 +74,8 @@ enum SQLiteSchema {
             let rows = try await connection.query("SELECT COALESCE(MAX(version), 0) AS version FROM schema_version")
             let current = rows.first?.column("version")?.integer ?? 0
             guard current <= latestVersion else {
-                throw SQLiteCallRecordStoreError(
-                    .schemaTooNew,
+                throw CallRecordStoreError(
+                    .sqlite, .schemaTooNew,
                     "database schema version \(current) is newer than this build's \(latestVersion)"
                 )
             }

@@ -12,8 +12,8 @@ enum SQLiteTimestamp {
     /// The ISO-8601 text of `milliseconds`; throws `timeOutOfRange` outside years 0000…9999.
     static func format(_ milliseconds: Int64) throws -> String {
         guard (minMilliseconds...maxMilliseconds).contains(milliseconds) else {
-            throw SQLiteCallRecordStoreError(
-                .timeOutOfRange,
+            throw CallRecordStoreError(
+                .sqlite, .timeOutOfRange,
                 "\(milliseconds) ms is outside 0000-01-01…9999-12-31 and cannot be stored as ISO-8601 text"
             )
         }

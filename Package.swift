@@ -49,6 +49,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Client tokens: HS256 JWTs verified at the upgrade and minted by `switchboard token` and the bench;
+        // no HTTP server and no database, so the bench links neither Hummingbird nor PostgresNIO.
+        .target(
+            name: "SwitchboardAuth",
+            dependencies: [
+                "SwitchboardBasics",
+                "SwitchboardCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         // Call records in SQL: SQLite (embedded default) or PostgreSQL (a cluster's shared database).
         .target(
             name: "SwitchboardStorage",
@@ -109,6 +120,7 @@ let package = Package(
             name: "SwitchboardServer",
             dependencies: [
                 "CMalloc",
+                "SwitchboardAuth",
                 "SwitchboardBasics",
                 "SwitchboardCore",
                 "SwitchboardProto",
@@ -124,7 +136,7 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -136,9 +148,12 @@ let package = Package(
         .executableTarget(
             name: "switchboard",
             dependencies: [
+                "SwitchboardAuth",
                 "SwitchboardCore",
                 "SwitchboardServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
@@ -146,9 +161,9 @@ let package = Package(
         .executableTarget(
             name: "switchboard-bench",
             dependencies: [
+                "SwitchboardAuth",
                 "SwitchboardBasics",
                 "SwitchboardProto",
-                "SwitchboardServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -162,6 +177,11 @@ let package = Package(
         .testTarget(
             name: "SwitchboardBasicsTests",
             dependencies: ["SwitchboardBasics"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchboardAuthTests",
+            dependencies: ["SwitchboardAuth", "SwitchboardCore"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -232,6 +252,8 @@ let package = Package(
             name: "SwitchboardServerTests",
             dependencies: [
                 "SwitchboardServer",
+                "RedisWire",
+                "SwitchboardAuth",
                 "SwitchboardStorage",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

@@ -13,14 +13,14 @@ public struct ClusterNode: Sendable {
     public let services: [any Service]
 
     /// - Parameters:
-    ///   - url: `redis://[:password@]host:port[/db]`.
+    ///   - endpoint: the Redis server and its login.
     ///   - signalsChannel: `redis.channels.webrtc_signals`.
     ///   - bufferLimits: `redis.retry_*`, `redis.replay_*`, `redis.reorder_max_bytes`: what is kept per
     ///     other node.
     ///   - beforeDelivery: runs on the subscriber's event loop before each inbox message is delivered
     ///     (the server batches the socket writes of a burst of messages there).
     public init(
-        url: String,
+        endpoint: RedisEndpoint,
         signalsChannel: String,
         heartbeatInterval: Duration,
         commandTimeout: Duration = .seconds(2),
@@ -34,9 +34,9 @@ public struct ClusterNode: Sendable {
         redisMetrics: RedisMetrics = RedisMetrics(),
         logger: Logger,
         beforeDelivery: @escaping @Sendable () -> Void = {}
-    ) throws(RedisError) {
+    ) {
         let keys = ClusterKeys(signalsChannel: signalsChannel)
-        let configuration = try RedisConnectionConfiguration(url: url, connectTimeout: .seconds(2), commandTimeout: commandTimeout)
+        let configuration = RedisConnectionConfiguration(endpoint: endpoint, connectTimeout: .seconds(2), commandTimeout: commandTimeout)
         let reconnect = RedisReconnectPolicy(initialDelay: .milliseconds(50), maximumDelay: .seconds(1))
         let client = RedisClient(
             configuration: configuration, reconnectPolicy: reconnect, eventLoopGroup: eventLoopGroup, logger: logger,

@@ -2,8 +2,8 @@ import NIOCore
 import NIOPosix
 import NIOWebSocket
 import SwiftProtobuf
+import SwitchboardAuth
 import SwitchboardProto
-import SwitchboardServer
 
 #if canImport(Glibc)
 import Glibc

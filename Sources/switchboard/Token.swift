@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SwitchboardAuth
 import SwitchboardCore
 import SwitchboardServer
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RedisWire
 import Testing
 
 @testable import SwitchboardServer
@@ -147,7 +148,7 @@ import Testing
         #expect(config.websocket.pingInterval == .seconds(15))
         #expect(config.websocket.pongTimeout == .seconds(5))
         #expect(config.websocket.maxMessageBytes == 65536)
-        #expect(config.redis.url == "redis://localhost:6379")
+        #expect(try config.redis.endpoint() == RedisEndpoint(host: "localhost", port: 6379))
         #expect(config.redis.channels.webrtcSignals == "webrtc:signals:test")
         #expect(config.redis.heartbeatInterval == .milliseconds(500))
         #expect(config.calls.ringTimeout == .seconds(120))
@@ -330,25 +331,43 @@ import Testing
 
     // MARK: Redis
 
-    @Test func redisURLFromHostAndPort() throws {
+    @Test func redisEndpointFromHostAndPort() throws {
         let hostOnly = try SwitchboardConfiguration.load(
             file: nil, environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_REDIS_HOST": "cache"], overrides: [:])
-        #expect(hostOnly.redis.url == "redis://cache:6379")
+        #expect(try hostOnly.redis.endpoint() == RedisEndpoint(host: "cache", port: 6379))
         #expect(hostOnly.redis.isEnabled)
 
         let path = try temporaryFile("redis: {host: 10.0.0.5, port: 6380, password: \"p@ss:w/rd\", db: 2}\n")
         let full = try SwitchboardConfiguration.load(file: path, environment: secretEnvironment, overrides: [:])
-        #expect(full.redis.url == "redis://:p%40ss%3Aw%2Frd@10.0.0.5:6380/2")
+        #expect(try full.redis.endpoint() == RedisEndpoint(host: "10.0.0.5", port: 6380, password: "p@ss:w/rd", database: 2))
         #expect(full.redis.host == "10.0.0.5")
         #expect(full.redis.port == 6380)
 
         let ipv6 = try SwitchboardConfiguration.load(
             file: nil, environment: secretEnvironment, overrides: ["redis.host": "::1", "redis.port": "7000"])
-        #expect(ipv6.redis.url == "redis://[::1]:7000")
+        #expect(try ipv6.redis.endpoint() == RedisEndpoint(host: "::1", port: 7000))
 
         let urlWins = try SwitchboardConfiguration.load(
             file: path, environment: secretEnvironment, overrides: ["redis.url": "redis://primary:6379/0"])
         #expect(urlWins.redis.url == "redis://primary:6379/0")
+        #expect(try urlWins.redis.endpoint() == RedisEndpoint(host: "primary", port: 6379))
+    }
+
+    @Test func redisEndpointTakesHostKeysAsTheyAre() throws {
+        let bracketed = try SwitchboardConfiguration.load(
+            file: nil, environment: secretEnvironment, overrides: ["redis.host": "[::1]", "redis.password": ""])
+        #expect(try bracketed.redis.endpoint() == RedisEndpoint(host: "::1", port: 6379))
+        // No URL is built and parsed again: a password with URL syntax in it stays as it is.
+        let odd = try SwitchboardConfiguration.load(
+            file: nil, environment: secretEnvironment, overrides: ["redis.host": "cache", "redis.password": "%zz@:/"])
+        #expect(try odd.redis.endpoint() == RedisEndpoint(host: "cache", port: 6379, password: "%zz@:/"))
+        #expect(odd.redis.url == nil && odd.redis.isEnabled)
+        let single = try SwitchboardConfiguration.load(file: nil, environment: secretEnvironment, overrides: [:])
+        #expect(try single.redis.endpoint() == nil)
+        let badURL = try SwitchboardConfiguration.load(
+            file: nil, environment: secretEnvironment, overrides: ["redis.url": "redis://:hunter2@host:x"])
+        let error = #expect(throws: RedisError.self) { try badURL.redis.endpoint() }
+        #expect(error?.code == .invalidURL)
     }
 
     // MARK: Reference

@@ -3,6 +3,7 @@ import NIOEmbedded
 import NIOWebSocket
 import Prometheus
 import Synchronization
+import SwitchboardAuth
 import SwitchboardCore
 import SwitchboardProto
 import Testing

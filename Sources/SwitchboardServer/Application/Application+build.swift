@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import RedisWire
 import ServiceLifecycle
+import SwitchboardAuth
 import SwitchboardCore
 import SwitchboardRedis
 import SwitchboardStorage
@@ -37,9 +38,9 @@ public func buildApplication(
     let batcher = FlushBatcher(group: eventLoopGroup)
     let switchboard: any SignalingEngine
     var services: [any Service] = [recordWriter]
-    if let redisURL = configuration.redis.url {
-        let cluster = try ClusterNode(
-            url: redisURL,
+    if let redis = try configuration.redis.endpoint() {
+        let cluster = ClusterNode(
+            endpoint: redis,
             signalsChannel: configuration.redis.channels.webrtcSignals,
             heartbeatInterval: configuration.redis.heartbeatInterval,
             bufferLimits: configuration.redis.bufferLimits,
@@ -134,7 +135,7 @@ public func buildApplication(
                 metadata: [
                     "address": "\(channel.localAddress?.description ?? "?")",
                     "node_id": "\(configuration.server.nodeID)",
-                    "mode": "\(configuration.redis.url == nil ? "single-node" : "cluster")",
+                    "mode": "\(configuration.redis.isEnabled ? "cluster" : "single-node")",
                 ]
             )
         },

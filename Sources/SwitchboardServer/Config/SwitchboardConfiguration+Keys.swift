@@ -41,7 +41,7 @@ extension SwitchboardConfiguration {
             "Redis for cluster mode, `redis://[:password@]host:port[/db]`; unset means single-node mode.", secret: true),
         ConfigurationKey(
             "redis.host", \.redis.host, default: .none, ConfigurationValueParser.host.optional,
-            "Seed-compatible alternative to `redis.url`: used to build it when `redis.url` is unset."),
+            "Seed-compatible alternative to `redis.url`: used when `redis.url` is unset."),
         ConfigurationKey(
             "redis.port", \.redis.port, default: .none, ConfigurationValueParser.integer(1...65535).optional,
             "With `redis.host` (6379 when unset)."),

@@ -42,8 +42,9 @@ public struct SwitchboardConfiguration: Sendable, Equatable {
             public var webrtcSignals: String = ""
         }
 
-        /// `redis.url`: the Redis to use, `redis://[:password@]host:port[/db]`. After loading, this
-        /// is also set when only `redis.host` (and friends) were given; `nil` means single-node mode.
+        /// `redis.url`: the Redis to use, `redis://[:password@]host:port[/db]`, as given; when it is
+        /// `nil`, `redis.host` (and friends) name the Redis, and without them this is single-node mode.
+        /// ``endpoint()`` is the Redis either way.
         public var url: String?
         /// `redis.host`: seed-compatible alternative to `redis.url`.
         public var host: String?
@@ -72,8 +73,8 @@ public struct SwitchboardConfiguration: Sendable, Equatable {
         /// `redis.reorder_max_bytes`: bytes of messages per other node waiting for a missing one.
         public var reorderMaxBytes: Int = 0
 
-        /// Whether a cluster backend is configured.
-        public var isEnabled: Bool { url != nil }
+        /// Whether a cluster backend is configured (`redis.url` or `redis.host`).
+        public var isEnabled: Bool { url != nil || host != nil }
     }
 
     /// `websocket.*`: per-connection limits and keep-alive.
@@ -177,8 +178,8 @@ extension SwitchboardConfiguration {
     ///
     /// An unknown key in the file or in `overrides` is an error; unknown `SWITCHBOARD_*` environment
     /// variables are ignored. An empty value clears an optional key (e.g. `redis.url`) and is invalid
-    /// for the others. When `redis.url` is not set but `redis.host` is, `redis.url` is built from
-    /// `redis.host`, `redis.port` (default 6379), `redis.password` and `redis.db`.
+    /// for the others. When `redis.url` is not set but `redis.host` is, the Redis is `redis.host`,
+    /// `redis.port` (default 6379), `redis.password` and `redis.db` (see ``Redis-swift.struct/endpoint()``).
     public static func load(
         file: String?,
         environment: [String: String],
@@ -220,14 +221,6 @@ extension SwitchboardConfiguration {
             throw ConfigurationError(
                 key: "redis.retry_max_bytes", value: "\(configuration.redis.retryMaxBytes)",
                 problem: "must be at least websocket.max_message_bytes (\(configuration.websocket.maxMessageBytes)) + 64 KiB, or the largest messages could never cross the cluster"
-            )
-        }
-        if configuration.redis.url == nil, let host = configuration.redis.host {
-            configuration.redis.url = RedisURL.build(
-                host: host,
-                port: configuration.redis.port ?? 6379,
-                password: configuration.redis.password,
-                db: configuration.redis.db
             )
         }
         return configuration

@@ -1,4 +1,5 @@
 import Hummingbird
+import SwitchboardAuth
 import SwitchboardCore
 
 extension JWTAuthenticator {

@@ -2,6 +2,7 @@ import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import SwitchboardAuth
 import SwitchboardCore
 
 /// Decides, before the upgrade, whether a WebSocket request may upgrade: the route exists, the client

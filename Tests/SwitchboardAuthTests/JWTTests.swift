@@ -1,7 +1,7 @@
 import SwitchboardCore
 import Testing
 
-@testable import SwitchboardServer
+@testable import SwitchboardAuth
 
 @Suite struct JWTTests {
     let secret = "test-secret-0123456789"

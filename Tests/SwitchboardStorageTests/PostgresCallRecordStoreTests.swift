@@ -5,9 +5,15 @@ import Testing
 
 @testable import SwitchboardStorage
 
-/// A store on `database` of the suite's server, with a small pool (many tests run at once).
+/// A store on `database` of the suite's server, with a small pool (many tests run at once), running.
 func makePostgresStore(_ server: PostgresTestServer, database: String, scheme: String = "postgres") throws -> PostgresCallRecordStore {
-    PostgresCallRecordStore(url: try PostgresDatabaseURL(parsing: server.url(database: database, scheme: scheme)), maximumConnections: 4)
+    running(PostgresCallRecordStore(url: try PostgresDatabaseURL(parsing: server.url(database: database, scheme: scheme)), maximumConnections: 4))
+}
+
+/// `store`, its pool run (what the server's `ServiceGroup` does) until the test's `shutdown()` stops it.
+func running(_ store: PostgresCallRecordStore) -> PostgresCallRecordStore {
+    Task { await store.run() }
+    return store
 }
 
 @Suite("PostgresCallRecordStore", .postgresServer)
@@ -263,7 +269,7 @@ struct PostgresCallRecordStoreTests {
         let name = "switchboard-test-\(UInt32.random(in: 0...UInt32.max))"
         // No password: the socket uses trust authentication, so only the socket could have let this in.
         let url = "postgresql://postgres@:\(server.port)/\(database)?host=\(server.socketDirectory)&application_name=\(name)"
-        let store = try PostgresCallRecordStore.open(url: url)
+        let store = running(try PostgresCallRecordStore.open(url: url))
         #expect(store.url.unixSocketPath == "\(server.socketDirectory)/.s.PGSQL.\(server.port)")
         try await store.migrate()
         let ids = CallRecordStoreConformance.IDs()
@@ -284,6 +290,7 @@ struct PostgresCallRecordStoreTests {
         for scheme in ["postgres", "PostgreSQL"] {
             let store = try CallRecordStores.open(url: server.url(database: database, scheme: scheme), logger: server.logger)
             #expect(store is PostgresCallRecordStore)
+            _ = (store as? PostgresCallRecordStore).map(running)
             try await store.migrate()
             try await store.save(CallRecordStoreConformance.invite(ids, scheme))
             try await store.shutdown()

@@ -1,5 +1,6 @@
 import Logging
 import PostgresNIO
+import ServiceLifecycle
 import SwitchboardCore
 
 /// Call records in a PostgreSQL database: the store a cluster's nodes share.
@@ -8,15 +9,19 @@ import SwitchboardCore
 /// `timestamptz`, converted from and to the model's unix milliseconds with integers only.
 ///
 /// ## Lifecycle
-/// `init` does no I/O and starts no task. ``migrate()`` (call it once, first) starts the pool's
-/// background work (`PostgresClient.run()`) in a task this store owns, then migrates the schema on a
-/// connection of its own, so that a server that cannot be reached, or a login that is refused, fails
-/// start-up at once with the server's reason rather than after the pool's retries. Any other method also
-/// starts the pool if ``migrate()`` was skipped. ``shutdown()`` waits for operations in flight, then
-/// cancels that task, which closes the pool's connections; it is idempotent, and later calls throw
-/// ``CallRecordStoreError/Code-swift.struct/storeShutDown``. A store dropped without
-/// ``shutdown()`` cancels the task from `deinit`.
-public actor PostgresCallRecordStore: CallRecordStore {
+/// `init` does no I/O and starts no task. The store is a `Service`: ``run()`` runs the pool
+/// (`PostgresClient.run()`), and the records are read and written through it, so run the store in the
+/// application's `ServiceGroup` *ahead of* whatever writes records. The group stops its services in
+/// reverse order, so the writers drain their queues before the pool closes. Operations wait until
+/// ``run()`` has begun.
+///
+/// ``migrate()`` (call it once, first; it does not need ``run()``) migrates the schema on a connection
+/// of its own, so that a server that cannot be reached, or a login that is refused, fails start-up at
+/// once with the server's reason rather than after the pool's retries. ``run()`` returns on graceful
+/// shutdown, on cancellation, or when ``shutdown()`` has stopped the pool. ``shutdown()`` waits for
+/// operations in flight, then stops the pool and waits until its connections are closed; it is
+/// idempotent, and later calls throw ``CallRecordStoreError/Code-swift.struct/storeShutDown``.
+public actor PostgresCallRecordStore: CallRecordStore, Service {
     /// Where the database is (``PostgresDatabaseURL/description`` hides the password).
     public nonisolated let url: PostgresDatabaseURL
 
@@ -24,10 +29,17 @@ public actor PostgresCallRecordStore: CallRecordStore {
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
 
-    /// Runs `client.run()` from the first use until ``shutdown()``.
-    private var clientRun: Task<Void, Never>?
-    /// Completes once ``clientRun`` has begun, that is, is about to call `client.run()`.
-    private var clientStarted: Task<Void, Never>?
+    /// Where the pool is in its life: ``run()`` moves it from `idle` to `running` to `stopped`.
+    private enum Pool {
+        /// ``run()`` has not begun; the operations in `waiters` wait for it.
+        case idle(waiters: [CheckedContinuation<Void, Never>])
+        /// ``run()`` runs the pool until `stop` finishes (``shutdown()``), graceful shutdown or cancellation;
+        /// `finished` are resumed once it has returned.
+        case running(stop: AsyncStream<Never>.Continuation, finished: [CheckedContinuation<Void, Never>])
+        /// The pool has stopped or never will run.
+        case stopped
+    }
+    private var pool = Pool.idle(waiters: [])
     private var migration: Task<Void, any Error>?
     private var isShutDown = false
     private var inFlight = 0
@@ -55,10 +67,6 @@ public actor PostgresCallRecordStore: CallRecordStore {
         client = PostgresClient(configuration: configuration, eventLoopGroup: eventLoopGroup, backgroundLogger: logger)
     }
 
-    deinit {
-        clientRun?.cancel()
-    }
-
     // MARK: CallRecordStore
 
     /// Creates `call_records`, its indexes and `schema_version`, or applies the migrations the database lacks.
@@ -70,10 +78,7 @@ public actor PostgresCallRecordStore: CallRecordStore {
     ///   message), `schemaTooNew`, or `databaseError`.
     public func migrate() async throws {
         if let running = migration { return try await running.value }
-        let run = Task {
-            await self.startClientIfNeeded()
-            try await self.runMigrations()
-        }
+        let run = Task { try await self.runMigrations() }
         migration = run
         defer { migration = nil }
         try await run.value
@@ -121,23 +126,61 @@ public actor PostgresCallRecordStore: CallRecordStore {
     public func shutdown() async throws {
         guard !isShutDown else { return }
         isShutDown = true
+        if case .idle(let waiters) = pool {
+            pool = .stopped  // never run, and now it never will: the operations waiting for it give up
+            for waiter in waiters { waiter.resume() }
+        }
         if inFlight > 0 {
             await withCheckedContinuation { drained.append($0) }
         }
-        guard let run = clientRun else { return }  // never used: nothing runs
-        clientRun = nil
-        run.cancel()  // PostgresClient.run() treats cancellation as "close every connection and return"
-        await run.value
+        if case .running(let stop, let finished) = pool {
+            stop.finish()
+            await withCheckedContinuation { pool = .running(stop: stop, finished: finished + [$0]) }
+        }
+    }
+
+    // MARK: Service
+
+    /// Runs the pool until graceful shutdown, cancellation or ``shutdown()``, whichever comes first;
+    /// returns at once if it ran before or the store was shut down.
+    ///
+    /// Run it in the application's `ServiceGroup`, ahead of the services that write records, and not in a
+    /// detached task: the pool then obeys the group's graceful shutdown, which reaches it only after
+    /// those services have finished.
+    public func run() async {
+        guard case .idle(let waiters) = pool else { return }
+        let (stopped, stop) = AsyncStream<Never>.makeStream()
+        pool = .running(stop: stop, finished: [])
+        for waiter in waiters { waiter.resume() }
+        let client = self.client
+        await withTaskGroup(of: Void.self) { group in
+            // PostgresClient.run() returns on graceful shutdown or cancellation, closing every connection.
+            group.addTask { await client.run() }
+            group.addTask { for await _ in stopped {} }
+            _ = await group.next()
+            group.cancelAll()
+        }
+        if case .running(_, let finished) = pool {
+            for waiter in finished { waiter.resume() }
+        }
+        pool = .stopped
     }
 
     // MARK: Running
 
     /// Runs `body` with the pool, counting it as in flight from the start so ``shutdown()`` never closes
-    /// the pool under it; waits for a migration in progress. Errors from PostgresNIO are wrapped in
-    /// ``CallRecordStoreError`` (`databaseError`), their text prefixed with `what`.
+    /// the pool under it; waits for a migration in progress and for ``run()`` to have begun. Errors from
+    /// PostgresNIO are wrapped in ``CallRecordStoreError`` (`databaseError`), their text prefixed with `what`.
     func withClient<T: Sendable>(_ what: String, _ body: (PostgresClient) async throws -> T) async throws -> T {
         try await tracked(waitingForMigration: true) {
-            await startClientIfNeeded()
+            if case .idle = pool {
+                await withCheckedContinuation { continuation in
+                    if case .idle(let waiters) = pool { pool = .idle(waiters: waiters + [continuation]) } else { continuation.resume() }
+                }
+            }
+            guard !isStopped else {  // shut down before it ever ran, or its pool already closed
+                throw CallRecordStoreError(.postgres, .storeShutDown, "the call-record store at \(url) was shut down")
+            }
             do {
                 return try await body(client)
             } catch {
@@ -163,28 +206,8 @@ public actor PostgresCallRecordStore: CallRecordStore {
         return try await body()
     }
 
-    /// Starts `client.run()` in a task of its own, once, and returns when that task has begun.
-    ///
-    /// The task is detached on purpose: the pool lives as long as the store, not as long as whichever
-    /// task first used it. A plain `Task` would inherit that task's task-locals, among them
-    /// ServiceLifecycle's graceful-shutdown trigger (which `PostgresClient.run()` obeys), and the pool
-    /// would close at the first SIGTERM while the server's `CallRecordWriter` still drains its queue.
-    ///
-    /// Waiting for the task to begin keeps the first lease from racing `run()`: the pool would still
-    /// serve it, but would log a warning that `run()` was not called.
-    private func startClientIfNeeded() async {
-        if clientRun == nil, !isShutDown {
-            let client = self.client
-            let (started, signal) = AsyncStream<Never>.makeStream()
-            clientRun = Task.detached {
-                signal.finish()
-                await client.run()
-            }
-            clientStarted = Task {
-                for await _ in started {}
-            }
-        }
-        await clientStarted?.value
+    private var isStopped: Bool {
+        if case .stopped = pool { true } else { false }
     }
 
     /// Migrates on a connection of its own (closed afterwards), so that connection errors come back at once.

@@ -1,43 +1,16 @@
 import DequeModule
 import SwitchboardBasics
 
-/// Elements in order within limits of bytes, count and age: what ``NodeOutbox`` keeps per destination,
-/// for a retry (``NodeOutbox/Parcel``s that found no receiver) or for a replay (those that did).
+/// Elements in order within limits of bytes, count and age: what ``OutboxStateMachine`` keeps per destination,
+/// for a retry (parcels that found no receiver) or for a replay (those that did).
 ///
 /// Making room gives up the oldest elements first (the front), as few as needed; an element that would
 /// not fit even into an empty queue is refused and nothing is given up for it. The limits may be shared
 /// with elements kept elsewhere (the parcels in flight): those are passed in as `reserved`. Time is
 /// passed in too (monotonic nanoseconds), so the queue is a plain value with no clock of its own.
 struct BoundedParcelQueue<Element> {
-    /// How much a queue may hold.
-    struct Limits: Sendable, Equatable {
-        /// Bytes, as the caller counts them (an element's bytes and the cost of keeping it).
-        var maxBytes: Int
-        /// Elements.
-        var maxCount: Int
-        /// How long an element is kept, from the time it was added with.
-        var maxAge: Duration
-
-        var maxAgeNanoseconds: UInt64 {
-            UInt64(max(0, maxAge.wholeNanoseconds))
-        }
-    }
-
-    /// Bytes and elements counted against the same limits.
-    struct Usage: Sendable, Equatable {
-        var bytes = 0
-        var count = 0
-
-        mutating func add(_ bytes: Int) {
-            self.bytes += bytes
-            count += 1
-        }
-
-        mutating func remove(_ bytes: Int) {
-            self.bytes -= bytes
-            count -= 1
-        }
-    }
+    typealias Limits = ParcelQueueLimits
+    typealias Usage = ParcelQueueUsage
 
     fileprivate struct Entry {
         var element: Element
@@ -137,3 +110,33 @@ struct BoundedParcelQueue<Element> {
 
 extension BoundedParcelQueue: Sendable where Element: Sendable {}
 extension BoundedParcelQueue.Entry: Sendable where Element: Sendable {}
+
+/// How much a ``BoundedParcelQueue`` may hold.
+struct ParcelQueueLimits: Sendable, Equatable {
+    /// Bytes, as the caller counts them (an element's bytes and the cost of keeping it).
+    var maxBytes: Int
+    /// Elements.
+    var maxCount: Int
+    /// How long an element is kept, from the time it was added with.
+    var maxAge: Duration
+
+    var maxAgeNanoseconds: UInt64 {
+        UInt64(max(0, maxAge.wholeNanoseconds))
+    }
+}
+
+/// Bytes and elements counted against a ``ParcelQueueLimits`` (a queue's, or kept elsewhere beside it).
+struct ParcelQueueUsage: Sendable, Equatable {
+    var bytes = 0
+    var count = 0
+
+    mutating func add(_ bytes: Int) {
+        self.bytes += bytes
+        count += 1
+    }
+
+    mutating func remove(_ bytes: Int) {
+        self.bytes -= bytes
+        count -= 1
+    }
+}

@@ -43,11 +43,11 @@ public struct ClusterBufferLimits: Sendable, Equatable {
         reorderMaxBytes: 16 << 20
     )
 
-    var retry: BoundedParcelQueue<NodeOutbox.Parcel>.Limits {
+    var retry: ParcelQueueLimits {
         .init(maxBytes: retryMaxBytes, maxCount: retryMaxMessages, maxAge: retryMaxAge)
     }
 
-    var replay: BoundedParcelQueue<NodeOutbox.Parcel>.Limits {
+    var replay: ParcelQueueLimits {
         .init(maxBytes: replayMaxBytes, maxCount: replayMaxMessages, maxAge: replayMaxAge)
     }
 

@@ -44,12 +44,15 @@ public struct ClusterNode: Sendable {
         )
         // The engine is built after the subscriber that feeds it; the box closes that loop.
         let inbox = NIOLockedValueBox<ClusterSwitchboard?>(nil)
+        // Delivery runs on one loop (the engine's): the subscriber too, so that inbox envelopes are
+        // sequenced where they arrive, with no hop per message.
+        let deliveryLoop = eventLoopGroup.next()
         let subscriber = RedisSubscriber(
             configuration: configuration,
             channels: [keys.signalsChannel, keys.inbox(settings.nodeId)],
             reconnectPolicy: reconnect,
             pingInterval: .seconds(1),
-            eventLoopGroup: eventLoopGroup,
+            eventLoopGroup: deliveryLoop,
             logger: logger,
             metrics: redisMetrics
         ) { message in
@@ -60,7 +63,7 @@ public struct ClusterNode: Sendable {
             settings: settings,
             keys: keys,
             redis: client,
-            eventLoop: eventLoopGroup.next(),
+            eventLoop: deliveryLoop,
             bufferLimits: bufferLimits,
             scheduler: scheduler,
             records: records,

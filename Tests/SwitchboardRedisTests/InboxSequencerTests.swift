@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import Synchronization
 import Testing
 
@@ -19,7 +20,7 @@ import Testing
     private func feed(_ sequences: [UInt64], to sequencer: InboxSequencer, on loop: EmbeddedEventLoop, _ outcome: Outcome) {
         for sequence in sequences {
             sequencer.accept(
-                envelope(sequence), on: loop,
+                envelope(sequence),
                 onGap: { position, through in outcome.gaps.withLock { $0.append(position.expected...through) } },
                 deliver: { envelope in outcome.delivered.withLock { $0.append(envelope.sequence) } }
             )
@@ -28,7 +29,7 @@ import Testing
 
     @Test func deliversInOrderAndHoldsWhatArrivesAheadOfAGap() {
         let loop = EmbeddedEventLoop()
-        let sequencer = InboxSequencer(gapTimeout: .seconds(2))
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2), eventLoop: loop)
         let outcome = Outcome()
         feed([0, 1, 3, 4], to: sequencer, on: loop, outcome)
         #expect(outcome.delivered.withLock { $0 } == [0, 1])
@@ -40,7 +41,7 @@ import Testing
 
     @Test func dropsDuplicatesOfWhatArrived() {
         let loop = EmbeddedEventLoop()
-        let sequencer = InboxSequencer(gapTimeout: .seconds(2))
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2), eventLoop: loop)
         let outcome = Outcome()
         feed([0, 1, 2, 1, 0, 3], to: sequencer, on: loop, outcome)
         #expect(outcome.delivered.withLock { $0 } == [0, 1, 2, 3])
@@ -48,7 +49,7 @@ import Testing
 
     @Test func givesUpOnAGapAfterTheTimeout() {
         let loop = EmbeddedEventLoop()
-        let sequencer = InboxSequencer(gapTimeout: .seconds(2))
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2), eventLoop: loop)
         let outcome = Outcome()
         feed([5, 8, 9], to: sequencer, on: loop, outcome)
         #expect(outcome.delivered.withLock { $0 } == [5])
@@ -62,10 +63,10 @@ import Testing
 
     @Test func eachOriginRunHasItsOwnCount() {
         let loop = EmbeddedEventLoop()
-        let sequencer = InboxSequencer(gapTimeout: .seconds(2))
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2), eventLoop: loop)
         let delivered = Mutex<[String]>([])
         for (origin, incarnation, sequence) in [("n1", 1, 0), ("n2", 1, 40), ("n1", 2, 0), ("n1", 1, 1)] as [(String, UInt64, UInt64)] {
-            sequencer.accept(envelope(sequence, origin: origin, incarnation: incarnation), on: loop) { envelope in
+            sequencer.accept(envelope(sequence, origin: origin, incarnation: incarnation)) { envelope in
                 delivered.withLock { $0.append("\(envelope.origin)/\(envelope.incarnation)/\(envelope.sequence)") }
             }
         }
@@ -75,7 +76,7 @@ import Testing
     @Test func tooMuchWaitingBehindAGapDeliversItEarlyAndTheMissingOneStillCountsLate() {
         let loop = EmbeddedEventLoop()
         let cost = InboxSequencer.cost(of: envelope(0))
-        let sequencer = InboxSequencer(gapTimeout: .seconds(2), maxWaitingBytes: 2 * cost)
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2), maxWaitingBytes: 2 * cost, eventLoop: loop)
         let outcome = Outcome()
         feed([0, 2, 3], to: sequencer, on: loop, outcome)
         #expect(outcome.delivered.withLock { $0 } == [0], "2 and 3 wait for 1: within the bytes")
@@ -93,7 +94,7 @@ import Testing
     @Test func aNumberPassedOverIsNotDeliveredAfterItsGapTimeout() {
         let loop = EmbeddedEventLoop()
         let cost = InboxSequencer.cost(of: envelope(0))
-        let sequencer = InboxSequencer(gapTimeout: .seconds(2), maxWaitingBytes: cost)
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2), maxWaitingBytes: cost, eventLoop: loop)
         let outcome = Outcome()
         feed([0, 2], to: sequencer, on: loop, outcome)
         loop.advanceTime(by: .seconds(1))
@@ -104,9 +105,25 @@ import Testing
         #expect(outcome.delivered.withLock { $0 } == [0, 2, 3])
     }
 
+    @Test func envelopesAcceptedOffTheLoopAreSequencedOnIt() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2), eventLoop: loop)
+        let delivered = Mutex<[(sequence: UInt64, onLoop: Bool)]>([])
+        // From a task, not the loop: each is taken on the loop, in the order accepted.
+        for sequence: UInt64 in [0, 2, 1, 3] {
+            sequencer.accept(envelope(sequence)) { envelope in
+                delivered.withLock { $0.append((envelope.sequence, loop.inEventLoop)) }
+            }
+        }
+        try await loop.submit {}.get()
+        let outcome = delivered.withLock { $0 }
+        #expect(outcome.map(\.sequence) == [0, 1, 2, 3], "put back in order, not handed on as they came")
+        #expect(outcome.allSatisfy { $0.onLoop }, "handed on on the loop")
+    }
+
     @Test func aWaitingEnvelopeKeepsOnlyItsOwnBytes() {
         let loop = EmbeddedEventLoop()
-        let sequencer = InboxSequencer(gapTimeout: .seconds(2))
+        let sequencer = InboxSequencer(gapTimeout: .seconds(2), eventLoop: loop)
         // The envelope came in a 1 MiB bundle: its message is a small slice of that buffer.
         var bundle = ByteBuffer(repeating: 0, count: 1 << 20)
         bundle.moveReaderIndex(forwardBy: 1000)
@@ -114,7 +131,7 @@ import Testing
         late.message = bundle.getSlice(at: bundle.readerIndex, length: 100)!
         let delivered = Mutex<[Int]>([])
         for item in [envelope(0), late, envelope(1)] {
-            sequencer.accept(item, on: loop) { envelope in
+            sequencer.accept(item) { envelope in
                 delivered.withLock { $0.append(envelope.message.storageCapacity) }
             }
         }

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOPosix
 import SwitchboardCore
 import SwitchboardProto
 
@@ -131,12 +130,10 @@ extension ClusterSwitchboard {
         } catch {
             return logger.warning("dropped a malformed cluster envelope", metadata: ["error": "\(error.message)"])
         }
-        guard !isBroadcast, let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
-            return handle(envelope, isBroadcast: isBroadcast)
-        }
+        guard !isBroadcast else { return handle(envelope, isBroadcast: true) }
         sequencer.accept(
-            envelope, on: loop,
-            onGap: { position, through in askForReplay(position, through: through) },
+            envelope,
+            onGap: { [self] position, through in askForReplay(position, through: through) },
             deliver: { [self] in handle($0, isBroadcast: false) }
         )
     }

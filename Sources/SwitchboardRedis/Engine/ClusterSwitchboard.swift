@@ -35,6 +35,9 @@ public final class ClusterSwitchboard: SignalingEngine {
     let scripts: ClusterScripts
     let outbox: NodeOutbox
     let sequencer: InboxSequencer
+    /// Where delivery runs: the outbox batches what is published per tick of this loop and schedules its
+    /// retries there; the inbox is sequenced there (its subscriber should run there too).
+    let eventLoop: any EventLoop
     /// This run of the node: envelopes it sends are numbered within it.
     let incarnation = UInt64.random(in: 1...UInt64.max)
     let state = Mutex(State())
@@ -53,7 +56,8 @@ public final class ClusterSwitchboard: SignalingEngine {
 
     /// - Parameters:
     ///   - redis: the command connection (``RedisClient``).
-    ///   - eventLoop: where delivery retries are scheduled.
+    ///   - eventLoop: where delivery runs: publishes are batched per tick of it, retries and gap timers
+    ///     are scheduled on it, and inbox envelopes are sequenced on it.
     ///   - bufferLimits: what is kept per other node for retries, replays and reordering.
     ///   - isReady: whether Redis is reachable (command and subscriber connections).
     public init(
@@ -75,7 +79,10 @@ public final class ClusterSwitchboard: SignalingEngine {
         self.outbox = NodeOutbox(
             redis: redis, nodesKey: keys.nodes, eventLoop: eventLoop, limits: bufferLimits, channel: keys.inbox
         )
-        self.sequencer = InboxSequencer(gapTimeout: bufferLimits.gapTimeout, maxWaitingBytes: bufferLimits.reorderMaxBytes)
+        self.sequencer = InboxSequencer(
+            gapTimeout: bufferLimits.gapTimeout, maxWaitingBytes: bufferLimits.reorderMaxBytes, eventLoop: eventLoop
+        )
+        self.eventLoop = eventLoop
         self.scheduler = scheduler
         self.records = metrics.metering(records)
         self.metrics = metrics

@@ -36,14 +36,32 @@ import Testing
         )
     }
 
+    /// Publishes each of `texts` in a tick of its own (one `PUBLISH` each), running the loop after each.
     private func publish(_ texts: [String], with outbox: NodeOutbox, on loop: EmbeddedEventLoop, _ failures: Failures) {
         for text in texts {
-            outbox.publish(parcel(text), to: "n2") { failure, envelope in
+            outbox.publish(parcel(text), to: "n2", on: loop) { failure, envelope in
                 let at = Duration.nanoseconds(Int64(loop.now.uptimeNanoseconds))
                 failures.append(Failure(text: parcelText(envelope), failure: failure, at: at))
             }
+            loop.run()
         }
+    }
+
+    // MARK: Batched per tick
+
+    @Test func whatOneTickPublishesGoesOutAsOnePublishPerDestination() {
+        let loop = EmbeddedEventLoop()
+        let redis = EmbeddedRedis(loop, receivers: 1)
+        let outbox = outbox(redis) { _ in }
+        for (text, node) in [("P0", "n2"), ("Q0", "n3"), ("P1", "n2"), ("P2", "n2")] {
+            outbox.publish(parcel(text), to: node, on: loop) { _, _ in }
+        }
+        #expect(redis.publishCommands == 0, "nothing goes out before the tick ends")
         loop.run()
+        #expect(redis.publishCommands == 2, "one bundle for n2, one envelope for n3")
+        #expect(redis.published == [.init(text: "P0", sequence: 0), .init(text: "P1", sequence: 1),
+                                    .init(text: "P2", sequence: 2), .init(text: "Q0", sequence: 0)])
+        #expect(outbox.usage(of: "n2").kept.count == 3 && outbox.usage(of: "n3").kept.count == 1)
     }
 
     // MARK: Held for a retry

@@ -39,7 +39,8 @@ struct NodeOutboxTests {
         let subscriber = RedisSubscriber(
             configuration: try RedisConnectionConfiguration(url: server.url()), channels: [keys.inbox("n2")]
         ) { message in
-            received.append(parcelText(message.payload))
+            // What one tick publishes to a node arrives as one bundle.
+            for envelope in EnvelopeBundle.split(message.payload) ?? [] { received.append(parcelText(envelope)) }
         }
         return (subscriber, received)
     }
@@ -50,14 +51,16 @@ struct NodeOutboxTests {
         _ = try await client.execute("ZADD", RESPArgument(keys.nodes), RESPArgument(now), RESPArgument(node))
     }
 
+    /// Publishes `range` and waits until the outbox's loop has sent them (what it batched in one tick).
     private func publish(
         _ range: Range<Int>, to node: String = "n2", with outbox: NodeOutbox, failures: Collected<Failure>
-    ) {
+    ) async throws {
         for index in range {
-            outbox.publish(parcel("\(index)"), to: node) { failure, _ in
+            outbox.publish(parcel("\(index)"), to: node, on: outbox.eventLoop) { failure, _ in
                 failures.append(Failure(index: index, failure: failure, at: .now))
             }
         }
+        try await outbox.eventLoop.submit {}.get()
     }
 
     @Test func parcelsArriveInPublishOrder() async throws {
@@ -68,7 +71,7 @@ struct NodeOutboxTests {
                 try await awaitState(.connected, in: states)
                 let outbox = outbox(client, retryWindow: .seconds(5))
                 let failures = Collected<Failure>()
-                publish(0..<500, with: outbox, failures: failures)
+                try await publish(0..<500, with: outbox, failures: failures)
 
                 let messages = try await received.wait(for: 500, "messages")
                 #expect(messages == (0..<500).map(String.init))
@@ -85,7 +88,9 @@ struct NodeOutboxTests {
             let subscriber = RedisSubscriber(
                 configuration: try RedisConnectionConfiguration(url: server.url()), channels: [keys.inbox("n2")]
             ) { message in
-                if let envelope = try? Envelope(decoding: message.payload) { numbers.append(envelope.sequence) }
+                for bytes in EnvelopeBundle.split(message.payload) ?? [] {
+                    if let envelope = try? Envelope(decoding: bytes) { numbers.append(envelope.sequence) }
+                }
             }
             let states = subscriber.stateChanges()
             try await whileRunning(subscriber) {
@@ -96,7 +101,7 @@ struct NodeOutboxTests {
                     redis: client, nodesKey: keys.nodes, eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
                     limits: limits, channel: keys.inbox
                 )
-                publish(0..<10, with: outbox, failures: Collected<Failure>())
+                try await publish(0..<10, with: outbox, failures: Collected<Failure>())
                 _ = try await numbers.wait(for: 10, "the parcels")
                 // A parcel is kept once its PUBLISH reply is in; PING's reply comes after all of them.
                 #expect(try await client.execute("PING") == .simpleString("PONG"))
@@ -116,7 +121,7 @@ struct NodeOutboxTests {
             let outbox = outbox(client, retryInterval: .milliseconds(50), retryWindow: window)
             let failures = Collected<Failure>()
             let started = ContinuousClock.now
-            publish(0..<3, with: outbox, failures: failures)
+            try await publish(0..<3, with: outbox, failures: failures)
 
             let failed = try await failures.wait(for: 3, timeout: .seconds(5), "failures")
             #expect(failed.map(\.index) == [0, 1, 2])
@@ -134,7 +139,7 @@ struct NodeOutboxTests {
             try await alive("n2", client)
             let outbox = outbox(client, retryInterval: .milliseconds(20), retryWindow: .seconds(5))
             let failures = Collected<Failure>()
-            publish(0..<1000, with: outbox, failures: failures)
+            try await publish(0..<1000, with: outbox, failures: failures)
             // The PUBLISHes went out on this connection before the PING: all were answered 0 receivers.
             #expect(try await client.execute("PUBSUB", "NUMSUB", RESPArgument(keys.inbox("n2")))
                 == .array([.bulkString(ByteBuffer(string: keys.inbox("n2"))), .integer(0)]))
@@ -145,7 +150,7 @@ struct NodeOutboxTests {
             try await whileRunning(subscriber) {
                 try await awaitState(.connected, in: states)
                 // Published after the subscriber came: after the held ones.
-                publish(1000..<1050, with: outbox, failures: failures)
+                try await publish(1000..<1050, with: outbox, failures: failures)
 
                 let messages = try await received.wait(for: 1050, "messages")
                 #expect(messages.count == 1050)
@@ -170,7 +175,7 @@ struct NodeOutboxTests {
             let outbox = outbox(client, retryInterval: .milliseconds(50), retryWindow: .seconds(10))
             let failures = Collected<Failure>()
             let started = ContinuousClock.now
-            publish(0..<3, with: outbox, failures: failures)
+            try await publish(0..<3, with: outbox, failures: failures)
 
             let failed = try await failures.wait(for: 3, timeout: .seconds(5), "failures")
             #expect(failed.map(\.index) == [0, 1, 2])
@@ -186,13 +191,13 @@ struct NodeOutboxTests {
             let outbox = outbox(client, retryInterval: .milliseconds(50), retryWindow: .seconds(10))
             let failures = Collected<Failure>()
             // Held (nobody listens), then Redis dies: the retry fails, well before the window.
-            publish(0..<1, with: outbox, failures: failures)
+            try await publish(0..<1, with: outbox, failures: failures)
             #expect(try await client.execute("PING") == .simpleString("PONG"))
             let started = ContinuousClock.now
             server.kill()
             try await awaitState(.disconnected, in: states)
             // A parcel for another node is sent at once, and fails at once.
-            publish(1..<2, to: "n3", with: outbox, failures: failures)
+            try await publish(1..<2, to: "n3", with: outbox, failures: failures)
             let failed = try await failures.wait(for: 2, timeout: .seconds(5), "failures")
             let direct = try #require(failed.first { $0.index == 1 })
             let held = try #require(failed.first { $0.index == 0 })
@@ -263,14 +268,17 @@ struct NodeOutboxOrderingTests {
             limits: limits, channel: ClusterKeys().inbox
         )
         let failures = Collected<OutboxFailure>()
-        func publish(_ index: Int) {
-            outbox.publish(parcel("P\(index)"), to: "n2") { failure, _ in failures.append(failure) }
+        /// Publishes in a tick of its own (what one tick publishes goes out as one bundle), and waits
+        /// until the tick has ended.
+        func publish(_ index: Int) async throws {
+            outbox.publish(parcel("P\(index)"), to: "n2", on: eventLoop) { failure, _ in failures.append(failure) }
+            try await eventLoop.submit {}.get()
         }
-        publish(0)
-        publish(1)
+        try await publish(0)
+        try await publish(1)
         try await sender.sent.wait(for: 2, "the first PUBLISHes")
         try await sender.answer(0, receivers: 0)
-        publish(2)
+        try await publish(2)
         #expect(!sender.sent.all.contains("P2"), "P2 is held behind P0, not sent")
         try await sender.answer(1, receivers: 0)
         // Before the retry, the outbox checks that n2 is alive (ZSCORE webrtc:nodes n2).

@@ -27,6 +27,7 @@ final class EmbeddedRedis: RedisCommandSender {
     private struct State {
         var receivers: Int64?
         var published: [Published] = []
+        var publishCommands = 0
         var pending: [EventLoopPromise<RESPValue>] = []
     }
 
@@ -46,6 +47,8 @@ final class EmbeddedRedis: RedisCommandSender {
     /// Every envelope published so far, in order.
     var published: [Published] { state.withLock { $0.published } }
     var publishedTexts: [String] { published.map(\.text) }
+    /// How many `PUBLISH` commands carried them (one per bundle).
+    var publishCommands: Int { state.withLock { $0.publishCommands } }
 
     func send(_ command: [RESPArgument]) -> EventLoopFuture<RESPValue> {
         guard case .string(let name) = command.first?.storage, name == "PUBLISH",
@@ -56,6 +59,7 @@ final class EmbeddedRedis: RedisCommandSender {
         let envelopes = (EnvelopeBundle.split(payload) ?? []).compactMap { try? Envelope(decoding: $0) }
         let promise = state.withLock { state -> EventLoopPromise<RESPValue>? in
             state.published += envelopes.map { Published(text: String(buffer: $0.message), sequence: $0.sequence) }
+            state.publishCommands += 1
             guard state.receivers == nil else { return nil }
             let promise = eventLoop.makePromise(of: RESPValue.self)
             state.pending.append(promise)

@@ -83,7 +83,7 @@ extension ClusterSwitchboard {
             kind: .deliver, origin: nodeId, user: user, effect: effect, isRetry: isRetry, message: ByteBuffer(bytes: bytes),
             incarnation: incarnation
         )
-        outbox.publish(envelope.encoded(), to: node) { [self] failure, envelope in
+        outbox.publish(envelope.encoded(), to: node, on: eventLoop) { [self] failure, envelope in
             // A full backlog says nothing about where the user is; the other failures may.
             if failure != .bufferFull { state.withLock { if $0.routes[user] == node { $0.routes[user] = nil } } }
             switch failure {
@@ -145,7 +145,7 @@ extension ClusterSwitchboard {
         range.writeInteger(position.expected)
         range.writeInteger(last)
         let request = Envelope(kind: .replay, origin: nodeId, user: "", message: range, incarnation: incarnation)
-        outbox.publish(request.encoded(), to: position.node) { _, _ in }  // the origin is gone: nothing to replay
+        outbox.publish(request.encoded(), to: position.node, on: eventLoop) { _, _ in }  // the origin is gone: nothing to replay
     }
 
     /// The inbox's subscriber connected again: what was in flight to it may be lost, gap or not.
@@ -199,7 +199,7 @@ extension ClusterSwitchboard {
             bounce.kind = .bounce
             bounce.origin = nodeId
             bounce.incarnation = incarnation
-            outbox.publish(bounce.encoded(), to: envelope.origin) { _, _ in }  // the origin is gone: nobody to tell
+            outbox.publish(bounce.encoded(), to: envelope.origin, on: eventLoop) { _, _ in }  // the origin is gone: nobody to tell
         }
     }
 

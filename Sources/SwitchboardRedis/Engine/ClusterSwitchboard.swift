@@ -128,7 +128,7 @@ public final class ClusterSwitchboard: SignalingEngine {
                 if let call { state.withLock { if $0.isCurrent(session) { $0.book.restore(call) } } }
                 if let previous {
                     let envelope = Envelope(kind: .replace, origin: nodeId, user: user, incarnation: incarnation)
-                    outbox.publish(envelope.encoded(), to: previous) { _, _ in }  // a dead node has nothing to close
+                    outbox.publish(envelope.encoded(), to: previous, on: eventLoop) { _, _ in }  // a dead node has nothing to close
                 }
             case .failure(let error):
                 // Registered again when Redis is back (restoreAfterReconnect).

@@ -1,0 +1,328 @@
+import NIOCore
+import SwitchboardBasics
+
+/// Delivery to other nodes' inboxes as a pure value: one mutating method per event, each returning
+/// the actions its driver, ``NodeOutbox``, performs in order (the shape of ``RedisConnectionStateMachine``
+/// and of valkey-swift's channel handler state machine).
+///
+/// Every rule of ``NodeOutbox`` lives here, per destination node: the numbering (publish order), the
+/// parcels held for a retry while the destination's inbox has no subscriber (in number order, behind
+/// one that missed), those kept for a replay, and their bounds in bytes, count and age
+/// (``ClusterBufferLimits``; the oldest held give way with ``OutboxFailure/bufferFull``). Time is passed
+/// in with each event that needs it (monotonic nanoseconds), so nothing here reads a clock, touches
+/// Redis or schedules a timer: those are actions.
+///
+/// Generic over what a parcel's sender is told through when it fails (`Handler`: a closure in the
+/// outbox, a name in tests) and over the key of the tick a publish is batched in (`Tick`: an event
+/// loop in the outbox).
+struct OutboxStateMachine<Handler, Tick: Hashable> {
+    /// One envelope on its way, and whom to tell if it cannot be delivered.
+    struct Parcel {
+        /// The encoded ``Envelope``; its sequence number is written in when it is numbered.
+        var payload: ByteBuffer
+        var handler: Handler
+        /// Its number in the stream to its destination: the order to keep.
+        var sequence: UInt64 = 0
+        /// When the parcel was first held for a retry; `nil` before. Its retry age counts from here.
+        var firstHeld: UInt64? = nil
+        /// Sent again because the receiver asked: kept for a replay already.
+        var isReplay = false
+
+        /// What keeping one parcel costs besides its bytes (the parcel, its handler's context, the
+        /// buffer's header, a queue slot), counted so that many small parcels are bounded too.
+        static var overhead: Int { 256 }
+
+        /// What the parcel counts against the limits.
+        var cost: Int { payload.readableBytes + Self.overhead }
+    }
+
+    typealias Usage = ParcelQueueUsage
+
+    /// One `PUBLISH` to `node`'s inbox: `payload` carries `parcels` (an ``EnvelopeBundle`` when there
+    /// are several). Its answer goes back with ``published(_:to:receivers:now:)`` or
+    /// ``publishFailed(_:to:error:)``, with these `parcels`.
+    struct Publish {
+        var node: String
+        var payload: ByteBuffer
+        var parcels: [Parcel]
+    }
+
+    /// What `webrtc:nodes` says of a destination, for its retry.
+    enum Liveness: Sendable, Equatable {
+        /// A live heartbeat.
+        case alive
+        /// No heartbeat (reaped) or 0 (left).
+        case gone
+        /// The check failed: no verdict, so the retry goes ahead (and fails as unreachable if Redis is
+        /// away).
+        case unknown
+    }
+
+    enum Action {
+        /// Send these `PUBLISH`es, in order, as one pipelined batch, and answer each.
+        case publish([Publish])
+        /// Tell each parcel's sender that it cannot be delivered, and why.
+        case fail([Parcel], OutboxFailure)
+        /// Call ``flush(_:now:)`` for `tick` at its end (its first publish was just batched).
+        case flushAtEndOfTick(Tick)
+        /// Call ``retryTimerFired(for:)`` for `node` at `at`.
+        case scheduleRetry(node: String, at: UInt64)
+        /// Look `node` up in `webrtc:nodes`, and call ``livenessChecked(_:_:now:)`` with the verdict.
+        case checkLiveness(node: String)
+        /// Call ``pruneTimerFired(for:now:)`` for `node` at `at`.
+        case schedulePrune(node: String, at: UInt64)
+    }
+
+    /// Everything about one destination node.
+    fileprivate struct Destination {
+        /// The next sequence number.
+        var nextSequence: UInt64 = 0
+        /// Sent and not answered yet: counted against the retry limits with `held`.
+        var inFlight = Usage()
+        /// Parcels that found no receiver, or are queued behind one that did not, in number order.
+        var held: BoundedParcelQueue<Parcel>
+        /// Whether a retry is scheduled; until it runs, new parcels are held too.
+        var retryScheduled = false
+        /// Parcels Redis counted as received, oldest first, for a replay.
+        var recent: BoundedParcelQueue<Parcel>
+        /// Whether a check for replay parcels past their age is scheduled.
+        var pruneScheduled = false
+
+        init(limits: ClusterBufferLimits) {
+            held = BoundedParcelQueue(limits: limits.retry)
+            recent = BoundedParcelQueue(limits: limits.replay)
+        }
+    }
+
+    /// The bounds per destination.
+    let limits: ClusterBufferLimits
+    /// How long a held parcel waits before it is published again.
+    let retryInterval: UInt64
+    private var destinations: [String: Destination] = [:]
+    /// Parcels published during a tick, admitted and sent at its end.
+    private var ticks: [Tick: [(node: String, parcel: Parcel)]] = [:]
+
+    init(limits: ClusterBufferLimits, retryInterval: Duration) {
+        self.limits = limits
+        self.retryInterval = UInt64(max(0, retryInterval.wholeNanoseconds))
+    }
+
+    /// What is kept for `node` (in bytes as the limits count them): parcels in flight, held for a
+    /// retry, and kept for a replay.
+    func usage(of node: String) -> (inFlight: Usage, held: Usage, kept: Usage) {
+        let destination = destinations[node]
+        return (destination?.inFlight ?? Usage(), destination?.held.usage ?? Usage(), destination?.recent.usage ?? Usage())
+    }
+
+    // MARK: Events
+
+    /// An encoded envelope is to be published to `node` during `tick`: batched until the tick ends
+    /// (a read burst of many sockets costs Redis one `PUBLISH` per destination, not one per message).
+    /// Numbered then, in the order published.
+    mutating func publish(_ payload: ByteBuffer, to node: String, handler: Handler, in tick: Tick) -> [Action] {
+        let isFirst = ticks[tick]?.isEmpty ?? true
+        ticks[tick, default: []].append((node, Parcel(payload: payload, handler: handler)))
+        return isFirst ? [.flushAtEndOfTick(tick)] : []
+    }
+
+    /// `tick` ended: its parcels are numbered and sent, one `PUBLISH` per destination, or held behind
+    /// the parcels of a destination waiting for a retry. To make room, the oldest held ones give way;
+    /// a parcel that cannot fit even so fails, unnumbered.
+    mutating func flush(_ tick: Tick, now: UInt64) -> [Action] {
+        guard let batch = ticks.removeValue(forKey: tick) else { return [] }
+        var givenUp: [Parcel] = []
+        var outgoing: [String: [Parcel]] = [:]
+        var nodes: [String] = []
+        for (node, parcel) in batch {
+            let admitted = destinations[node, default: Destination(limits: limits)].admit(parcel, now: now, givenUp: &givenUp)
+            guard let admitted else { continue }
+            if outgoing[node] == nil { nodes.append(node) }
+            outgoing[node, default: []].append(admitted)
+        }
+        var actions: [Action] = []
+        if !nodes.isEmpty {
+            actions.append(
+                .publish(
+                    nodes.map { node in
+                        let parcels = outgoing[node]!
+                        let payload = parcels.count == 1 ? parcels[0].payload : EnvelopeBundle.encode(parcels.map(\.payload))
+                        return Publish(node: node, payload: payload, parcels: parcels)
+                    }
+                )
+            )
+        }
+        if !givenUp.isEmpty { actions.append(.fail(givenUp, .bufferFull)) }
+        return actions
+    }
+
+    /// A `PUBLISH` of `parcels` to `node` was answered: received by `receivers` subscribers. Received,
+    /// they are kept for a replay (a replayed one is kept already); received by nobody, they are held
+    /// for a retry in number order (behind the parcels held meanwhile that were published before them).
+    mutating func published(_ parcels: [Parcel], to node: String, receivers: Int, now: UInt64) -> [Action] {
+        guard receivers > 0 else {
+            let (givenUp, startsRetry) = destinations[node, default: Destination(limits: limits)].missed(parcels, now: now)
+            var actions: [Action] = givenUp.isEmpty ? [] : [.fail(givenUp, .bufferFull)]
+            if startsRetry { actions.append(.scheduleRetry(node: node, at: now + retryInterval)) }
+            return actions
+        }
+        guard let pruneAt = destinations[node, default: Destination(limits: limits)].received(parcels, now: now) else {
+            return []
+        }
+        return [.schedulePrune(node: node, at: pruneAt)]
+    }
+
+    /// A `PUBLISH` of `parcels` to `node` failed (Redis did not take it): they fail as unreachable.
+    mutating func publishFailed(_ parcels: [Parcel], to node: String, error: String) -> [Action] {
+        destinations[node, default: Destination(limits: limits)].failed(parcels)
+        return [.fail(parcels, .unreachable(error))]
+    }
+
+    /// The retry timer of `node` fired: first, whether the node is still alive.
+    func retryTimerFired(for node: String) -> [Action] {
+        [.checkLiveness(node: node)]
+    }
+
+    /// The liveness check of `node` answered: the held parcels are published again, in order, one
+    /// `PUBLISH` each; those held for the retry age or longer fail, or all of them when the node is gone.
+    mutating func livenessChecked(_ node: String, _ liveness: Liveness, now: UInt64) -> [Action] {
+        guard let (expired, again) = destinations[node]?.takeForRetry(nodeIsGone: liveness == .gone, now: now) else {
+            return []
+        }
+        var actions: [Action] = []
+        if !again.isEmpty {
+            actions.append(.publish(again.map { Publish(node: node, payload: $0.payload, parcels: [$0]) }))
+        }
+        if !expired.isEmpty { actions.append(.fail(expired, .noReceiver)) }
+        return actions
+    }
+
+    /// `node` lost the parcels numbered `first...last`: those still kept are published again, with their
+    /// numbers, one `PUBLISH` each. Parcels held for a retry are left to it, and what does not fit beside
+    /// the parcels in flight and held is not sent (the receiver goes on without it, as for a parcel no
+    /// longer kept).
+    mutating func replay(to node: String, from first: UInt64, through last: UInt64) -> [Action] {
+        guard first <= last, let lost = destinations[node]?.takeForReplay(first...last), !lost.isEmpty else { return [] }
+        return [.publish(lost.map { Publish(node: node, payload: $0.payload, parcels: [$0]) })]
+    }
+
+    /// The replay-age check of `node` is due: the parcels kept for the replay age or longer are dropped;
+    /// another check is scheduled for when the oldest left will be.
+    mutating func pruneTimerFired(for node: String, now: UInt64) -> [Action] {
+        guard let next = destinations[node]?.pruneReplay(now: now) else { return [] }
+        return [.schedulePrune(node: node, at: next)]
+    }
+}
+
+extension OutboxStateMachine.Destination {
+    typealias Parcel = OutboxStateMachine.Parcel
+
+    /// Takes a new parcel: numbered and returned to be sent now, or held behind the parcels waiting
+    /// for a retry (then `nil`). Held parcels given up on to make room go to `givenUp`, and so does the
+    /// parcel itself, unnumbered, when it cannot fit at all.
+    fileprivate mutating func admit(_ parcel: Parcel, now: UInt64, givenUp: inout [Parcel]) -> Parcel? {
+        let cost = parcel.cost
+        guard let room = held.makeRoom(forBytes: cost, reserved: inFlight) else {
+            givenUp.append(parcel)
+            return nil
+        }
+        givenUp += room
+        var parcel = parcel
+        parcel.sequence = nextSequence
+        nextSequence += 1
+        parcel.payload.setInteger(parcel.sequence, at: parcel.payload.readerIndex + Envelope.sequenceOffset)
+        guard !retryScheduled else {
+            parcel.firstHeld = now
+            // There is room: nothing more gives way.
+            givenUp += held.add(parcel, bytes: cost, since: now, reserved: inFlight) ?? [parcel]
+            return nil
+        }
+        inFlight.add(cost)
+        return parcel
+    }
+
+    /// `parcels` were received, as far as Redis knows: kept for a replay (a replayed one is kept
+    /// already). Returns when to check their age, unless a check is scheduled already.
+    fileprivate mutating func received(_ parcels: [Parcel], now: UInt64) -> UInt64? {
+        for parcel in parcels {
+            inFlight.remove(parcel.cost)
+            if !parcel.isReplay { _ = recent.add(parcel, bytes: parcel.cost, since: now) }
+        }
+        guard !pruneScheduled, let earliest = recent.earliest else { return nil }
+        pruneScheduled = true
+        return earliest + recent.limits.maxAgeNanoseconds
+    }
+
+    /// `parcels` found no receiver: held for a retry in number order (parcels published after them may
+    /// be held already). Each was counted in flight, so it fits; the oldest held give way only if the
+    /// limits say otherwise. Returns those given up on (or a parcel itself, when it cannot be kept), and
+    /// whether a retry is to be scheduled.
+    fileprivate mutating func missed(_ parcels: [Parcel], now: UInt64) -> (givenUp: [Parcel], startsRetry: Bool) {
+        var givenUp: [Parcel] = []
+        for var parcel in parcels {
+            inFlight.remove(parcel.cost)
+            let since = parcel.firstHeld ?? now
+            parcel.firstHeld = since
+            let sequence = parcel.sequence
+            givenUp += held.add(parcel, bytes: parcel.cost, since: since, reserved: inFlight) { $0.sequence < sequence } ?? [parcel]
+        }
+        guard !retryScheduled, !held.isEmpty else { return (givenUp, false) }
+        retryScheduled = true
+        return (givenUp, true)
+    }
+
+    /// `parcels` were not taken by Redis: no longer in flight.
+    fileprivate mutating func failed(_ parcels: [Parcel]) {
+        for parcel in parcels { inFlight.remove(parcel.cost) }
+    }
+
+    /// The kept parcels numbered within `range` and not held for a retry, to be sent again (counted in
+    /// flight), as many as fit beside those in flight and held.
+    fileprivate mutating func takeForReplay(_ range: ClosedRange<UInt64>) -> [Parcel] {
+        let held = Set(held.elements.map(\.sequence))
+        var lost: [Parcel] = []
+        for var parcel in recent.elements where range.contains(parcel.sequence) && !held.contains(parcel.sequence) {
+            guard self.held.fits(bytes: parcel.cost, reserved: inFlight) else { break }
+            inFlight.add(parcel.cost)
+            parcel.isReplay = true
+            lost.append(parcel)
+        }
+        return lost
+    }
+
+    /// The retry's turn: the held parcels past the retry age (all of them when the node is gone), to
+    /// fail, and the others, to be sent again (counted in flight).
+    fileprivate mutating func takeForRetry(nodeIsGone: Bool, now: UInt64) -> (expired: [Parcel], again: [Parcel]) {
+        retryScheduled = false
+        let expired = nodeIsGone ? held.removeAll() : held.removeExpired(now: now)
+        let again = held.removeAll()
+        for parcel in again { inFlight.add(parcel.cost) }
+        return (expired, again)
+    }
+
+    /// Drops the replay parcels past their age; returns when to check again (`nil`: none left).
+    fileprivate mutating func pruneReplay(now: UInt64) -> UInt64? {
+        _ = recent.removeExpired(now: now)
+        guard let earliest = recent.earliest else {
+            pruneScheduled = false
+            return nil
+        }
+        return earliest + recent.limits.maxAgeNanoseconds
+    }
+}
+
+extension OutboxStateMachine.Parcel: Sendable where Handler: Sendable {}
+extension OutboxStateMachine.Publish: Sendable where Handler: Sendable {}
+extension OutboxStateMachine.Destination: Sendable where Handler: Sendable {}
+extension OutboxStateMachine.Action: Sendable where Handler: Sendable, Tick: Sendable {}
+extension OutboxStateMachine: Sendable where Handler: Sendable, Tick: Sendable {}
+
+/// Why an envelope could not be delivered.
+enum OutboxFailure: Error, Sendable, Equatable {
+    /// Nobody listened on the destination's inbox for the whole retry age.
+    case noReceiver
+    /// Redis did not take the command.
+    case unreachable(String)
+    /// What is held for the destination reached `redis.retry_max_bytes` or `retry_max_messages`: the
+    /// oldest held envelope gave way to a newer one, or a new one did not fit beside those in flight.
+    case bufferFull
+}

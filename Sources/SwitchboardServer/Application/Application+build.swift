@@ -22,7 +22,9 @@ public func buildApplication(
 ) async throws -> some ApplicationProtocol {
     let store = try CallRecordStores.open(url: configuration.database.url, logger: logger)
     try await store.migrate()
-    let recordWriter = CallRecordWriter(store: store, logger: logger)
+    let recordWriter = CallRecordWriter(
+        store: store, maxQueued: configuration.records.maxQueued, metrics: metrics.factory, logger: logger
+    )
 
     let eventLoopGroup =
         configuration.server.threads == 0

@@ -34,6 +34,12 @@ public struct SwitchboardConfiguration: Sendable, Equatable {
         public var url: String = ""
     }
 
+    /// `records.*`: the queue of call records on their way to the database.
+    public struct Records: Sendable, Equatable {
+        /// `records.max_queued`: calls whose records may wait at once; beyond, a new call's record is dropped.
+        public var maxQueued: Int = 0
+    }
+
     /// `redis.*`: the cluster backend; absent means single-node mode.
     public struct Redis: Sendable, Equatable {
         /// `redis.channels.*`: pub/sub channel names.
@@ -140,6 +146,8 @@ public struct SwitchboardConfiguration: Sendable, Equatable {
     public var jwtSecret: String = ""
     /// `database.*`.
     public var database = Database()
+    /// `records.*`.
+    public var records = Records()
     /// `redis.*`.
     public var redis = Redis()
     /// `websocket.*`.

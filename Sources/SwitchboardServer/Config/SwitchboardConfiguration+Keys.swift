@@ -37,7 +37,7 @@ extension SwitchboardConfiguration {
             "Where call records are kept: `sqlite:PATH` or `postgres://…`.", secret: true),
         ConfigurationKey(
             "records.max_queued", \.records.maxQueued, default: .value("50000"), .integer(1...10_000_000),
-            "Calls whose records may wait for the database at once (a call's later snapshots merge into its entry); beyond, a new call's record is dropped, logged and counted in `switchboard_call_records_dropped_total`. 50,000: about 20 MiB, minutes of a busy node's calls while the database is away."),
+            "Calls whose records may wait for the database at once (a call's later snapshots merge into its entry); beyond, a new call's record is dropped, logged and counted in `switchboard_call_records_dropped_total`. 50,000: about 25 MiB (a waiting record costs about 0.5 KiB), minutes of a busy node's calls while the database is away."),
         ConfigurationKey(
             "redis.url", \.redis.url, default: .none,
             ConfigurationValueParser.url(prefixes: ["redis://", "rediss://"], kind: "a Redis URL", example: "redis://host:6379").optional,

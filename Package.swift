@@ -46,6 +46,7 @@ let package = Package(
                 "SwitchboardProto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict
         ),
@@ -190,6 +191,12 @@ let package = Package(
             dependencies: [
                 "SwitchboardCore",
                 "CallStoreConformance",
+                // The engine suite runs in cluster mode too, on a real redis-server.
+                "SwitchboardRedis",
+                "RedisTestSupport",
+                "RedisWire",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strict

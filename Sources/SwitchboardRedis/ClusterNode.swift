@@ -1,5 +1,4 @@
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import RedisWire
 import ServiceLifecycle
@@ -9,7 +8,7 @@ import SwitchboardCore
 /// subscriber listening to `webrtc:signals` and this node's inbox, the engine, and the membership
 /// (heartbeats, reaper). Run ``services`` in this order, before the server.
 public struct ClusterNode: Sendable {
-    public let engine: ClusterSwitchboard
+    public let engine: Switchboard
     public let services: [any Service]
 
     /// - Parameters:
@@ -42,11 +41,13 @@ public struct ClusterNode: Sendable {
             configuration: configuration, reconnectPolicy: reconnect, eventLoopGroup: eventLoopGroup, logger: logger,
             metrics: redisMetrics
         )
-        // The engine is built after the subscriber that feeds it; the box closes that loop.
-        let inbox = NIOLockedValueBox<ClusterSwitchboard?>(nil)
-        // Delivery runs on one loop (the engine's): the subscriber too, so that inbox envelopes are
-        // sequenced where they arrive, with no hop per message.
+        let scripts = ClusterScripts(redis: client, keys: keys, node: settings.nodeId)
+        // Delivery runs on one loop: the subscriber too, so that inbox envelopes are sequenced where they
+        // arrive, with no hop per message.
         let deliveryLoop = eventLoopGroup.next()
+        let delivery = ClusterDelivery(
+            nodeId: settings.nodeId, redis: client, keys: keys, eventLoop: deliveryLoop, limits: bufferLimits, logger: logger
+        )
         let subscriber = RedisSubscriber(
             configuration: configuration,
             channels: [keys.signalsChannel, keys.inbox(settings.nodeId)],
@@ -57,27 +58,22 @@ public struct ClusterNode: Sendable {
             metrics: redisMetrics
         ) { message in
             beforeDelivery()
-            inbox.withLockedValue { $0 }?.receiveEnvelope(message.payload, isBroadcast: message.channel == keys.signalsChannel)
+            delivery.receive(message.payload, isBroadcast: message.channel == keys.signalsChannel)
         }
-        let engine = ClusterSwitchboard(
-            settings: settings,
-            keys: keys,
-            redis: client,
-            eventLoop: deliveryLoop,
-            bufferLimits: bufferLimits,
-            scheduler: scheduler,
-            records: records,
-            events: events,
-            metrics: metrics,
-            logger: logger,
-            isReady: { client.isConnected && subscriber.isConnected }
+        let ports = ClusterPorts.redis(
+            scripts, delivery: delivery, ringTimeout: settings.ringTimeout, isReady: { client.isConnected && subscriber.isConnected }
         )
-        inbox.withLockedValue { $0 = engine }
+        let engine = Switchboard(
+            settings: settings, cluster: ports, scheduler: scheduler, records: records, events: events, metrics: metrics,
+            logger: logger
+        )
+        delivery.deliver(to: engine)
         self.engine = engine
         self.services = [
             client, subscriber,
             ClusterMembership(
-                engine: engine, client: client, subscriber: subscriber, heartbeatInterval: heartbeatInterval, logger: logger
+                engine: engine, scripts: scripts, delivery: delivery, client: client, subscriber: subscriber,
+                heartbeatInterval: heartbeatInterval, logger: logger
             ),
         ]
     }

@@ -3,7 +3,13 @@ import Synchronization
 import SwitchboardProto
 import Testing
 
+import Logging
+import NIOPosix
+import RedisTestSupport
+import RedisWire
 import SwitchboardCore
+
+@testable import SwitchboardRedis
 
 // MARK: - Fakes
 
@@ -141,7 +147,38 @@ struct Peer {
     var user: String { session.user }
 }
 
-/// A switchboard wired to fakes.
+/// How the engine under test runs: alone, or as a cluster node on a real redis-server (its presence,
+/// calls and delivery ports on Redis; every user of the test on this node).
+enum EngineMode: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case singleNode
+    case cluster
+
+    var testDescription: String { rawValue }
+}
+
+/// A redis-server and a running client for one cluster-mode harness; both stop when it goes.
+final class ClusterBackend {
+    let server: RedisServerProcess
+    let client: RedisClient
+    private let running: Task<Void, any Error>
+
+    init() async throws {
+        let server = try await RedisServerProcess.started()
+        let client = try RedisClient(url: server.url())
+        let states = client.stateChanges()
+        self.server = server
+        self.client = client
+        running = Task { try await client.run() }
+        try await awaitState(.connected, in: states)
+    }
+
+    deinit {
+        running.cancel()
+        server.stop()
+    }
+}
+
+/// A switchboard wired to fakes (and, in cluster mode, to a real redis-server).
 struct Harness {
     static let start: Int64 = 1_700_000_000_000
 
@@ -150,19 +187,44 @@ struct Harness {
     let recordSink = RecordingRecordSink()
     let eventSink = RecordingEventSink()
     let board: Switchboard
+    let backend: ClusterBackend?
 
-    init(invitesPerMinute: Int = 1000, metrics: SignalingMetrics = SignalingMetrics()) {
-        board = Switchboard(
-            settings: SwitchboardSettings(
-                nodeId: "node-1", ringTimeout: .seconds(60), reconnectGrace: .seconds(10),
-                invitesPerMinute: invitesPerMinute
-            ),
-            scheduler: scheduler,
-            records: recordSink,
-            events: eventSink,
-            clock: clock.clock,
-            metrics: metrics
+    init(_ mode: EngineMode, invitesPerMinute: Int = 1000, metrics: SignalingMetrics = SignalingMetrics()) async throws {
+        let settings = SwitchboardSettings(
+            nodeId: "node-1", ringTimeout: .seconds(60), reconnectGrace: .seconds(10), invitesPerMinute: invitesPerMinute
         )
+        var ports: ClusterPorts?
+        if mode == .cluster {
+            let backend = try await ClusterBackend()
+            let keys = ClusterKeys()
+            let delivery = ClusterDelivery(
+                nodeId: settings.nodeId, redis: backend.client, keys: keys, eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+                limits: .standard, logger: Logger(label: "test")
+            )
+            ports = .redis(
+                ClusterScripts(redis: backend.client, keys: keys, node: settings.nodeId), delivery: delivery,
+                ringTimeout: settings.ringTimeout, isReady: { true }
+            )
+            self.backend = backend
+        } else {
+            self.backend = nil
+        }
+        board = Switchboard(
+            settings: settings, cluster: ports, scheduler: scheduler, records: recordSink, events: eventSink,
+            clock: clock.clock, metrics: metrics
+        )
+    }
+
+    /// Waits until the engine has handled every answer it waits for (at once on a single node).
+    func settle(sourceLocation: SourceLocation = #_sourceLocation) async {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while board.pendingAnswerCount > 0 {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("the engine still waits for \(board.pendingAnswerCount) answers", sourceLocation: sourceLocation)
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
     }
 
     var records: [CallRecord] { recordSink.records }
@@ -172,34 +234,38 @@ struct Harness {
         ConnectionInfo(userAgent: "agent/\(user)", ip: "10.0.0.\(user.utf8.count)")
     }
 
-    func connect(_ user: String, name: String? = nil, ip: String? = nil) -> Peer {
+    func connect(_ user: String, name: String? = nil, ip: String? = nil) async -> Peer {
         let identity = UserIdentity(id: user, name: name)!
         var info = Self.connection(of: user)
         if let ip { info.ip = ip }
         let outlet = FakeOutlet()
-        return Peer(session: board.connect(identity, connection: info, outlet: outlet), outlet: outlet)
+        let peer = Peer(session: board.connect(identity, connection: info, outlet: outlet), outlet: outlet)
+        await settle()
+        return peer
     }
 
-    func send(_ message: ChatMessage, from peer: Peer) {
+    func send(_ message: ChatMessage, from peer: Peer) async {
         board.receive(message, from: peer.session)
+        await settle()
     }
 
     /// Sends a signal whose `content` is `json`.
-    func signal(_ json: String, from peer: Peer, to recipient: String) {
+    func signal(_ json: String, from peer: Peer, to recipient: String) async {
         board.receive(signalMessage(to: recipient, json), from: peer.session)
+        await settle()
     }
 
     /// Rings `callee` from `caller` with `callId` and empties both outlets.
-    func ring(_ caller: Peer, _ callee: Peer, callId: String = "c1", callType: String = "audio") {
-        signal(#"{"type":"call-invite","callId":"\#(callId)","callType":"\#(callType)"}"#, from: caller, to: callee.user)
+    func ring(_ caller: Peer, _ callee: Peer, callId: String = "c1", callType: String = "audio") async {
+        await signal(#"{"type":"call-invite","callId":"\#(callId)","callType":"\#(callType)"}"#, from: caller, to: callee.user)
         _ = caller.outlet.take()
         _ = callee.outlet.take()
     }
 
     /// Rings and accepts a call, emptying both outlets.
-    func establish(_ caller: Peer, _ callee: Peer, callId: String = "c1") {
-        ring(caller, callee, callId: callId)
-        signal(#"{"type":"call-accept","callId":"\#(callId)"}"#, from: callee, to: caller.user)
+    func establish(_ caller: Peer, _ callee: Peer, callId: String = "c1") async {
+        await ring(caller, callee, callId: callId)
+        await signal(#"{"type":"call-accept","callId":"\#(callId)"}"#, from: callee, to: caller.user)
         _ = caller.outlet.take()
         _ = callee.outlet.take()
     }
@@ -259,16 +325,16 @@ func expectError(_ messages: [ChatMessage], to recipient: String, reason: String
 // MARK: - Plain messages
 
 @Suite struct SwitchboardMessageTests {
-    @Test func textIsRelayedStampedWithTheSender() throws {
-        let h = Harness()
-        let alice = h.connect("alice", name: "Alice")
-        let bob = h.connect("bob", name: "Bob")
+    @Test(arguments: EngineMode.allCases) func textIsRelayedStampedWithTheSender(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice", name: "Alice")
+        let bob = await h.connect("bob", name: "Bob")
         var message = textMessage(to: "bob", "hello")
         message.from = "mallory"
         message.fromUsername = "Mallory"
         message.type = "text"
         message.url = "https://example.com/x"
-        h.send(message, from: alice)
+        await h.send(message, from: alice)
 
         let received = bob.outlet.take()
         #expect(received.count == 1)
@@ -285,36 +351,36 @@ func expectError(_ messages: [ChatMessage], to recipient: String, reason: String
         #expect(alice.outlet.messages.isEmpty)
     }
 
-    @Test func clientTimestampIsKept() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.send(textMessage(to: "bob", "hi", timestamp: 1_600_000_000_000), from: alice)
+    @Test(arguments: EngineMode.allCases) func clientTimestampIsKept(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.send(textMessage(to: "bob", "hi", timestamp: 1_600_000_000_000), from: alice)
         let relayed = try #require(bob.outlet.take().first)
         #expect(relayed.timestamp == 1_600_000_000_000)
         #expect(relayed.from == "alice")
         #expect(relayed.fromUsername == "")
     }
 
-    @Test func timestampFollowsTheServerClock() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
+    @Test(arguments: EngineMode.allCases) func timestampFollowsTheServerClock(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
         h.clock.advance(by: .milliseconds(1234))
-        h.send(textMessage(to: "bob", "hi"), from: alice)
+        await h.send(textMessage(to: "bob", "hi"), from: alice)
         #expect(bob.outlet.take().first?.timestamp == Harness.start + 1234)
     }
 
-    @Test(arguments: Array(ContentType.plain))
-    func everyPlainContentTypeIsRelayed(contentType: Int32) throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
+    @Test(arguments: EngineMode.allCases, Array(ContentType.plain))
+    func everyPlainContentTypeIsRelayed(mode: EngineMode, contentType: Int32) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
         var message = textMessage(to: "bob", "x", contentType: contentType)
         message.fileSuffix = "png"
         message.duration = 7
         message.file = .init([1, 2, 3])
-        h.send(message, from: alice)
+        await h.send(message, from: alice)
         let relayed = try #require(bob.outlet.take().first)
         #expect(relayed.contentType == contentType)
         #expect(relayed.fileSuffix == "png")
@@ -322,113 +388,114 @@ func expectError(_ messages: [ChatMessage], to recipient: String, reason: String
         #expect(Array(relayed.file) == [1, 2, 3])
     }
 
-    @Test func messageTypeZeroIsTreatedAsDirect() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
+    @Test(arguments: EngineMode.allCases) func messageTypeZeroIsTreatedAsDirect(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
         var message = textMessage(to: "bob", "hi")
         message.messageType = 0
-        h.send(message, from: alice)
+        await h.send(message, from: alice)
         #expect(bob.outlet.take().count == 1)
         #expect(alice.outlet.messages.isEmpty)
     }
 
-    @Test func messagesKeepTheirOrder() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        for index in 0..<20 { h.send(textMessage(to: "bob", "m\(index)"), from: alice) }
+    @Test(arguments: EngineMode.allCases) func messagesKeepTheirOrder(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        for index in 0..<20 { await h.send(textMessage(to: "bob", "m\(index)"), from: alice) }
         #expect(bob.outlet.take().map(\.content) == (0..<20).map { "m\($0)" })
     }
 
-    @Test func offlineRecipientIsAnErrorForTheSender() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        h.send(textMessage(to: "bob", "hello?"), from: alice)
+    @Test(arguments: EngineMode.allCases) func offlineRecipientIsAnErrorForTheSender(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        await h.send(textMessage(to: "bob", "hello?"), from: alice)
         try expectError(alice.outlet.take(), to: "alice", reason: "offline")
     }
 
-    @Test func recipientWhoLeftIsOffline() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
+    @Test(arguments: EngineMode.allCases) func recipientWhoLeftIsOffline(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
         h.board.disconnect(bob.session)
-        h.send(textMessage(to: "bob", "hello?"), from: alice)
+        await h.settle()
+        await h.send(textMessage(to: "bob", "hello?"), from: alice)
         try expectError(alice.outlet.take(), to: "alice", reason: "offline")
         #expect(bob.outlet.messages.isEmpty)
     }
 
-    @Test func groupMessagesAreUnsupported() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
+    @Test(arguments: EngineMode.allCases) func groupMessagesAreUnsupported(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
         var message = textMessage(to: "bob", "hi all")
         message.messageType = MessageType.group
-        h.send(message, from: alice)
+        await h.send(message, from: alice)
         try expectError(alice.outlet.take(), to: "alice", reason: "unsupported")
         #expect(bob.outlet.messages.isEmpty)
     }
 
-    @Test(arguments: ["", "has space", "semi;colon", String(repeating: "a", count: 65), "ünï", "a/b"])
-    func invalidRecipientIsInvalidMessage(to: String) throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        h.send(textMessage(to: to, "hi"), from: alice)
+    @Test(arguments: EngineMode.allCases, ["", "has space", "semi;colon", String(repeating: "a", count: 65), "ünï", "a/b"])
+    func invalidRecipientIsInvalidMessage(mode: EngineMode, to: String) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        await h.send(textMessage(to: to, "hi"), from: alice)
         try expectError(alice.outlet.take(), to: "alice", reason: "invalid-message")
-        h.send(signalMessage(to: to, #"{"type":"call-invite"}"#), from: alice)
+        await h.send(signalMessage(to: to, #"{"type":"call-invite"}"#), from: alice)
         try expectError(alice.outlet.take(), to: "alice", reason: "invalid-message")
         #expect(h.callCount == 0)
     }
 
-    @Test(arguments: [Int32(0), 7, -1, 100])
-    func unknownContentTypeIsInvalidMessage(contentType: Int32) throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.send(textMessage(to: "bob", "?", contentType: contentType), from: alice)
+    @Test(arguments: EngineMode.allCases, [Int32(0), 7, -1, 100])
+    func unknownContentTypeIsInvalidMessage(mode: EngineMode, contentType: Int32) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.send(textMessage(to: "bob", "?", contentType: contentType), from: alice)
         try expectError(alice.outlet.take(), to: "alice", reason: "invalid-message")
         #expect(bob.outlet.messages.isEmpty)
     }
 
-    @Test(arguments: [Int32(3), -1])
-    func unknownMessageTypeIsInvalidMessage(messageType: Int32) throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
+    @Test(arguments: EngineMode.allCases, [Int32(3), -1])
+    func unknownMessageTypeIsInvalidMessage(mode: EngineMode, messageType: Int32) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
         var message = textMessage(to: "bob", "?")
         message.messageType = messageType
-        h.send(message, from: alice)
+        await h.send(message, from: alice)
         try expectError(alice.outlet.take(), to: "alice", reason: "invalid-message")
         #expect(bob.outlet.messages.isEmpty)
     }
 
-    @Test func invalidSignalIsAnError() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
+    @Test(arguments: EngineMode.allCases) func invalidSignalIsAnError(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
         for content in ["", "{", "[]", #"{"type":5}"#, #"{"type":"offer"}"#, #"{"type":"call-invite","callId":""}"#] {
-            h.signal(content, from: alice, to: "bob")
+            await h.signal(content, from: alice, to: "bob")
             try expectError(alice.outlet.take(), to: "alice", reason: "invalid-signal")
         }
         #expect(bob.outlet.messages.isEmpty)
         #expect(h.records.isEmpty)
     }
 
-    @Test func unknownSignalIsAnError() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.signal(#"{"type":"call-transfer","callId":"c1"}"#, from: alice, to: "bob")
+    @Test(arguments: EngineMode.allCases) func unknownSignalIsAnError(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.signal(#"{"type":"call-transfer","callId":"c1"}"#, from: alice, to: "bob")
         try expectError(alice.outlet.take(), to: "alice", reason: "unknown-signal")
         #expect(bob.outlet.messages.isEmpty)
     }
 
-    @Test(arguments: SignalType.allCases.filter { $0 != .callInvite })
-    func signalOutsideACallIsNoCall(type: SignalType) throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.signal(SignalParsingTests.minimal(type), from: alice, to: "bob")
+    @Test(arguments: EngineMode.allCases, SignalType.allCases.filter { $0 != .callInvite })
+    func signalOutsideACallIsNoCall(mode: EngineMode, type: SignalType) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.signal(SignalParsingTests.minimal(type), from: alice, to: "bob")
         try expectError(alice.outlet.take(), to: "alice", reason: "no-call")
         #expect(bob.outlet.messages.isEmpty)
     }
@@ -441,11 +508,11 @@ extension Harness {
 // MARK: - Calls
 
 @Suite struct SwitchboardCallTests {
-    @Test func inviteRingsTheCalleeAndTellsTheCaller() throws {
-        let h = Harness()
-        let alice = h.connect("alice", name: "Alice")
-        let bob = h.connect("bob", name: "Bob")
-        h.signal(
+    @Test(arguments: EngineMode.allCases) func inviteRingsTheCalleeAndTellsTheCaller(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice", name: "Alice")
+        let bob = await h.connect("bob", name: "Bob")
+        await h.signal(
             #"{"type":"call-invite","callId":"c1","callType":"video","from":"mallory","fromName":"Mallory","x-app":{"v":2}}"#,
             from: alice, to: "bob"
         )
@@ -483,11 +550,11 @@ extension Harness {
         #expect(h.ringTimers.first?.status == .pending)
     }
 
-    @Test func inviteWithoutCallIdGetsAGeneratedOne() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.signal(#"{"type":"call-invite"}"#, from: alice, to: "bob")
+    @Test(arguments: EngineMode.allCases) func inviteWithoutCallIdGetsAGeneratedOne(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.signal(#"{"type":"call-invite"}"#, from: alice, to: "bob")
         let invite = try body(try #require(bob.outlet.take().first))
         let callId = try #require(invite["callId"]?.stringValue)
         #expect(callId.count == 32)
@@ -499,27 +566,27 @@ extension Harness {
         #expect(h.records.first?.callId == callId)
         #expect(h.records.first?.callType == .audio)
         // The generated id is the call's id.
-        h.signal(#"{"type":"call-accept","callId":"\#(callId)"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-accept","callId":"\#(callId)"}"#, from: bob, to: "alice")
         #expect(try body(try #require(alice.outlet.take().first))["type"] == "call-accept")
     }
 
-    @Test func spoofedFromNameIsRemovedWhenTheCallerHasNoName() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.signal(#"{"type":"call-invite","callId":"c1","fromName":"Mallory","from":"mallory"}"#, from: alice, to: "bob")
+    @Test(arguments: EngineMode.allCases) func spoofedFromNameIsRemovedWhenTheCallerHasNoName(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.signal(#"{"type":"call-invite","callId":"c1","fromName":"Mallory","from":"mallory"}"#, from: alice, to: "bob")
         let invite = try #require(bob.outlet.take().first)
         #expect(invite.content == #"{"type":"call-invite","callId":"c1","from":"alice"}"#)
         #expect(invite.fromUsername == "")
     }
 
-    @Test func acceptIsRelayedAndRecorded() throws {
-        let h = Harness()
-        let alice = h.connect("alice", name: "Alice")
-        let bob = h.connect("bob", name: "Bob")
-        h.ring(alice, bob)
+    @Test(arguments: EngineMode.allCases) func acceptIsRelayedAndRecorded(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice", name: "Alice")
+        let bob = await h.connect("bob", name: "Bob")
+        await h.ring(alice, bob)
         h.clock.advance(by: .seconds(5))
-        h.signal(#"{"type":"call-accept","callId":"c1"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-accept","callId":"c1"}"#, from: bob, to: "alice")
 
         let accepts = alice.outlet.take()
         #expect(accepts.count == 1)
@@ -540,38 +607,38 @@ extension Harness {
         #expect(h.ringTimers.first?.status == .cancelled)
     }
 
-    @Test func acceptWithoutCallIdFindsTheCall() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.ring(alice, bob, callId: "given")
-        h.signal(#"{"type":"call-accept"}"#, from: bob, to: "alice")
+    @Test(arguments: EngineMode.allCases) func acceptWithoutCallIdFindsTheCall(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.ring(alice, bob, callId: "given")
+        await h.signal(#"{"type":"call-accept"}"#, from: bob, to: "alice")
         let accept = try body(try #require(alice.outlet.take().first))
         #expect(accept["callId"] == "given")
         #expect(h.records.last?.status == .accepted)
     }
 
-    @Test func callerCannotAccept() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.ring(alice, bob)
-        h.signal(#"{"type":"call-accept","callId":"c1"}"#, from: alice, to: "bob")
+    @Test(arguments: EngineMode.allCases) func callerCannotAccept(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.ring(alice, bob)
+        await h.signal(#"{"type":"call-accept","callId":"c1"}"#, from: alice, to: "bob")
         try expectError(alice.outlet.take(), to: "alice", reason: "no-call")
         #expect(bob.outlet.messages.isEmpty)
         #expect(h.records.count == 1)
     }
 
-    @Test func hangupAfterAcceptRecordsTheDuration() throws {
-        let h = Harness()
-        let alice = h.connect("alice", name: "Alice")
-        let bob = h.connect("bob", name: "Bob")
-        h.ring(alice, bob)
+    @Test(arguments: EngineMode.allCases) func hangupAfterAcceptRecordsTheDuration(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice", name: "Alice")
+        let bob = await h.connect("bob", name: "Bob")
+        await h.ring(alice, bob)
         h.clock.advance(by: .seconds(3))
-        h.signal(#"{"type":"call-accept","callId":"c1"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-accept","callId":"c1"}"#, from: bob, to: "alice")
         _ = alice.outlet.take()
         h.clock.advance(by: .milliseconds(42_750))
-        h.signal(#"{"type":"call-hangup","callId":"c1","reason":"bye"}"#, from: alice, to: "bob")
+        await h.signal(#"{"type":"call-hangup","callId":"c1","reason":"bye"}"#, from: alice, to: "bob")
 
         let hangup = try #require(bob.outlet.take().first)
         #expect(hangup.from == "alice")
@@ -590,13 +657,13 @@ extension Harness {
         #expect(h.callCount == 0)
     }
 
-    @Test func calleeHangsUpWithoutCallIdOrReason() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.establish(alice, bob)
+    @Test(arguments: EngineMode.allCases) func calleeHangsUpWithoutCallIdOrReason(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.establish(alice, bob)
         h.clock.advance(by: .seconds(90))
-        h.signal(#"{"type":"call-hangup"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-hangup"}"#, from: bob, to: "alice")
         #expect(try body(try #require(alice.outlet.take().first))["callId"] == "c1")
         let record = try #require(h.records.last)
         #expect(record.status == .hungUp)
@@ -605,13 +672,13 @@ extension Harness {
         #expect(h.callCount == 0)
     }
 
-    @Test func callerHangsUpWhileRinging() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.ring(alice, bob)
+    @Test(arguments: EngineMode.allCases) func callerHangsUpWhileRinging(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.ring(alice, bob)
         h.clock.advance(by: .seconds(4))
-        h.signal(#"{"type":"call-hangup","callId":"c1"}"#, from: alice, to: "bob")
+        await h.signal(#"{"type":"call-hangup","callId":"c1"}"#, from: alice, to: "bob")
         #expect(try body(try #require(bob.outlet.take().first))["type"] == "call-hangup")
         let record = try #require(h.records.last)
         #expect(record.status == .hungUp)
@@ -622,13 +689,13 @@ extension Harness {
         #expect(h.callCount == 0)
     }
 
-    @Test func rejectIsRelayedAndRecorded() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob", name: "Bob")
-        h.ring(alice, bob)
+    @Test(arguments: EngineMode.allCases) func rejectIsRelayedAndRecorded(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob", name: "Bob")
+        await h.ring(alice, bob)
         h.clock.advance(by: .seconds(2))
-        h.signal(#"{"type":"call-reject","callId":"c1","reason":"busy-elsewhere"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-reject","callId":"c1","reason":"busy-elsewhere"}"#, from: bob, to: "alice")
 
         let reject = try #require(alice.outlet.take().first)
         #expect(reject.content == #"{"type":"call-reject","callId":"c1","reason":"busy-elsewhere","from":"bob","fromName":"Bob"}"#)
@@ -641,26 +708,27 @@ extension Harness {
         #expect(h.callCount == 0)
     }
 
-    @Test func rejectAfterAcceptIsNoCall() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.establish(alice, bob)
-        h.signal(#"{"type":"call-reject","callId":"c1"}"#, from: bob, to: "alice")
+    @Test(arguments: EngineMode.allCases) func rejectAfterAcceptIsNoCall(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.establish(alice, bob)
+        await h.signal(#"{"type":"call-reject","callId":"c1"}"#, from: bob, to: "alice")
         try expectError(bob.outlet.take(), to: "bob", reason: "no-call")
         #expect(alice.outlet.messages.isEmpty)
         #expect(h.callCount == 1)
     }
 
-    @Test func ringTimeoutHangsUpBothParties() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.ring(alice, bob)
+    @Test(arguments: EngineMode.allCases) func ringTimeoutHangsUpBothParties(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.ring(alice, bob)
         let timer = try #require(h.ringTimers.first)
         #expect(timer.delay == .seconds(60))
         h.clock.advance(by: .seconds(60))
         #expect(timer.fire())
+        await h.settle()
 
         for peer in [alice, bob] {
             let messages = peer.outlet.take()
@@ -684,29 +752,31 @@ extension Harness {
         #expect(event.callee == "bob")
 
         // Both are free again.
-        h.ring(bob, alice, callId: "c2")
+        await h.ring(bob, alice, callId: "c2")
         #expect(h.callCount == 1)
     }
 
-    @Test func ringTimerOfAnAcceptedCallDoesNothing() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.establish(alice, bob)
+    @Test(arguments: EngineMode.allCases) func ringTimerOfAnAcceptedCallDoesNothing(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.establish(alice, bob)
         let timer = try #require(h.ringTimers.first)
         #expect(timer.status == .cancelled)
         #expect(!timer.fire())
+        await h.settle()
         timer.fireDespiteCancellation()
+        await h.settle()
         #expect(alice.outlet.messages.isEmpty)
         #expect(bob.outlet.messages.isEmpty)
         #expect(h.records.map(\.status) == [.invite, .accepted])
         #expect(h.callCount == 1)
     }
 
-    @Test func inviteToAnOfflineUserFails() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        h.signal(#"{"type":"call-invite","callId":"c1","callType":"video"}"#, from: alice, to: "bob")
+    @Test(arguments: EngineMode.allCases) func inviteToAnOfflineUserFails(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        await h.signal(#"{"type":"call-invite","callId":"c1","callType":"video"}"#, from: alice, to: "bob")
         let messages = alice.outlet.take()
         #expect(messages.count == 1)
         let failed = try notice(messages.first, to: "alice")
@@ -734,10 +804,10 @@ extension Harness {
         #expect(event.connection == Harness.connection(of: "alice"))
     }
 
-    @Test func offlineInviteWithoutCallIdStillRecordsAnId() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        h.signal(#"{"type":"call-invite"}"#, from: alice, to: "bob")
+    @Test(arguments: EngineMode.allCases) func offlineInviteWithoutCallIdStillRecordsAnId(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        await h.signal(#"{"type":"call-invite"}"#, from: alice, to: "bob")
         let failed = try notice(alice.outlet.take().first, to: "alice")
         #expect(failed["reason"] == "offline")
         #expect(failed["callId"] == nil || failed["callId"] == .null)
@@ -746,12 +816,14 @@ extension Harness {
         #expect(!record.callId.isEmpty)
     }
 
-    @Test(arguments: [("carol", "alice"), ("carol", "bob"), ("alice", "carol"), ("bob", "carol")])
-    func inviteInvolvingABusyPartyFails(caller: String, callee: String) throws {
-        let h = Harness()
-        let peers = Dictionary(uniqueKeysWithValues: ["alice", "bob", "carol"].map { ($0, h.connect($0)) })
-        h.establish(peers["alice"]!, peers["bob"]!)
-        h.signal(#"{"type":"call-invite","callId":"c2"}"#, from: peers[caller]!, to: callee)
+    @Test(arguments: EngineMode.allCases, [("carol", "alice"), ("carol", "bob"), ("alice", "carol"), ("bob", "carol")])
+    func inviteInvolvingABusyPartyFails(mode: EngineMode, parties: (caller: String, callee: String)) async throws {
+        let (caller, callee) = parties
+        let h = try await Harness(mode)
+        var peers: [String: Peer] = [:]
+        for user in ["alice", "bob", "carol"] { peers[user] = await h.connect(user) }
+        await h.establish(peers["alice"]!, peers["bob"]!)
+        await h.signal(#"{"type":"call-invite","callId":"c2"}"#, from: peers[caller]!, to: callee)
 
         let failed = try notice(peers[caller]!.outlet.take().first, to: caller)
         #expect(failed["type"] == "call-failed")
@@ -769,10 +841,10 @@ extension Harness {
         #expect(h.events.last?.name == .failed)
     }
 
-    @Test func callingYourselfIsForbidden() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        h.signal(#"{"type":"call-invite","callId":"c1"}"#, from: alice, to: "alice")
+    @Test(arguments: EngineMode.allCases) func callingYourselfIsForbidden(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        await h.signal(#"{"type":"call-invite","callId":"c1"}"#, from: alice, to: "alice")
         let messages = alice.outlet.take()
         #expect(messages.count == 1)
         let failed = try notice(messages.first, to: "alice")
@@ -782,33 +854,33 @@ extension Harness {
         #expect(h.records.isEmpty)
     }
 
-    @Test func duplicateCallIdIsRefused() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        let carol = h.connect("carol")
-        let dave = h.connect("dave")
-        h.ring(alice, bob, callId: "shared")
-        h.signal(#"{"type":"call-invite","callId":"shared"}"#, from: carol, to: "dave")
+    @Test(arguments: EngineMode.allCases) func duplicateCallIdIsRefused(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        let carol = await h.connect("carol")
+        let dave = await h.connect("dave")
+        await h.ring(alice, bob, callId: "shared")
+        await h.signal(#"{"type":"call-invite","callId":"shared"}"#, from: carol, to: "dave")
         #expect(carol.outlet.take().count == 1)
         #expect(dave.outlet.messages.isEmpty)
         #expect(h.callCount == 1)
         // The first call is untouched.
-        h.signal(#"{"type":"call-accept","callId":"shared"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-accept","callId":"shared"}"#, from: bob, to: "alice")
         #expect(try body(try #require(alice.outlet.take().first))["type"] == "call-accept")
     }
 
-    @Test func thirdInviteInAMinuteIsRateLimited() throws {
-        let h = Harness(invitesPerMinute: 2)
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
+    @Test(arguments: EngineMode.allCases) func thirdInviteInAMinuteIsRateLimited(mode: EngineMode) async throws {
+        let h = try await Harness(mode, invitesPerMinute: 2)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
         for index in 1...2 {
-            h.ring(alice, bob, callId: "c\(index)")
-            h.signal(#"{"type":"call-hangup","callId":"c\#(index)"}"#, from: alice, to: "bob")
+            await h.ring(alice, bob, callId: "c\(index)")
+            await h.signal(#"{"type":"call-hangup","callId":"c\#(index)"}"#, from: alice, to: "bob")
             _ = bob.outlet.take()
         }
         h.clock.advance(by: .seconds(1))
-        h.signal(#"{"type":"call-invite","callId":"c3"}"#, from: alice, to: "bob")
+        await h.signal(#"{"type":"call-invite","callId":"c3"}"#, from: alice, to: "bob")
 
         let messages = alice.outlet.take()
         #expect(messages.count == 1)
@@ -825,24 +897,24 @@ extension Harness {
         #expect(event.reason == "rate-limited")
 
         // The limit is per caller: bob may still call.
-        h.signal(#"{"type":"call-invite","callId":"c4"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-invite","callId":"c4"}"#, from: bob, to: "alice")
         #expect(try notice(bob.outlet.take().first, to: "bob")["type"] == "call-ringing")
-        h.signal(#"{"type":"call-hangup","callId":"c4"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-hangup","callId":"c4"}"#, from: bob, to: "alice")
         _ = alice.outlet.take()
 
         // A minute later alice has her invites back.
         h.clock.advance(by: .seconds(60))
-        h.signal(#"{"type":"call-invite","callId":"c5"}"#, from: alice, to: "bob")
+        await h.signal(#"{"type":"call-invite","callId":"c5"}"#, from: alice, to: "bob")
         #expect(try notice(alice.outlet.take().first, to: "alice")["type"] == "call-ringing")
     }
 
-    @Test(arguments: [SignalType.offer, .answer, .iceCandidate])
-    func negotiationIsRelayedWhileRinging(type: SignalType) throws {
-        let h = Harness()
-        let alice = h.connect("alice", name: "Alice")
-        let bob = h.connect("bob")
-        h.ring(alice, bob)
-        h.signal(SignalParsingTests.minimal(type), from: alice, to: "bob")
+    @Test(arguments: EngineMode.allCases, [SignalType.offer, .answer, .iceCandidate])
+    func negotiationIsRelayedWhileRinging(mode: EngineMode, type: SignalType) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice", name: "Alice")
+        let bob = await h.connect("bob")
+        await h.ring(alice, bob)
+        await h.signal(SignalParsingTests.minimal(type), from: alice, to: "bob")
         let relayed = try #require(bob.outlet.take().first)
         var expected = try #require(try JSONValue(parsing: SignalParsingTests.minimal(type)).objectValue)
         expected["from"] = "alice"
@@ -853,19 +925,19 @@ extension Harness {
         #expect(h.records.count == 1)
     }
 
-    @Test func negotiationIsRelayedInOrderWithUnknownFields() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob", name: "Bob")
-        h.establish(alice, bob)
-        h.signal(#"{"type":"offer","offer":{"type":"offer","sdp":"o1","x":1},"x-seq":1}"#, from: alice, to: "bob")
+    @Test(arguments: EngineMode.allCases) func negotiationIsRelayedInOrderWithUnknownFields(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob", name: "Bob")
+        await h.establish(alice, bob)
+        await h.signal(#"{"type":"offer","offer":{"type":"offer","sdp":"o1","x":1},"x-seq":1}"#, from: alice, to: "bob")
         for index in 0..<5 {
-            h.signal(
+            await h.signal(
                 #"{"type":"ice-candidate","callId":"c1","candidate":{"candidate":"cand\#(index)","sdpMid":"0","sdpMLineIndex":\#(index)},"x-seq":\#(index + 2)}"#,
                 from: alice, to: "bob"
             )
         }
-        h.signal(#"{"type":"answer","answer":{"type":"answer","sdp":"a1"},"x-seq":"bob"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"answer","answer":{"type":"answer","sdp":"a1"},"x-seq":"bob"}"#, from: bob, to: "alice")
 
         let toBob = try bob.outlet.take().map(body)
         #expect(toBob.map { $0["x-seq"] } == [1, 2, 3, 4, 5, 6])
@@ -876,19 +948,19 @@ extension Harness {
         #expect(h.records.map(\.status) == [.invite, .accepted])
     }
 
-    @Test func signalNamingAnotherPairsCallIsNoCall() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        let carol = h.connect("carol")
-        let dave = h.connect("dave")
-        h.establish(alice, bob, callId: "ab")
-        h.establish(carol, dave, callId: "cd")
-        h.signal(#"{"type":"call-hangup","callId":"ab"}"#, from: carol, to: "dave")
+    @Test(arguments: EngineMode.allCases) func signalNamingAnotherPairsCallIsNoCall(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        let carol = await h.connect("carol")
+        let dave = await h.connect("dave")
+        await h.establish(alice, bob, callId: "ab")
+        await h.establish(carol, dave, callId: "cd")
+        await h.signal(#"{"type":"call-hangup","callId":"ab"}"#, from: carol, to: "dave")
         try expectError(carol.outlet.take(), to: "carol", reason: "no-call")
-        h.signal(#"{"type":"call-hangup","callId":"ab"}"#, from: carol, to: "alice")
+        await h.signal(#"{"type":"call-hangup","callId":"ab"}"#, from: carol, to: "alice")
         try expectError(carol.outlet.take(), to: "carol", reason: "no-call")
-        h.signal(SignalParsingTests.minimal(.offer), from: carol, to: "dave")  // names "c1"
+        await h.signal(SignalParsingTests.minimal(.offer), from: carol, to: "dave")  // names "c1"
         try expectError(carol.outlet.take(), to: "carol", reason: "no-call")
         #expect(alice.outlet.messages.isEmpty)
         #expect(bob.outlet.messages.isEmpty)
@@ -896,26 +968,27 @@ extension Harness {
         #expect(h.callCount == 2)
     }
 
-    @Test func negotiationToAPeerWhoIsReconnectingIsReportedOffline() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.establish(alice, bob)
+    @Test(arguments: EngineMode.allCases) func negotiationToAPeerWhoIsReconnectingIsReportedOffline(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.establish(alice, bob)
         h.board.disconnect(bob.session)
-        h.signal(SignalParsingTests.minimal(.offer), from: alice, to: "bob")
+        await h.settle()
+        await h.signal(SignalParsingTests.minimal(.offer), from: alice, to: "bob")
         try expectError(alice.outlet.take(), to: "alice", reason: "offline")
         #expect(h.callCount == 1)
     }
 
-    @Test func callEventsNameTheActingSession() throws {
-        let h = Harness()
-        let alice = h.connect("alice", ip: "192.0.2.1")
-        let bob = h.connect("bob", ip: "192.0.2.2")
-        h.ring(alice, bob)
-        h.signal(#"{"type":"call-accept","callId":"c1"}"#, from: bob, to: "alice")
-        h.signal(#"{"type":"call-hangup","callId":"c1","reason":"done"}"#, from: alice, to: "bob")
-        h.ring(bob, alice, callId: "c2")
-        h.signal(#"{"type":"call-reject","callId":"c2","reason":"no"}"#, from: alice, to: "bob")
+    @Test(arguments: EngineMode.allCases) func callEventsNameTheActingSession(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice", ip: "192.0.2.1")
+        let bob = await h.connect("bob", ip: "192.0.2.2")
+        await h.ring(alice, bob)
+        await h.signal(#"{"type":"call-accept","callId":"c1"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-hangup","callId":"c1","reason":"done"}"#, from: alice, to: "bob")
+        await h.ring(bob, alice, callId: "c2")
+        await h.signal(#"{"type":"call-reject","callId":"c2","reason":"no"}"#, from: alice, to: "bob")
 
         let aliceInfo = ConnectionInfo(userAgent: "agent/alice", ip: "192.0.2.1")
         let bobInfo = ConnectionInfo(userAgent: "agent/bob", ip: "192.0.2.2")
@@ -941,29 +1014,32 @@ extension Harness {
         ])
     }
 
-    @Test(arguments: ["hangup", "reject", "timeout", "grace"])
-    func afterACallEndsBothPartiesCanCallAgain(ending: String) throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        var bob = h.connect("bob")
-        _ = h.connect("carol")
-        h.ring(alice, bob)
+    @Test(arguments: EngineMode.allCases, ["hangup", "reject", "timeout", "grace"])
+    func afterACallEndsBothPartiesCanCallAgain(mode: EngineMode, ending: String) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        var bob = await h.connect("bob")
+        _ = await h.connect("carol")
+        await h.ring(alice, bob)
         switch ending {
-        case "hangup": h.signal(#"{"type":"call-hangup"}"#, from: alice, to: "bob")
-        case "reject": h.signal(#"{"type":"call-reject"}"#, from: bob, to: "alice")
+        case "hangup": await h.signal(#"{"type":"call-hangup"}"#, from: alice, to: "bob")
+        case "reject": await h.signal(#"{"type":"call-reject"}"#, from: bob, to: "alice")
         case "timeout": try #require(h.ringTimers.first).fire()
+        await h.settle()
         default:
             h.board.disconnect(bob.session)
+            await h.settle()
             try #require(h.graceTimers.first).fire()
-            bob = h.connect("bob")
+            await h.settle()
+            bob = await h.connect("bob")
         }
         #expect(h.callCount == 0)
         _ = alice.outlet.take()
         _ = bob.outlet.take()
-        h.signal(#"{"type":"call-invite","callId":"n1"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-invite","callId":"n1"}"#, from: bob, to: "alice")
         #expect(try notice(bob.outlet.take().first, to: "bob")["type"] == "call-ringing")
-        h.signal(#"{"type":"call-hangup"}"#, from: bob, to: "alice")
-        h.signal(#"{"type":"call-invite","callId":"n2"}"#, from: alice, to: "carol")
+        await h.signal(#"{"type":"call-hangup"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-invite","callId":"n2"}"#, from: alice, to: "carol")
         #expect(try notice(alice.outlet.take().last, to: "alice")["type"] == "call-ringing")
         #expect(h.callCount == 1)
     }
@@ -972,33 +1048,34 @@ extension Harness {
 // MARK: - Sessions
 
 @Suite struct SwitchboardSessionTests {
-    @Test func presenceFollowsConnections() {
-        let h = Harness()
-        #expect(h.board.presence(of: "alice") == nil)
-        let alice = h.connect("alice")
-        #expect(h.board.presence(of: "alice") == "node-1")
+    @Test(arguments: EngineMode.allCases) func presenceFollowsConnections(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        #expect((try await h.board.presence(of: "alice")) == nil)
+        let alice = await h.connect("alice")
+        #expect((try await h.board.presence(of: "alice")) == "node-1")
         #expect(h.board.sessionCount == 1)
         #expect(h.board.sessions.map(\.user) == ["alice"])
         h.board.disconnect(alice.session)
-        #expect(h.board.presence(of: "alice") == nil)
+        await h.settle()
+        #expect((try await h.board.presence(of: "alice")) == nil)
         #expect(h.board.sessionCount == 0)
         #expect(h.scheduler.timers.isEmpty)
     }
 
-    @Test func eachConnectionIsADistinctSession() {
-        let h = Harness()
-        let first = h.connect("alice")
-        let second = h.connect("bob")
-        let third = h.connect("alice")
+    @Test(arguments: EngineMode.allCases) func eachConnectionIsADistinctSession(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let first = await h.connect("alice")
+        let second = await h.connect("bob")
+        let third = await h.connect("alice")
         #expect(Set([first.session.id, second.session.id, third.session.id]).count == 3)
         #expect(third.session.connection == Harness.connection(of: "alice"))
     }
 
-    @Test func newConnectionReplacesTheOldSession() throws {
-        let h = Harness()
-        let old = h.connect("alice", name: "Alice")
-        let bob = h.connect("bob")
-        let new = h.connect("alice", name: "Alice")
+    @Test(arguments: EngineMode.allCases) func newConnectionReplacesTheOldSession(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let old = await h.connect("alice", name: "Alice")
+        let bob = await h.connect("bob")
+        let new = await h.connect("alice", name: "Alice")
 
         let notices = old.outlet.take()
         #expect(notices.count == 1)
@@ -1012,74 +1089,80 @@ extension Harness {
         #expect(new.outlet.closes.isEmpty)
         #expect(h.board.sessionCount == 2)
 
-        h.send(textMessage(to: "alice", "to the new one"), from: bob)
+        await h.send(textMessage(to: "alice", "to the new one"), from: bob)
         #expect(new.outlet.take().map(\.content) == ["to the new one"])
         #expect(old.outlet.messages.isEmpty)
 
         // The old socket closing afterwards must not unregister the new one.
         h.board.disconnect(old.session)
-        #expect(h.board.presence(of: "alice") == "node-1")
+        await h.settle()
+        #expect((try await h.board.presence(of: "alice")) == "node-1")
         #expect(h.board.sessionCount == 2)
-        h.send(textMessage(to: "alice", "still there"), from: bob)
+        await h.send(textMessage(to: "alice", "still there"), from: bob)
         #expect(new.outlet.take().map(\.content) == ["still there"])
         #expect(bob.outlet.messages.isEmpty)
 
         h.board.disconnect(new.session)
-        #expect(h.board.presence(of: "alice") == nil)
+        await h.settle()
+        #expect((try await h.board.presence(of: "alice")) == nil)
     }
 
-    @Test func aReplacedSessionsLateMessagesAreNotActedOn() throws {
-        let h = Harness()
-        let old = h.connect("alice")
-        let bob = h.connect("bob")
-        let new = h.connect("alice")
+    @Test(arguments: EngineMode.allCases) func aReplacedSessionsLateMessagesAreNotActedOn(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let old = await h.connect("alice")
+        let bob = await h.connect("bob")
+        let new = await h.connect("alice")
         _ = old.outlet.take()
 
-        h.send(textMessage(to: "bob", "late text"), from: old)
-        h.signal(#"{"type":"call-invite","callId":"late"}"#, from: old, to: "bob")
+        await h.send(textMessage(to: "bob", "late text"), from: old)
+        await h.signal(#"{"type":"call-invite","callId":"late"}"#, from: old, to: "bob")
         #expect(bob.outlet.messages.isEmpty)
         #expect(old.outlet.messages.isEmpty)
         #expect(h.callCount == 0)
 
-        h.send(textMessage(to: "bob", "from the new one"), from: new)
+        await h.send(textMessage(to: "bob", "from the new one"), from: new)
         #expect(bob.outlet.take().map(\.content) == ["from the new one"])
     }
 
-    @Test func replacedSessionOfACallerKeepsTheCall() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.establish(alice, bob)
-        let alice2 = h.connect("alice")
+    @Test(arguments: EngineMode.allCases) func replacedSessionOfACallerKeepsTheCall(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.establish(alice, bob)
+        let alice2 = await h.connect("alice")
         h.board.disconnect(alice.session)
+        await h.settle()
         #expect(h.graceTimers.isEmpty)
-        h.signal(SignalParsingTests.minimal(.offer), from: bob, to: "alice")
+        await h.signal(SignalParsingTests.minimal(.offer), from: bob, to: "alice")
         #expect(alice2.outlet.take().count == 1)
         #expect(h.callCount == 1)
     }
 
-    @Test func disconnectOutsideACallSchedulesNothing() {
-        let h = Harness()
-        let alice = h.connect("alice")
-        _ = h.connect("bob")
+    @Test(arguments: EngineMode.allCases) func disconnectOutsideACallSchedulesNothing(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        _ = await h.connect("bob")
         h.board.disconnect(alice.session)
+        await h.settle()
         h.board.disconnect(alice.session)
+        await h.settle()
         #expect(h.scheduler.timers.isEmpty)
     }
 
-    @Test(arguments: ["alice", "bob"])
-    func partyWhoDoesNotComeBackEndsTheCall(leaver: String) throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.ring(alice, bob)
+    @Test(arguments: EngineMode.allCases, ["alice", "bob"])
+    func partyWhoDoesNotComeBackEndsTheCall(mode: EngineMode, leaver: String) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.ring(alice, bob)
         h.clock.advance(by: .seconds(2))
-        h.signal(#"{"type":"call-accept","callId":"c1"}"#, from: bob, to: "alice")
+        await h.signal(#"{"type":"call-accept","callId":"c1"}"#, from: bob, to: "alice")
         _ = alice.outlet.take()
         let (gone, stays) = leaver == "alice" ? (alice, bob) : (bob, alice)
 
         h.clock.advance(by: .seconds(30))
         h.board.disconnect(gone.session)
+        await h.settle()
         let grace = try #require(h.graceTimers.first)
         #expect(h.graceTimers.count == 1)
         #expect(grace.delay == .seconds(10))
@@ -1088,6 +1171,7 @@ extension Harness {
 
         h.clock.advance(by: .seconds(10))
         #expect(grace.fire())
+        await h.settle()
         let messages = stays.outlet.take()
         #expect(messages.count == 1)
         #expect(try notice(messages.first, to: stays.user) == ["type": "call-hangup", "callId": "c1", "reason": "peer-disconnected"])
@@ -1107,89 +1191,103 @@ extension Harness {
         #expect(event.callId == "c1")
     }
 
-    @Test func reconnectingInTimeKeepsTheCall() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.establish(alice, bob)
+    @Test(arguments: EngineMode.allCases) func reconnectingInTimeKeepsTheCall(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.establish(alice, bob)
         h.board.disconnect(bob.session)
+        await h.settle()
         let grace = try #require(h.graceTimers.first)
         h.clock.advance(by: .seconds(5))
-        let bob2 = h.connect("bob")
+        let bob2 = await h.connect("bob")
         #expect(grace.status == .cancelled)
 
         #expect(!grace.fire())
+        await h.settle()
         grace.fireDespiteCancellation()  // a timer that lost the race with its cancellation
+        await h.settle()
         #expect(alice.outlet.messages.isEmpty)
         #expect(bob2.outlet.messages.isEmpty)
         #expect(h.callCount == 1)
         #expect(h.records.map(\.status) == [.invite, .accepted])
 
         // The call goes on with the new session.
-        h.signal(SignalParsingTests.minimal(.offer), from: alice, to: "bob")
+        await h.signal(SignalParsingTests.minimal(.offer), from: alice, to: "bob")
         #expect(try body(try #require(bob2.outlet.take().first))["type"] == "offer")
-        h.signal(#"{"type":"call-hangup","callId":"c1"}"#, from: bob2, to: "alice")
+        await h.signal(#"{"type":"call-hangup","callId":"c1"}"#, from: bob2, to: "alice")
         #expect(try body(try #require(alice.outlet.take().first))["type"] == "call-hangup")
         #expect(h.records.last?.status == .hungUp)
         #expect(h.callCount == 0)
     }
 
-    @Test func hangupDuringTheGraceCancelsIt() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.establish(alice, bob)
+    @Test(arguments: EngineMode.allCases) func hangupDuringTheGraceCancelsIt(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.establish(alice, bob)
         h.board.disconnect(bob.session)
-        h.signal(#"{"type":"call-hangup","callId":"c1"}"#, from: alice, to: "bob")
+        await h.settle()
+        await h.signal(#"{"type":"call-hangup","callId":"c1"}"#, from: alice, to: "bob")
         #expect(alice.outlet.messages.isEmpty)  // not an error: the call did end
         let grace = try #require(h.graceTimers.first)
         #expect(grace.status == .cancelled)
         #expect(h.records.map(\.status) == [.invite, .accepted, .hungUp])
         grace.fireDespiteCancellation()
+        await h.settle()
         #expect(h.records.count == 3)
         #expect(alice.outlet.messages.isEmpty)
     }
 
-    @Test func graceAppliesToARingingCallToo() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.ring(alice, bob)
+    @Test(arguments: EngineMode.allCases) func graceAppliesToARingingCallToo(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.ring(alice, bob)
         h.board.disconnect(alice.session)
+        await h.settle()
         let grace = try #require(h.graceTimers.first)
         #expect(grace.fire())
+        await h.settle()
         #expect(try notice(bob.outlet.take().first, to: "bob")["reason"] == "peer-disconnected")
         #expect(h.ringTimers.first?.status == .cancelled)
         #expect(h.records.last?.status == .hungUp)
         #expect(h.callCount == 0)
     }
 
-    @Test func ringTimeoutWhileAPartyIsAwayEndsTheCallOnce() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.ring(alice, bob)
+    @Test(arguments: EngineMode.allCases) func ringTimeoutWhileAPartyIsAwayEndsTheCallOnce(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.ring(alice, bob)
         h.board.disconnect(bob.session)
+        await h.settle()
         #expect(try #require(h.ringTimers.first).fire())
+        await h.settle()
         #expect(try notice(alice.outlet.take().first, to: "alice")["reason"] == "timeout")
         let grace = try #require(h.graceTimers.first)
         #expect(grace.status == .cancelled)
         grace.fireDespiteCancellation()
+        await h.settle()
         #expect(alice.outlet.messages.isEmpty)
         #expect(h.records.map(\.status) == [.invite, .missed])
     }
 
-    @Test func bothPartiesGoneEndsTheCallOnce() throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        h.establish(alice, bob)
+    @Test(arguments: EngineMode.allCases) func bothPartiesGoneEndsTheCallOnce(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.establish(alice, bob)
         h.board.disconnect(alice.session)
+        await h.settle()
         h.board.disconnect(bob.session)
+        await h.settle()
         #expect(h.graceTimers.count == 2)
         #expect(h.graceTimers[0].fire())
+        await h.settle()
         #expect(h.graceTimers[1].status == .cancelled)
         #expect(!h.graceTimers[1].fire())
+        await h.settle()
         #expect(h.records.map(\.status) == [.invite, .accepted, .hungUp])
         #expect(h.callCount == 0)
     }
@@ -1294,26 +1392,26 @@ extension Harness {
     /// trigger is a client retransmitting its own invite: CallBook.invite checks `busy` before
     /// `duplicateCallID`, so the engine's `.duplicate` branch is unreachable for the same caller, the caller
     /// is told `call-failed busy` about its own ringing call, and c1's row flips to status 5 "busy".
-    @Test(arguments: Scenario.allCases)
-    func refusedInviteDoesNotOverwriteTheRecordOfALiveCall(scenario: Scenario) throws {
-        let h = Harness()
-        let alice = h.connect("alice")
-        let bob = h.connect("bob")
-        let carol = h.connect("carol")
-        h.ring(alice, bob, callId: "c1")
+    @Test(arguments: EngineMode.allCases, Scenario.allCases)
+    func refusedInviteDoesNotOverwriteTheRecordOfALiveCall(mode: EngineMode, scenario: Scenario) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        let carol = await h.connect("carol")
+        await h.ring(alice, bob, callId: "c1")
         switch scenario {
         case .retransmittedInvite:
-            h.signal(#"{"type":"call-invite","callId":"c1"}"#, from: alice, to: "bob")
+            await h.signal(#"{"type":"call-invite","callId":"c1"}"#, from: alice, to: "bob")
             _ = alice.outlet.take()
         case .busyCalleeNamingTheLiveId:
-            h.signal(#"{"type":"call-invite","callId":"c1"}"#, from: carol, to: "alice")
+            await h.signal(#"{"type":"call-invite","callId":"c1"}"#, from: carol, to: "alice")
             #expect(try notice(carol.outlet.take().first, to: "carol")["reason"] == "busy")
         case .offlineCalleeNamingTheLiveId:
-            h.signal(#"{"type":"call-invite","callId":"c1"}"#, from: carol, to: "dave")
+            await h.signal(#"{"type":"call-invite","callId":"c1"}"#, from: carol, to: "dave")
             #expect(try notice(carol.outlet.take().first, to: "carol")["reason"] == "offline")
         }
         #expect(h.callCount == 1)
-        #expect(h.board.presence(of: "alice") != nil)
+        #expect((try await h.board.presence(of: "alice")) != nil)
 
         // Every snapshot stored under c1 must describe the live call: alice → bob, not failed.
         let c1 = h.records.filter { $0.callId == "c1" }

@@ -149,3 +149,12 @@ public enum InviteRefusal: Error, Sendable, Equatable {
 public struct NoCall: Error, Sendable, Equatable {
     public let message: String
 }
+
+extension CallTransition {
+    /// The call the transition applied to.
+    public var call: Call {
+        switch self {
+        case .accepted(let call), .ended(let call, _), .relayed(let call): call
+        }
+    }
+}

@@ -19,6 +19,39 @@ public final class InProcessCallStore: CallStore {
     /// Every call in the store.
     public var allCalls: [Call] { book.withLock { $0.allCalls } }
 
+    /// The call with this id.
+    public func call(id: String) -> Call? { book.withLock { $0.call(id: id) } }
+
+    /// The call `user` is in.
+    public func call(of user: String) -> Call? { book.withLock { $0.call(of: user) } }
+
+    /// The call of `sender`'s with `recipient` that a negotiation signal names (`callId`, or the one
+    /// `sender` is in), changing nothing and asking no presence.
+    public func find(from sender: String, to recipient: String, callId: String?) -> Result<Call, NoCall> {
+        book.withLock { book in
+            book.apply(.offer, from: sender, to: recipient, callId: callId, now: 0).map(\.call)
+        }
+    }
+
+    /// Keeps `call` as another store decided it (a cache of the cluster's calls), replacing the calls its
+    /// parties were in before.
+    public func cache(_ call: Call) {
+        book.withLock { $0.restore(call) }
+    }
+
+    /// Forgets the call with this id (it ended); returns it if it was known.
+    @discardableResult
+    public func forget(callId: String) -> Call? {
+        book.withLock { $0.remove(callId: callId) }
+    }
+
+    /// Forgets the call with this id if it is still ringing (it was answered or ended elsewhere).
+    public func forgetIfRinging(callId: String) {
+        book.withLock { book in
+            if book.call(id: callId)?.state == .ringing { book.remove(callId: callId) }
+        }
+    }
+
     public func invite(_ call: Call, then done: @escaping @Sendable (CallStoreResult<InviteOutcome>) -> Void) {
         done(.success(invite(call)))
     }

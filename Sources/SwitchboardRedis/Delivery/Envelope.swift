@@ -42,15 +42,6 @@ struct Envelope: Sendable, Equatable {
     private static let version: UInt8 = 1
 }
 
-/// What a relayed message does to the call between its parties, for the mirrors of other nodes.
-enum CallEffect: Sendable, Equatable {
-    case none
-    /// The call now stands as given (created by an invite, or accepted).
-    case update(Call)
-    /// The call ended.
-    case end(callId: String)
-}
-
 /// A malformed envelope (another version of the node, or not ours).
 struct EnvelopeError: Error, Equatable {
     let message: String

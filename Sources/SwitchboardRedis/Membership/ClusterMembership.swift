@@ -11,20 +11,26 @@ import SwitchboardCore
 /// its users out of presence and marks itself dead, so that the others' reapers end the calls of users
 /// who do not come back.
 public final class ClusterMembership: Service {
-    private let engine: ClusterSwitchboard
+    private let engine: Switchboard
+    private let scripts: ClusterScripts
+    private let delivery: ClusterDelivery
     private let client: RedisClient
     private let subscriber: RedisSubscriber
     private let heartbeatInterval: Duration
     private let logger: Logger
 
-    public init(
-        engine: ClusterSwitchboard,
+    init(
+        engine: Switchboard,
+        scripts: ClusterScripts,
+        delivery: ClusterDelivery,
         client: RedisClient,
         subscriber: RedisSubscriber,
         heartbeatInterval: Duration,
         logger: Logger
     ) {
         self.engine = engine
+        self.scripts = scripts
+        self.delivery = delivery
         self.client = client
         self.subscriber = subscriber
         self.heartbeatInterval = heartbeatInterval
@@ -45,7 +51,7 @@ public final class ClusterMembership: Service {
                     // After a resubscribe, ask every node for what may have been lost in the old connection.
                     var isFirst = true
                     for await state in self.subscriber.stateChanges() where state == .connected {
-                        if !isFirst { self.engine.inboxReconnected() }
+                        if !isFirst { self.delivery.inboxReconnected() }
                         isFirst = false
                     }
                 }
@@ -62,7 +68,6 @@ public final class ClusterMembership: Service {
 
     /// Runs after each connect: scripts cached, leftovers reaped (first time), users registered again.
     private func joined(isFirst: Bool) async {
-        let scripts = engine.scripts
         _ = await client.execute(batch: ClusterScripts.loadCommands)
         if isFirst, let orphans = try? await scripts.reset(now: engine.clock.nowMilliseconds()).get() {
             engine.orphaned(orphans)
@@ -77,7 +82,7 @@ public final class ClusterMembership: Service {
         let silence = heartbeatInterval * 3
         let deadline = now - silence.wholeMilliseconds
         do {
-            let beat = try await engine.scripts.beat(now: now, deadline: deadline).get()
+            let beat = try await scripts.beat(now: now, deadline: deadline).get()
             if beat.wasMissing {
                 // Reaped while it stalled, or Redis lost it: register its users again (harmless when
                 // `joined` just did).
@@ -91,7 +96,7 @@ public final class ClusterMembership: Service {
 
     private func leave() async {
         do {
-            _ = try await engine.scripts.leave(now: engine.clock.nowMilliseconds()).get()
+            _ = try await scripts.leave(now: engine.clock.nowMilliseconds()).get()
             logger.info("left the cluster", metadata: ["node_id": "\(engine.nodeId)"])
         } catch {
             logger.warning("could not leave the cluster; the others will reap this node", metadata: ["error": "\(error)"])

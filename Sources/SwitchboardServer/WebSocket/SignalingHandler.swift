@@ -11,9 +11,10 @@ import SwitchboardProto
 /// sent to it waits in its outlet until the pipeline is in place. Runs with no hop per message.
 ///
 /// Every frame takes a token from the user's ``UserBudget`` first (heartbeats and pings too); over the
-/// budget a frame is dropped, with a `rate-limited` notice at most once a second. While the budget is
-/// empty the handler holds the pipeline's `read()` until it has refilled a little (``UserBudget/readPause(now:)``),
-/// so a client flooding over its budget is held back by TCP: the node reads from it a few times a second. An invite that names
+/// budget a frame is dropped, with a `rate-limited` notice at most once a second. Once a frame was
+/// dropped, the handler holds the pipeline's `read()` until the budget has refilled a little
+/// (``UserBudget/readPause(now:)``), so a client that keeps sending over its budget is held back by TCP:
+/// the node reads from it a few times a second. An invite that names
 /// its own `callId` waits for the call-id check (an id that names any record is refused, PROTOCOL.md §9);
 /// meanwhile the handler holds the pipeline's `read()` and keeps what was already read, so the sender's
 /// later messages keep their order behind the invite and nobody else waits.
@@ -41,6 +42,8 @@ final class SignalingHandler: ChannelDuplexHandler {
     private var readHeld = false
     /// Resumes reading once the budget has refilled, while it is empty.
     private var budgetPause: Scheduled<Void>?
+    /// Whether a frame was over the budget since reading last resumed.
+    private var overBudget = false
     /// Completed when the session is reachable from every node.
     private let reachable: EventLoopPromise<Void>
 
@@ -74,9 +77,18 @@ final class SignalingHandler: ChannelDuplexHandler {
     var application: WebSocketApplication {
         WebSocketApplication(
             handler: self,
-            admitsPing: { [budget] in budget.take(now: SwitchboardClock.system.monotonicNanoseconds()) == .allowed },
+            admitsPing: { [weak self] in self?.admitsPing() ?? false },
             reachable: reachable.futureResult
         )
+    }
+
+    /// Whether a ping may be answered: it takes from the budget like any frame.
+    private func admitsPing() -> Bool {
+        guard budget.take(now: SwitchboardClock.system.monotonicNanoseconds()) == .allowed else {
+            overBudget = true
+            return false
+        }
+        return true
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -126,13 +138,13 @@ final class SignalingHandler: ChannelDuplexHandler {
         context.fireChannelReadComplete()
     }
 
-    /// Holds reads while a call-id check runs, and while the user's budget is empty.
+    /// Holds reads while a call-id check runs, and after a frame over the budget until it has refilled.
     func read(context: ChannelHandlerContext) {
         guard !checking, budgetPause == nil else {
             readHeld = true
             return
         }
-        if let pause = budget.readPause(now: SwitchboardClock.system.monotonicNanoseconds()) {
+        if overBudget, let pause = budget.readPause(now: SwitchboardClock.system.monotonicNanoseconds()) {
             readHeld = true
             budgetPause = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(clamping: pause))) {
                 self.budgetPause = nil
@@ -140,6 +152,7 @@ final class SignalingHandler: ChannelDuplexHandler {
             }
             return
         }
+        overBudget = false
         context.read()
     }
 
@@ -156,6 +169,7 @@ final class SignalingHandler: ChannelDuplexHandler {
         case .allowed:
             break
         case .refused(let notify):
+            overBudget = true
             if notify { reply(.error(.rateLimited, message: "over this user's message budget (limits.messages_*)")) }
             return
         }

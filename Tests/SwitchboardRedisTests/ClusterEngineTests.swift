@@ -67,7 +67,7 @@ private final class Events: CallEventSink {
 private struct Peer {
     let session: Session
     let outlet: RecordingOutlet
-    let engine: ClusterSwitchboard
+    let engine: Switchboard
     var user: String { session.user }
 
     func send(_ message: ChatMessage) { engine.receive(message, from: session) }
@@ -96,8 +96,8 @@ private func content(_ message: ChatMessage) throws -> JSONValue {
 
 /// Two engines (n1, n2), each with its own command connection and inbox subscriber, on one redis-server.
 private struct TwoNodes {
-    let n1: ClusterSwitchboard
-    let n2: ClusterSwitchboard
+    let n1: Switchboard
+    let n2: Switchboard
     let records1: Records
     let records2: Records
     let timers1: ManualTimers
@@ -105,7 +105,7 @@ private struct TwoNodes {
     let raw: RawKeys
 
     /// Connects `user` to `engine` and waits (bounded) until the cluster knows where they are.
-    func connect(_ user: String, to engine: ClusterSwitchboard) async throws -> Peer {
+    func connect(_ user: String, to engine: Switchboard) async throws -> Peer {
         let outlet = RecordingOutlet()
         let identity = try #require(UserIdentity(id: user, name: user.capitalized))
         let session = engine.connect(
@@ -156,19 +156,28 @@ private func withTwoNodes(_ body: (TwoNodes) async throws -> Void) async throws 
         let records2 = Records()
         let timers1 = ManualTimers()
         let timers2 = ManualTimers()
-        let n1 = ClusterSwitchboard(
-            settings: settings("n1"), keys: keys, redis: client1, eventLoop: group.next(), scheduler: timers1,
-            records: records1, events: Events(), logger: Logger(label: "n1"), isReady: { true }
-        )
-        let n2 = ClusterSwitchboard(
-            settings: settings("n2"), keys: keys, redis: client2, eventLoop: group.next(), scheduler: timers2,
-            records: records2, events: Events(), logger: Logger(label: "n2"), isReady: { true }
-        )
+        let engine = { (node: String, client: RedisClient, timers: ManualTimers, records: Records) -> (Switchboard, ClusterDelivery) in
+            let delivery = ClusterDelivery(
+                nodeId: node, redis: client, keys: keys, eventLoop: group.next(), limits: .standard, logger: Logger(label: node)
+            )
+            let ports = ClusterPorts.redis(
+                ClusterScripts(redis: client, keys: keys, node: node), delivery: delivery, ringTimeout: .seconds(60),
+                isReady: { true }
+            )
+            let engine = Switchboard(
+                settings: settings(node), cluster: ports, scheduler: timers, records: records, events: Events(),
+                logger: Logger(label: node)
+            )
+            delivery.deliver(to: engine)
+            return (engine, delivery)
+        }
+        let (n1, delivery1) = engine("n1", client1, timers1, records1)
+        let (n2, delivery2) = engine("n2", client2, timers2, records2)
         let inbox1 = RedisSubscriber(configuration: configuration, channels: [keys.inbox("n1")]) {
-            n1.receiveEnvelope($0.payload)
+            delivery1.receive($0.payload, isBroadcast: false)
         }
         let inbox2 = RedisSubscriber(configuration: configuration, channels: [keys.inbox("n2")]) {
-            n2.receiveEnvelope($0.payload)
+            delivery2.receive($0.payload, isBroadcast: false)
         }
         let states = [client2.stateChanges(), inbox1.stateChanges(), inbox2.stateChanges()]
         try await whileRunning(client2) {
@@ -192,8 +201,8 @@ private func withTwoNodes(_ body: (TwoNodes) async throws -> Void) async throws 
 
 // MARK: - Tests
 
-@Suite("ClusterSwitchboard: two nodes on a real redis-server", .timeLimit(.minutes(1)))
-struct ClusterSwitchboardTests {
+@Suite("Switchboard: two nodes on a real redis-server", .timeLimit(.minutes(1)))
+struct SwitchboardTests {
     @Test func aCallAcrossNodesFromInviteToHangup() async throws {
         try await withTwoNodes { nodes in
             let alice = try await nodes.connect("alice", to: nodes.n1)
@@ -319,8 +328,9 @@ struct ClusterSwitchboardTests {
 
             // n1 goes away (as ClusterMembership's leave does), and n2's next heartbeat reaps it.
             let now = SwitchboardClock.system.nowMilliseconds()
-            _ = try await nodes.n1.scripts.leave(now: now).get()
-            let beat = try await nodes.n2.scripts.beat(now: now, deadline: now - 3_000).get()
+            _ = try await ClusterScripts(redis: nodes.raw.redis, keys: ClusterKeys(), node: "n1").leave(now: now).get()
+            let beat = try await ClusterScripts(redis: nodes.raw.redis, keys: ClusterKeys(), node: "n2")
+                .beat(now: now, deadline: now - 3_000).get()
             #expect(beat.orphans == ["alice"])
             nodes.n2.orphaned(beat.orphans)
 

@@ -1,0 +1,97 @@
+import SwitchboardProto
+
+/// What the engine needs of a cluster (Redis in SwitchboardRedis): cluster-wide presence, the shared call
+/// store and delivery to other nodes. A single node has none of them.
+public struct ClusterPorts: Sendable {
+    public var presence: any PresenceDirectory
+    public var calls: any CallStore
+    public var delivery: any RemoteDelivery
+    /// Whether the backend is reachable (the node's readiness).
+    public var isReady: @Sendable () -> Bool
+
+    public init(
+        presence: any PresenceDirectory,
+        calls: any CallStore,
+        delivery: any RemoteDelivery,
+        isReady: @escaping @Sendable () -> Bool
+    ) {
+        self.presence = presence
+        self.calls = calls
+        self.delivery = delivery
+        self.isReady = isReady
+    }
+}
+
+/// Where every user's live session is, cluster-wide. Answers may come later, on another thread.
+public protocol PresenceDirectory: Sendable {
+    /// Records that `user`'s live session is on this node.
+    func register(_ user: String, now: Int64, then done: @escaping @Sendable (Result<Registration, PresenceUnavailable>) -> Void)
+
+    /// Registers `user` again after the directory was unreachable (it may have lost everything); answers
+    /// the other node that holds the user meanwhile, if any.
+    func restore(_ user: String, now: Int64, then done: @escaping @Sendable (Result<String?, PresenceUnavailable>) -> Void)
+
+    /// Removes `user`'s entry if it still names this node; `done` runs once that was tried.
+    func unregister(_ user: String, now: Int64, then done: @escaping @Sendable () -> Void)
+
+    /// The node holding `user`'s live session, or `nil`.
+    func lookup(_ user: String, then done: @escaping @Sendable (Result<String?, PresenceUnavailable>) -> Void)
+}
+
+/// What registering a session found.
+public struct Registration: Sendable, Equatable {
+    /// The other node that held the user's session before, if any.
+    public var previousNode: String?
+    /// The call the user is in, if any.
+    public var call: Call?
+
+    public init(previousNode: String?, call: Call?) {
+        self.previousNode = previousNode
+        self.call = call
+    }
+}
+
+/// The presence directory could not be asked.
+public struct PresenceUnavailable: Error, Sendable, Equatable {
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// Carries messages to users of other nodes, in order per destination node.
+public protocol RemoteDelivery: Sendable {
+    /// Sends `message` for `user` to `node`, with the change to the call it carries. `failed` runs if it
+    /// does not get there, with why and the message (decoded again from what was kept).
+    func send(
+        _ message: ChatMessage,
+        to user: String,
+        at node: String,
+        effect: CallEffect,
+        isRetry: Bool,
+        failed: @escaping @Sendable (RemoteDeliveryFailure, ChatMessage?) -> Void
+    )
+
+    /// Tells `node` that `user`'s session there was replaced by a newer one here.
+    func replace(_ user: String, at node: String)
+}
+
+/// Why a message did not reach another node.
+public enum RemoteDeliveryFailure: Sendable, Equatable {
+    /// Nobody received it there (the node is gone, or away for the whole retry age).
+    case noReceiver
+    /// The cluster backend did not take it.
+    case unreachable
+    /// What is kept for that node is full: this message gave way.
+    case bufferFull
+}
+
+/// The change to a call a delivered message carries, so that the receiving node's copy of the call follows.
+public enum CallEffect: Sendable, Equatable {
+    case none
+    /// The call now stands as given (created by an invite, or accepted).
+    case update(Call)
+    /// The call ended.
+    case end(callId: String)
+}

@@ -1,0 +1,204 @@
+import SwitchboardProto
+
+/// Where a message for a user goes: a session here, another node, or nowhere (PROTOCOL.md §6), and what
+/// other nodes send here.
+extension Switchboard {
+    /// What is known of where a user is.
+    enum Whereabouts: Equatable {
+        /// Nothing: routes and presence tell.
+        case unknown
+        /// The store answered with the call: the session is on this node (`nil`: online nowhere).
+        case node(String?)
+    }
+
+    private enum Route {
+        case local(Session)
+        case remote(String)
+        case nowhere
+        case unknown
+    }
+
+    /// Delivers `message` to `user`: written here, or sent to the user's node (looked up in presence when
+    /// not known). `notify` is told when the user is offline (with `offline`, or "user is offline") or
+    /// cannot be reached; `nil` for call transitions and server notices, whose recipients may be
+    /// reconnecting.
+    ///
+    /// Returns `false` when it waits for a presence look-up: `holding` is then held and resumed after.
+    @discardableResult
+    func forward(
+        _ message: ChatMessage,
+        to user: String,
+        at whereabouts: Whereabouts = .unknown,
+        effect: CallEffect = .none,
+        notify: Session? = nil,
+        holding: Session? = nil,
+        offline: String? = nil
+    ) -> Bool {
+        let route = state.withLock { state -> Route in
+            if let session = state.sessions[user] { return .local(session) }
+            guard cluster != nil else { return .nowhere }
+            if case .node(let node?) = whereabouts, node != nodeId {
+                state.routes[user] = node
+                return .remote(node)
+            }
+            if let node = state.routes[user] { return .remote(node) }
+            return whereabouts == .node(nil) ? .nowhere : .unknown
+        }
+        let offlineNotice = { @Sendable (session: Session) in
+            self.reply(session, .error(.offline, message: offline ?? "\(user) is offline"))
+        }
+        switch route {
+        case .local(let session):
+            // Server notices (`from` "") are not relays.
+            if !message.from.isEmpty { metrics.relayed(.local) }
+            session.outlet.deliver(message)
+        case .remote(let node):
+            send(message, to: user, at: node, effect: effect, notify: notify)
+        case .nowhere:
+            if let notify { offlineNotice(notify) }
+        case .unknown:
+            guard let cluster else { return true }
+            if let holding { hold(holding) }
+            let answer = pending.begin()
+            cluster.presence.lookup(user) { [self] result in
+                defer { answer.end() }
+                switch result {
+                case .success(let node?) where node != nodeId:
+                    state.withLock { $0.routes[user] = node }
+                    send(message, to: user, at: node, effect: effect, notify: notify)
+                case .success:
+                    if let notify { offlineNotice(notify) }
+                case .failure:
+                    if let notify { unreachable(notify, user) }
+                }
+                if let holding { resume(holding) }
+            }
+            return holding == nil
+        }
+        return true
+    }
+
+    /// Sends `message` for `user` to `node`; if it does not get there, looks once more or tells `notify`.
+    private func send(
+        _ message: ChatMessage, to user: String, at node: String, effect: CallEffect, notify: Session?, isRetry: Bool = false
+    ) {
+        guard let cluster else { return }
+        if !message.from.isEmpty { metrics.relayed(.remote) }
+        cluster.delivery.send(message, to: user, at: node, effect: effect, isRetry: isRetry) { [self] failure, message in
+            // A full backlog says nothing about where the user is; the other failures may.
+            if failure != .bufferFull { state.withLock { if $0.routes[user] == node { $0.routes[user] = nil } } }
+            switch failure {
+            case .noReceiver where !isRetry:
+                // The node is gone or away: the user may be offline now, or back elsewhere.
+                if let message {
+                    lookAgain(message, for: user, notFrom: node, effect: effect, notify: notify)
+                } else if let notify {
+                    unreachable(notify, user)
+                }
+            default:
+                if let notify { unreachable(notify, user) }
+            }
+        }
+    }
+
+    /// `user` was not reached at `staleNode`: looks them up again and sends once more, or tells `notify`.
+    private func lookAgain(_ message: ChatMessage, for user: String, notFrom staleNode: String, effect: CallEffect, notify: Session?) {
+        let answer = pending.begin()
+        cluster?.presence.lookup(user) { [self] result in
+            defer { answer.end() }
+            switch result {
+            case .success(let node?) where node == nodeId:
+                forward(message, to: user, effect: effect, notify: notify)
+            case .success(let node?) where node != staleNode:
+                state.withLock { $0.routes[user] = node }
+                send(message, to: user, at: node, effect: effect, notify: notify, isRetry: true)
+            case .success(.some), .failure:
+                if let notify { unreachable(notify, user) }
+            case .success(nil):
+                if let notify { reply(notify, .error(.offline, message: "\(user) is offline")) }
+            }
+        }
+    }
+
+    /// Tells `session` that a message for `user` could not cross the cluster.
+    func unreachable(_ session: Session, _ user: String) {
+        reply(session, .error(.unavailable, message: "message for \(user) not delivered: cluster backend unreachable"))
+    }
+
+    // MARK: From other nodes
+
+    /// A message another node sent for `user`: applies the change to the call it carries and delivers it,
+    /// if the user's session is here; `false` if it is not.
+    public func deliverFromCluster(_ message: ChatMessage, to user: String, effect: CallEffect, from origin: String) -> Bool {
+        let recipient = state.withLock { state -> Session? in
+            let session = state.sessions[user]
+            if session != nil, !message.from.isEmpty { state.routes[message.from] = origin }
+            return session
+        }
+        switch effect {
+        case .none:
+            break
+        case .update(let call):
+            if recipient != nil { local.cache(call) }
+        case .end(let callId):
+            if let call = local.forget(callId: callId) { state.withLock { $0.cancelTimers(of: call) } }
+        }
+        recipient?.outlet.deliver(message)
+        return recipient != nil
+    }
+
+    /// A node this one sent `message` to does not have `user` (any more): looks again, once, or tells the
+    /// sender. Only a client's own messages and in-call signals are worth a notice; transitions and
+    /// server notices find their recipient through the reconnect grace.
+    public func bounced(_ message: ChatMessage, for user: String, effect: CallEffect, isRetry: Bool, from node: String) {
+        let notify = state.withLock { state -> Session? in
+            if state.routes[user] == node { state.routes[user] = nil }
+            guard case .none = effect, !message.from.isEmpty else { return nil }
+            return state.sessions[message.from]
+        }
+        if isRetry {
+            if let notify { reply(notify, .error(.offline, message: "\(user) is offline")) }
+            return
+        }
+        lookAgain(message, for: user, notFrom: node, effect: effect, notify: notify)
+    }
+
+    /// `user` connected to another node: their session here is closed as replaced.
+    public func replacedElsewhere(_ user: String) {
+        let replaced = state.withLock { state -> Session? in
+            guard let session = state.sessions.removeValue(forKey: user) else { return nil }
+            state.queues.remove(session.id)
+            return session
+        }
+        if let replaced { closeReplaced(replaced) }
+    }
+
+    /// After the cluster's backend came back (perhaps emptied by a restart): registers every session of
+    /// this node again and writes back the calls of its users that it lost. A user who connected
+    /// elsewhere meanwhile keeps that newer session; this node's is closed as replaced.
+    public func restoreAfterReconnect() {
+        guard let cluster else { return }
+        let now = clock.nowMilliseconds()
+        let sessions = self.sessions
+        let calls = local.allCalls
+        for session in sessions {
+            let answer = pending.begin()
+            cluster.presence.restore(session.user, now: now) { [self] result in
+                defer { answer.end() }
+                guard case .success(_?) = result else { return }
+                let replaced = state.withLock { state -> Session? in
+                    guard state.isCurrent(session) else { return nil }
+                    state.sessions[session.user] = nil
+                    state.queues.remove(session.id)
+                    return session
+                }
+                if let replaced { closeReplaced(replaced) }
+            }
+        }
+        for call in calls {
+            let answer = pending.begin()
+            cluster.calls.restore(call, now: now) { _ in answer.end() }
+        }
+        logger.info("presence restored", metadata: ["sessions": "\(sessions.count)", "calls": "\(calls.count)"])
+    }
+}

@@ -1,0 +1,276 @@
+import Logging
+import Synchronization
+import SwitchboardProto
+
+/// The node's domain logic, in both modes: who is connected, the calls between them, and what each
+/// incoming message does (PROTOCOL.md §2–§6). Every call rule is written here, once.
+///
+/// - Sessions are this node's. With ``ClusterPorts``, cluster-wide presence says where everyone else is,
+///   the shared ``CallStore`` decides every transition atomically, and messages for users elsewhere go
+///   through ``RemoteDelivery``. Without, the node is alone: presence is its sessions, calls are decided
+///   in-process.
+/// - ``local`` holds the calls of this node's users: the whole store on a single node, a copy of what
+///   the shared store decided in cluster mode, so that offers, answers and ICE candidates are checked and
+///   routed with no round trip. While the shared store is unreachable, calls between users of this node
+///   go on there (and are written back when it returns).
+/// - Each session's messages take effect in order: while one waits for an answer, later ones queue
+///   (``SessionQueues``).
+///
+/// Thread-safe: connections on any event loop call in concurrently. State changes happen under one short
+/// lock; effects (socket writes, records, log lines) follow it. Lock order: the local store's lock may
+/// be held when the state's is taken (its presence is the state's sessions), never the other way round.
+public final class Switchboard: SignalingEngine {
+    struct State: Sendable {
+        var sessions: [String: Session] = [:]
+        var queues = SessionQueues(capacity: Switchboard.queueCapacity, capacityBytes: Switchboard.queueCapacityBytes)
+        /// The node of users elsewhere, as last learned (dropped when a node says the user is not there).
+        var routes: [String: String] = [:]
+        var ringTimers: [String: any ScheduledTimer] = [:]
+        var graceTimers: [String: any ScheduledTimer] = [:]
+        var inviteBuckets: [String: TokenBucket] = [:]
+        var nextSessionID: UInt64 = 1
+    }
+
+    /// The state, in a box of its own so that the local store's presence can read it.
+    final class StateBox: Sendable {
+        let mutex = Mutex(State())
+        func withLock<T>(_ body: (inout State) -> T) -> T { mutex.withLock { body(&$0) } }
+    }
+
+    public let settings: SwitchboardSettings
+    /// What this engine counts; the server also counts the notices it sends itself here.
+    public let metrics: SignalingMetrics
+    let state = StateBox()
+    /// The calls of this node's users (see the type's documentation).
+    let local: InProcessCallStore
+    /// Presence, calls and delivery shared with other nodes; `nil` on a single node.
+    let cluster: ClusterPorts?
+    let scheduler: any TimerScheduler
+    let records: any CallRecordSink
+    let events: any CallEventSink
+    /// The engine's clock (unix ms for records and stamps, monotonic for budgets).
+    public let clock: SwitchboardClock
+    let logger: Logger
+
+    /// Questions to the ports whose answers have not been handled yet.
+    let pending = PendingAnswers()
+
+    /// How many messages of one session may wait for an answer.
+    static let queueCapacity = 1024
+    /// How many bytes of them (one message of any size always may).
+    static let queueCapacityBytes = 8 << 20
+
+    /// An engine with no sessions yet; alone, or part of a cluster through `cluster`. Records go to
+    /// `records` and are counted in `metrics` first (as are relays, signals and notices).
+    public init(
+        settings: SwitchboardSettings,
+        cluster: ClusterPorts? = nil,
+        scheduler: any TimerScheduler,
+        records: any CallRecordSink,
+        events: any CallEventSink,
+        clock: SwitchboardClock = .system,
+        metrics: SignalingMetrics = SignalingMetrics(),
+        logger: Logger = Logger(label: "switchboard")
+    ) {
+        self.settings = settings
+        self.cluster = cluster
+        self.scheduler = scheduler
+        self.records = metrics.metering(records)
+        self.metrics = metrics
+        self.events = events
+        self.clock = clock
+        self.logger = logger
+        let state = self.state
+        let nodeId = settings.nodeId
+        self.local = InProcessCallStore(whereIs: { user in state.withLock { $0.sessions[user] != nil } ? nodeId : nil })
+    }
+
+    public var nodeId: String { settings.nodeId }
+    public var sessionCount: Int { state.withLock { $0.sessions.count } }
+    public var callCount: Int { local.count }
+    /// Every connected session (for shutdown).
+    public var sessions: [Session] { state.withLock { Array($0.sessions.values) } }
+
+    // MARK: Sessions
+
+    /// Registers a new connection for `identity`; an older connection of the same user (on any node) is
+    /// told `session-replaced` and closed with 4001. `whenReachable` runs once messages from anywhere
+    /// reach the session: at once on a single node, after presence has it in cluster mode (or could not
+    /// be asked); until then what the session sends waits.
+    public func connect(
+        _ identity: UserIdentity,
+        connection: ConnectionInfo,
+        outlet: any SessionOutlet,
+        whenReachable: @escaping @Sendable () -> Void
+    ) -> Session {
+        let user = identity.id
+        let (session, replaced) = state.withLock { state -> (Session, Session?) in
+            let session = Session(id: state.nextSessionID, identity: identity, connection: connection, outlet: outlet)
+            state.nextSessionID += 1
+            let replaced = state.sessions.updateValue(session, forKey: user)
+            if let replaced { state.queues.remove(replaced.id) }
+            state.graceTimers.removeValue(forKey: user)?.cancel()
+            state.routes[user] = nil
+            // Nothing the user sends overtakes their arrival in the cluster.
+            if cluster != nil { state.queues.hold(session.id) }
+            return (session, replaced)
+        }
+        if let replaced { closeReplaced(replaced) }
+        guard let cluster else {
+            whenReachable()
+            return session
+        }
+        let answer = pending.begin()
+        cluster.presence.register(user, now: clock.nowMilliseconds()) { [self] result in
+            defer { answer.end() }
+            switch result {
+            case .success(let registration):
+                if let call = registration.call, state.withLock({ $0.isCurrent(session) }) { local.cache(call) }
+                if let previous = registration.previousNode, previous != nodeId { cluster.delivery.replace(user, at: previous) }
+            case .failure(let error):
+                // Registered again when the cluster is back (restoreAfterReconnect).
+                logger.debug("presence not registered", metadata: ["user": "\(user)", "error": "\(error.description)"])
+            }
+            whenReachable()
+            resume(session)
+        }
+        return session
+    }
+
+    /// Forgets a closed connection. A party of a call gets `calls.reconnect_grace` to come back.
+    public func disconnect(_ session: Session) {
+        let user = session.user
+        let inCall = local.call(of: user) != nil
+        let wasCurrent = state.withLock { state -> Bool in
+            guard state.isCurrent(session) else { return false }  // replaced meanwhile
+            state.sessions[user] = nil
+            state.queues.remove(session.id)
+            if state.inviteBuckets[user]?.isFull(now: clock.monotonicNanoseconds()) == true {
+                state.inviteBuckets[user] = nil
+            }
+            if inCall { startGrace(for: user, in: &state) }
+            return true
+        }
+        if wasCurrent, let cluster {
+            let answer = pending.begin()
+            cluster.presence.unregister(user, now: clock.nowMilliseconds()) { answer.end() }
+        }
+    }
+
+    /// The node `user` is connected to, or `nil` when offline.
+    public func presence(of user: String) async throws -> String? {
+        if state.withLock({ $0.sessions[user] != nil }) { return nodeId }
+        guard let cluster else { return nil }
+        return try await withCheckedThrowingContinuation { continuation in
+            cluster.presence.lookup(user) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Whether the node can serve: always alone; in cluster mode, while the cluster's backend is reachable.
+    public var isReady: Bool { cluster?.isReady() ?? true }
+
+    /// How many questions to the cluster (presence, calls) wait for an answer; 0 on a single node. With
+    /// every user on this node, the engine is quiet once it is 0 (tests wait for that).
+    public var pendingAnswerCount: Int { pending.count }
+
+    // MARK: Messages
+
+    /// Handles one decoded message from `session`: relays it, or answers with a notice. Messages of one
+    /// session take effect in the order they arrive.
+    public func receive(_ message: ChatMessage, from session: Session) {
+        let admission = state.withLock { state -> SessionQueues.Admission? in
+            state.isCurrent(session) ? state.queues.admit(message, of: session.id) : nil
+        }
+        switch admission {
+        case nil, .queued?:
+            return  // a replaced session's last words are not acted on
+        case .full?:
+            reply(session, .error(.rateLimited, message: "too many messages waiting for the cluster"))
+        case .handleNow?:
+            handle(message, from: session)
+        }
+    }
+
+    /// Handles one message of `session`: `false` when it went on to wait (``hold(_:)``), to finish later
+    /// and then ``resume(_:)`` the session.
+    @discardableResult
+    func handle(_ message: ChatMessage, from session: Session) -> Bool {
+        let now = clock.nowMilliseconds()
+        switch message.intake(from: session.identity, now: now) {
+        case .refused(let notice):
+            reply(session, notice)
+            return true
+        case .plain(let message):
+            return forward(message, to: message.to, notify: session, holding: session)
+        case .signal(let signal, let message):
+            metrics.signal(signal.type)
+            return handle(signal, in: message, from: session, now: now)
+        }
+    }
+
+    /// Makes `session`'s later messages wait: the one being handled waits for an answer.
+    func hold(_ session: Session) {
+        state.withLock { $0.queues.hold(session.id) }
+    }
+
+    /// Handles what waited for `session`, until one must wait again or none is left.
+    func resume(_ session: Session) {
+        while let next = state.withLock({ $0.isCurrent(session) ? $0.queues.next(of: session.id) : nil }) {
+            guard handle(next, from: session) else { return }
+        }
+    }
+
+    // MARK: Replies
+
+    /// Tells a session that a newer one took over and closes it with 4001.
+    func closeReplaced(_ session: Session) {
+        session.outlet.deliver(Notice.sessionReplaced.message(to: session.user, now: clock.nowMilliseconds()))
+        session.outlet.close(code: CloseCode.sessionReplaced, reason: "session replaced")
+    }
+
+    /// Sends `notice` to `session`'s user, counted first.
+    func reply(_ session: Session, _ notice: Notice) {
+        metrics.notice(notice)
+        session.outlet.deliver(notice.message(to: session.user, now: clock.nowMilliseconds()))
+    }
+
+    func log(_ name: CallEvent.Name, _ call: Call, _ session: Session?, level: String = "info", reason: String? = nil) {
+        events.emit(
+            CallEvent(name, level: level, caller: call.caller, callee: call.callee, callId: call.id, reason: reason,
+                      connection: session?.connection)
+        )
+    }
+}
+
+extension Switchboard.State {
+    /// Whether `session` is still its user's live session on this node (not replaced by a newer one).
+    func isCurrent(_ session: Session) -> Bool {
+        sessions[session.user]?.id == session.id
+    }
+
+    /// Cancels an ended call's ring timer and both parties' reconnect grace.
+    mutating func cancelTimers(of call: Call) {
+        ringTimers.removeValue(forKey: call.id)?.cancel()
+        graceTimers.removeValue(forKey: call.caller)?.cancel()
+        graceTimers.removeValue(forKey: call.callee)?.cancel()
+    }
+}
+
+/// Counts questions to the ports until their answers have been handled.
+final class PendingAnswers: Sendable {
+    private let value = Atomic<Int>(0)
+
+    /// One question more; end the returned answer once it has been handled.
+    func begin() -> Answer {
+        value.add(1, ordering: .relaxed)
+        return Answer(counter: self)
+    }
+
+    var count: Int { value.load(ordering: .acquiring) }
+
+    /// One question's answer, to end once handled.
+    struct Answer: Sendable {
+        fileprivate let counter: PendingAnswers
+        func end() { counter.value.subtract(1, ordering: .releasing) }
+    }
+}

@@ -2,10 +2,10 @@
 // The libFuzzer harnesses: a package of their own, built and run by `scripts/fuzz` (read its header first).
 // The main package does not know about this folder, so `swift build` and `swift test` never compile it.
 //
-// The code under test is the real code: Sources/SwitchboardProto and Sources/SwitchboardCore here are
-// symlinks to the main package's folders, and Sources/SwitchboardWebSocket holds symlinks to the files of
-// Sources/SwitchboardServer/WebSocket that `WebSocketSessionHandler` needs (the RFC 6455 layer, which
-// imports nothing but NIO). Only these three modules are instrumented for coverage; NIO, SwiftProtobuf
+// The code under test is the real code: Sources/SwitchboardBasics, Sources/SwitchboardProto and
+// Sources/SwitchboardCore here are symlinks to the main package's folders, and
+// Sources/SwitchboardWebSocket holds symlinks to the files of Sources/SwitchboardServer/WebSocket that
+// `WebSocketSessionHandler` needs (the RFC 6455 layer, which imports nothing but NIO). Only these four modules are instrumented for coverage; NIO, SwiftProtobuf
 // and the harnesses themselves are built as usual.
 //
 // If the fuzz build fails with "cannot find X in scope" after a change in the main package, the code under
@@ -38,6 +38,7 @@ let package = Package(
     ],
     targets: [
         // Code under test (symlinked sources, instrumented).
+        .target(name: "SwitchboardBasics", swiftSettings: instrumented),
         .target(
             name: "SwitchboardProto",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -46,6 +47,7 @@ let package = Package(
         .target(
             name: "SwitchboardCore",
             dependencies: [
+                "SwitchboardBasics",
                 "SwitchboardProto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -16,10 +16,12 @@ import SwitchboardProto
 /// - Each session's messages take effect in order: while one waits for an answer, later ones queue
 ///   (``SessionQueues``).
 ///
-/// Thread-safe: connections on any event loop call in concurrently. State changes happen under one short
+/// The WebSocket and HTTP layers use it directly. Every method is safe to call from any thread and never
+/// blocks; work that waits for the cluster completes later. Thread-safe: connections on any event loop
+/// call in concurrently. State changes happen under one short
 /// lock; effects (socket writes, records, log lines) follow it. Lock order: the local store's lock may
 /// be held when the state's is taken (its presence is the state's sessions), never the other way round.
-public final class Switchboard: SignalingEngine {
+public final class Switchboard: Sendable {
     struct State: Sendable {
         var sessions: [String: Session] = [:]
         var queues = SessionQueues(capacity: Switchboard.queueCapacity, capacityBytes: Switchboard.queueCapacityBytes)
@@ -135,6 +137,11 @@ public final class Switchboard: SignalingEngine {
             resume(session)
         }
         return session
+    }
+
+    /// Registers a new connection for `identity` when nobody needs to know when it is reachable.
+    public func connect(_ identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) -> Session {
+        connect(identity, connection: connection, outlet: outlet, whenReachable: {})
     }
 
     /// Forgets a closed connection. A party of a call gets `calls.reconnect_grace` to come back.

@@ -38,7 +38,7 @@ public func buildApplication(
     )
     let scheduler = EventLoopScheduler(eventLoop: eventLoopGroup.next())
     let batcher = FlushBatcher(group: eventLoopGroup)
-    let switchboard: any SignalingEngine
+    let switchboard: Switchboard
     // A PostgreSQL store's pool is a service ahead of the writer: the group stops its services in
     // reverse order, so the writer drains its queue before the pool closes.
     var services: [any Service] = (store as? PostgresCallRecordStore).map { [$0] } ?? []

@@ -5,7 +5,7 @@ import SwitchboardCore
 
 /// What the HTTP endpoints need from the node.
 struct RouteDependencies: Sendable {
-    let switchboard: any SignalingEngine
+    let switchboard: Switchboard
     let store: any CallRecordStore
     let authenticator: JWTAuthenticator
     let metrics: NodeMetrics

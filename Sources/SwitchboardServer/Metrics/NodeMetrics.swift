@@ -8,13 +8,13 @@ import SwitchboardCore
 /// from are exact, and reading them costs nothing per connection.
 struct NodeMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
-    private let switchboard: any SignalingEngine
+    private let switchboard: Switchboard
     private let gate: WebSocketGate
     private let connections: Gauge
     private let sessions: Gauge
     private let callsInProgress: Gauge
 
-    init(metrics: PrometheusMetrics, switchboard: any SignalingEngine, gate: WebSocketGate) {
+    init(metrics: PrometheusMetrics, switchboard: Switchboard, gate: WebSocketGate) {
         self.registry = metrics.registry
         self.switchboard = switchboard
         self.gate = gate

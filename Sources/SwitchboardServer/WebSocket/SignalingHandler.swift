@@ -26,7 +26,7 @@ final class SignalingHandler: ChannelDuplexHandler {
     /// Whether a client-chosen call id is taken (names a record); asked off the event loop.
     typealias CallIDCheck = @Sendable (String) async -> Bool
 
-    private let switchboard: any SignalingEngine
+    private let switchboard: Switchboard
     private let identity: UserIdentity
     private let budget: UserBudget
     private let isCallIDTaken: CallIDCheck
@@ -49,7 +49,7 @@ final class SignalingHandler: ChannelDuplexHandler {
 
     /// Registers the session of `acceptance` with `switchboard`. Call on `channel`'s loop.
     init(
-        switchboard: any SignalingEngine,
+        switchboard: Switchboard,
         acceptance: WebSocketGate.Acceptance,
         identity: UserIdentity,
         channel: any Channel,

@@ -204,6 +204,8 @@ let package = Package(
         .testTarget(
             name: "SwitchboardStorageTests",
             dependencies: [
+                "SwitchboardBasics",
+                "SwitchboardCore",
                 "SwitchboardStorage",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

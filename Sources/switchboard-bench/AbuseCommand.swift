@@ -111,7 +111,7 @@ struct Abuse: AsyncParsableCommand {
         try Wire.selfCheck()
         let url = WebSocketURL(self.url)!
         let secret = Secret.resolve(self.secret) ?? ""
-        let tag = self.tag ?? "ab" + String(UInt32.random(in: 0..<(1 << 24)) | (1 << 24), radix: 16).dropFirst()
+        let tag = self.tag ?? "ab" + Hex.string(UInt32.random(in: 0..<(1 << 24)), width: 6)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let loops = Array(group.makeIterator())
         let pairLoop = loops[0]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import NIOCore
 import NIOPosix
+import SwitchboardBasics
 
 #if canImport(Glibc)
 import Glibc
@@ -136,7 +137,7 @@ struct Load: AsyncParsableCommand {
             window: window,
             kind: kind,
             secret: resolvedSecret ?? "",
-            tag: tag ?? "sb" + String(UInt32.random(in: 0..<(1 << 24)) | (1 << 24), radix: 16).dropFirst(),
+            tag: tag ?? "sb" + Hex.string(UInt32.random(in: 0..<(1 << 24)), width: 6),
             connectConcurrency: connectConcurrency
         )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

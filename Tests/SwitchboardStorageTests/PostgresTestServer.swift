@@ -1,5 +1,6 @@
 import Logging
 import PostgresNIO
+import SwitchboardBasics
 import Testing
 
 @testable import SwitchboardStorage
@@ -23,7 +24,7 @@ struct PostgresTestServer: Sendable {
 
     /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/DATABASE?sslmode=disable`, the password percent-encoded.
     func url(database: String, scheme: String = "postgres") -> String {
-        "\(scheme)://\(user):\(PostgresDatabaseURL.percentEncoded(password))@127.0.0.1:\(port)/\(database)?sslmode=disable"
+        "\(scheme)://\(user):\(PercentEncoding.encode(password))@127.0.0.1:\(port)/\(database)?sslmode=disable"
     }
 
     /// A new, empty database with a unique name, created from `template1`.

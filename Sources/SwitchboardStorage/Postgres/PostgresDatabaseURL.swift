@@ -82,7 +82,7 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
 
     /// The URL with the password replaced by `***`, fit for logs.
     public var description: String {
-        var text = "postgres://" + Self.percentEncoded(username)
+        var text = "postgres://" + PercentEncoding.encode(username)
         if password != nil { text += ":***" }
         text += "@"
         var query: [String] = []
@@ -92,10 +92,10 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
             if port != Self.defaultPort { text += ":\(port)" }
         case .unixSocket(let directory, let port):
             if port != Self.defaultPort { text += ":\(port)" }
-            query.append("host=" + Self.percentEncoded(directory, keeping: [UInt8(ascii: "/")]))
+            query.append("host=" + PercentEncoding.encode(directory, keeping: [UInt8(ascii: "/")]))
         }
-        if let database { text += "/" + Self.percentEncoded(database) }
-        if let applicationName { query.append("application_name=" + Self.percentEncoded(applicationName)) }
+        if let database { text += "/" + PercentEncoding.encode(database) }
+        if let applicationName { query.append("application_name=" + PercentEncoding.encode(applicationName)) }
         if connectTimeout != Self.defaultConnectTimeout {
             query.append("connect_timeout=\(connectTimeout.components.seconds)")
         }
@@ -254,11 +254,6 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
         } catch .notUTF8 {
             throw invalid("\(what) is not UTF-8 once percent-decoded")
         }
-    }
-
-    /// `text` with every byte outside RFC 3986's unreserved set (and `keeping`) written as `%XX`.
-    static func percentEncoded(_ text: String, keeping: Set<UInt8> = []) -> String {
-        PercentEncoding.encode(text, keeping: keeping)
     }
 }
 

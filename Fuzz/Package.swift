@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         // Code under test (symlinked sources, instrumented).
@@ -51,12 +52,16 @@ let package = Package(
                 "SwitchboardProto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: instrumented
         ),
+        // glibc's malloc_trim and mallopt, for MemoryReturn.swift (symlinked like the main package's module).
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "SwitchboardWebSocket",
             dependencies: [
+                "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ],

@@ -1,0 +1,1 @@
+../../../Sources/SwitchboardServer/Application/MemoryReturn.swift

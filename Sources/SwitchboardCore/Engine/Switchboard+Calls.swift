@@ -8,6 +8,10 @@ extension Switchboard {
 
     /// Handles a signal of `session`: `false` when it waits for an answer (the session is held).
     func handle(_ signal: Signal, in message: ChatMessage, from session: Session, now: Int64) -> Bool {
+        // In cluster mode the session queue checked it; negotiation is checked where it is relayed.
+        if cluster == nil, !signal.type.isNegotiation, !state.withLock({ $0.isCurrent(session) }) {
+            return true  // a replaced session's last messages are not acted on
+        }
         guard let operation = CallOperation(signal.type) else {
             return invite(signal, in: message, from: session, now: now)
         }
@@ -215,7 +219,7 @@ extension Switchboard {
     {
         let relayed = signal.relayed(in: message, from: session.identity, callId: call.id)
         return forward(
-            relayed, to: message.to, at: whereabouts, notify: session, holding: session,
+            relayed, to: message.to, at: whereabouts, from: session, notify: session, holding: session,
             offline: "\(message.to) is reconnecting; signal not delivered"
         )
     }

@@ -12,6 +12,8 @@ extension Switchboard {
     }
 
     private enum Route {
+        /// The sender's session was replaced: its message is not acted on.
+        case ignored
         case local(Session)
         case remote(String)
         case nowhere
@@ -24,17 +26,20 @@ extension Switchboard {
     /// reconnecting.
     ///
     /// Returns `false` when it waits for a presence look-up: `holding` is then held and resumed after.
+    /// A client's message names its `sender`, whose session must still be current.
     @discardableResult
     func forward(
         _ message: ChatMessage,
         to user: String,
         at whereabouts: Whereabouts = .unknown,
         effect: CallEffect = .none,
+        from sender: Session? = nil,
         notify: Session? = nil,
         holding: Session? = nil,
         offline: String? = nil
     ) -> Bool {
         let route = state.withLock { state -> Route in
+            if let sender, !state.isCurrent(sender) { return .ignored }
             if let session = state.sessions[user] { return .local(session) }
             guard cluster != nil else { return .nowhere }
             if case .node(let node?) = whereabouts, node != nodeId {
@@ -48,6 +53,8 @@ extension Switchboard {
             self.reply(session, .error(.offline, message: offline ?? "\(user) is offline"))
         }
         switch route {
+        case .ignored:
+            break
         case .local(let session):
             // Server notices (`from` "") are not relays.
             if !message.from.isEmpty { metrics.relayed(.local) }

@@ -185,6 +185,12 @@ public final class Switchboard: Sendable {
     /// Handles one decoded message from `session`: relays it, or answers with a notice. Messages of one
     /// session take effect in the order they arrive.
     public func receive(_ message: ChatMessage, from session: Session) {
+        guard cluster != nil else {
+            // Alone, every answer comes at once: nothing ever waits, so no queue. Whether the session is
+            // still current is checked where the message takes effect, under the lock it takes anyway.
+            handle(message, from: session)
+            return
+        }
         let admission = state.withLock { state -> SessionQueues.Admission? in
             state.isCurrent(session) ? state.queues.admit(message, of: session.id) : nil
         }
@@ -208,20 +214,23 @@ public final class Switchboard: Sendable {
             reply(session, notice)
             return true
         case .plain(let message):
-            return forward(message, to: message.to, notify: session, holding: session)
+            return forward(message, to: message.to, from: session, notify: session, holding: session)
         case .signal(let signal, let message):
             metrics.signal(signal.type)
             return handle(signal, in: message, from: session, now: now)
         }
     }
 
-    /// Makes `session`'s later messages wait: the one being handled waits for an answer.
+    /// Makes `session`'s later messages wait: the one being handled waits for an answer (in cluster
+    /// mode; alone, answers come at once).
     func hold(_ session: Session) {
+        guard cluster != nil else { return }
         state.withLock { $0.queues.hold(session.id) }
     }
 
     /// Handles what waited for `session`, until one must wait again or none is left.
     func resume(_ session: Session) {
+        guard cluster != nil else { return }
         while let next = state.withLock({ $0.isCurrent(session) ? $0.queues.next(of: session.id) : nil }) {
             guard handle(next, from: session) else { return }
         }

@@ -3,7 +3,7 @@ import NIOCore
 /// Anything that sends Redis commands pipelined: a ``RedisConnection`` or a ``RedisClient``.
 ///
 /// The async conveniences (`execute`) are written once here on top of the two `send` requirements.
-public protocol RedisCommandSender: Sendable {
+package protocol RedisCommandSender: Sendable {
     /// Sends `command`; the future completes with its reply, or fails with a ``RedisError``.
     func send(_ command: [RESPArgument]) -> EventLoopFuture<RESPValue>
     /// Sends `commands` pipelined (one flush); one future per command, in order.
@@ -13,18 +13,18 @@ public protocol RedisCommandSender: Sendable {
 extension RedisCommandSender {
     /// Sends `command` and returns its reply; throws as ``send(_:)`` fails.
     @discardableResult
-    public func execute(_ command: [RESPArgument]) async throws(RedisError) -> RESPValue {
+    package func execute(_ command: [RESPArgument]) async throws(RedisError) -> RESPValue {
         try await RedisError.mapping { try await send(command).get() }
     }
 
     /// Sends `command` and returns its reply: `try await redis.execute("GET", "key")`.
     @discardableResult
-    public func execute(_ command: RESPArgument...) async throws(RedisError) -> RESPValue {
+    package func execute(_ command: RESPArgument...) async throws(RedisError) -> RESPValue {
         try await execute(command)
     }
 
     /// Sends `commands` pipelined (one flush) and returns each one's result, in order.
-    public func execute(batch commands: [[RESPArgument]]) async -> [Result<RESPValue, RedisError>] {
+    package func execute(batch commands: [[RESPArgument]]) async -> [Result<RESPValue, RedisError>] {
         await RedisError.results(of: send(batch: commands))
     }
 }

@@ -2,9 +2,9 @@
 ///
 /// Match on ``code`` (an extensible set: new codes may be added without breaking callers);
 /// ``message`` carries the details, such as the text of a server `-ERR …` reply.
-public struct RedisError: Error, Hashable, Sendable, CustomStringConvertible {
+package struct RedisError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The kind of failure. Compare with `==` against the static members.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case connectionClosed
             case timeout
@@ -21,24 +21,24 @@ public struct RedisError: Error, Hashable, Sendable, CustomStringConvertible {
         private init(_ base: Base) { self.base = base }
 
         /// The connection closed (or was closed) before the command's reply arrived.
-        public static let connectionClosed = Code(.connectionClosed)
+        package static let connectionClosed = Code(.connectionClosed)
         /// No reply within the command timeout; the connection was closed because replies
         /// could no longer be matched to commands.
-        public static let timeout = Code(.timeout)
+        package static let timeout = Code(.timeout)
         /// The client has no live connection (it is reconnecting, or not running): the command was not sent.
-        public static let unavailable = Code(.unavailable)
+        package static let unavailable = Code(.unavailable)
         /// The byte stream from the server is not valid RESP, or a reply came that no command asked for.
-        public static let protocolError = Code(.protocolError)
+        package static let protocolError = Code(.protocolError)
         /// The server answered with an error reply (`-ERR …`, `-WRONGTYPE …`, `-NOAUTH …`); see ``RedisError/message``.
-        public static let server = Code(.server)
+        package static let server = Code(.server)
         /// A `redis://` URL that cannot be parsed.
-        public static let invalidURL = Code(.invalidURL)
+        package static let invalidURL = Code(.invalidURL)
         /// Connecting failed: TCP connect (or its timeout), or `AUTH` / `SELECT` on the new connection.
-        public static let connectFailed = Code(.connectFailed)
+        package static let connectFailed = Code(.connectFailed)
         /// A command that cannot be encoded (for example, no arguments).
-        public static let invalidCommand = Code(.invalidCommand)
+        package static let invalidCommand = Code(.invalidCommand)
 
-        public var description: String {
+        package var description: String {
             switch base {
             case .connectionClosed: "connectionClosed"
             case .timeout: "timeout"
@@ -53,26 +53,26 @@ public struct RedisError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The kind of failure.
-    public let code: Code
+    package let code: Code
     /// Details: for ``Code/server`` the server's error text (e.g. `ERR unknown command 'FOO'`).
-    public let message: String
+    package let message: String
 
     /// An error with `code` and a human-readable `message`.
-    public init(code: Code, message: String) {
+    package init(code: Code, message: String) {
         self.code = code
         self.message = message
     }
 
     /// The error for a server error reply with text `message` (e.g. `WRONGTYPE Operation against a key…`).
-    public static func server(_ message: String) -> RedisError {
+    package static func server(_ message: String) -> RedisError {
         RedisError(code: .server, message: message)
     }
 
     /// For a ``Code/server`` error, the error's first word (`ERR`, `WRONGTYPE`, `NOAUTH`, …).
-    public var serverErrorPrefix: Substring? {
+    package var serverErrorPrefix: Substring? {
         guard code == .server else { return nil }
         return message.split(separator: " ", maxSplits: 1).first
     }
 
-    public var description: String { "RedisError.\(code): \(message)" }
+    package var description: String { "RedisError.\(code): \(message)" }
 }

@@ -1,7 +1,7 @@
 /// Why a token was refused at the upgrade (answered with HTTP 401, PROTOCOL.md §2).
-public struct AuthenticationError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct AuthenticationError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The class of failure.
-    public enum Reason: String, Sendable, Equatable {
+    package enum Reason: String, Sendable, Equatable {
         /// No token was presented.
         case missing
         /// The token is not a well-formed HS256 JWT (segments, base64url, JSON, algorithm, size).
@@ -17,16 +17,16 @@ public struct AuthenticationError: Error, Sendable, Equatable, CustomStringConve
     }
 
     /// The class of failure.
-    public let reason: Reason
+    package let reason: Reason
     /// A human-readable explanation, safe to send to the client (it never contains the secret).
-    public let message: String
+    package let message: String
 
     /// Creates an error.
-    public init(_ reason: Reason, _ message: String) {
+    package init(_ reason: Reason, _ message: String) {
         self.reason = reason
         self.message = message
     }
 
     /// "`reason`: `message`".
-    public var description: String { "\(reason.rawValue): \(message)" }
+    package var description: String { "\(reason.rawValue): \(message)" }
 }

@@ -1,9 +1,9 @@
 import SwitchboardBasics
 
 /// Finds the JWT a WebSocket upgrade request carries (PROTOCOL.md §2).
-public enum BearerToken {
+package enum BearerToken {
     /// The prefix of a `Sec-WebSocket-Protocol` entry that carries a token.
-    public static let protocolPrefix = "bearer."
+    package static let protocolPrefix = "bearer."
 
     /// The token from, in order of precedence: the query's `token` parameter (percent-decoded),
     /// an `Authorization: Bearer …` header, or a `Sec-WebSocket-Protocol` entry `bearer.<token>`.
@@ -18,7 +18,7 @@ public enum BearerToken {
     ///   - query: the request's query string, with or without the leading `?`.
     ///   - authorization: the `Authorization` header value.
     ///   - webSocketProtocols: the `Sec-WebSocket-Protocol` header values, joined with commas.
-    public static func extract(
+    package static func extract(
         query: String?,
         authorization: String?,
         webSocketProtocols: String?

@@ -13,28 +13,28 @@ import SwitchboardCore
 ///
 /// Other claims (`iat`, `iss`, `aud`, …) are ignored. Tokens longer than ``maximumTokenBytes`` are
 /// refused before any decoding.
-public struct JWTAuthenticator: Sendable {
+package struct JWTAuthenticator: Sendable {
     /// The longest token accepted, in bytes.
-    public static let maximumTokenBytes = 8 * 1024
+    package static let maximumTokenBytes = 8 * 1024
 
     /// The most clock skew that may be configured, in seconds.
-    public static let maximumLeeway: Int64 = 5
+    package static let maximumLeeway: Int64 = 5
 
     private let key: SymmetricKey
     /// Seconds of clock skew tolerated on `exp` and `nbf`; 0 unless set at init, at most ``maximumLeeway``.
-    public let leeway: Int64
+    package let leeway: Int64
 
     /// An authenticator for tokens signed with `secret` (its UTF-8 bytes are the HMAC key).
     ///
     /// - Parameter leeway: seconds of clock skew tolerated on `exp` and `nbf`; clamped to
     ///   `0...maximumLeeway`. The default, 0, applies `exp` and `nbf` exactly.
-    public init(secret: String, leeway: Int64 = 0) {
+    package init(secret: String, leeway: Int64 = 0) {
         self.key = SymmetricKey(data: Array(secret.utf8))
         self.leeway = min(max(leeway, 0), Self.maximumLeeway)
     }
 
     /// The identity `token` proves at `now` (unix seconds), or why it proves none.
-    public func authenticate(token: String, now: Int64) throws(AuthenticationError) -> UserIdentity {
+    package func authenticate(token: String, now: Int64) throws(AuthenticationError) -> UserIdentity {
         let utf8 = Array(token.utf8)
         guard !utf8.isEmpty else { throw AuthenticationError(.missing, "no token") }
         guard utf8.count <= Self.maximumTokenBytes else {

@@ -2,11 +2,11 @@ import Crypto
 import SwitchboardCore
 
 /// Issues HS256 JWTs that ``JWTAuthenticator`` accepts (used by `switchboard token` and tests).
-public struct JWTSigner: Sendable {
+package struct JWTSigner: Sendable {
     private let key: SymmetricKey
 
     /// A signer using `secret` (its UTF-8 bytes are the HMAC key), the same secret the nodes verify with.
-    public init(secret: String) {
+    package init(secret: String) {
         self.key = SymmetricKey(data: Array(secret.utf8))
     }
 
@@ -15,7 +15,7 @@ public struct JWTSigner: Sendable {
     /// The header is `{"alg":"HS256","typ":"JWT"}`; the payload holds `sub`, then `name` and
     /// `avatar` when given, then `exp`. The user id is not checked here: a token for an invalid
     /// id is refused by ``JWTAuthenticator`` (see `UserIdentity.isValidUserID`).
-    public func token(user: String, name: String?, avatar: String?, expiresAt: Int64) -> String {
+    package func token(user: String, name: String?, avatar: String?, expiresAt: Int64) -> String {
         var claims: JSONObject = ["sub": .string(user)]
         if let name { claims["name"] = .string(name) }
         if let avatar { claims["avatar"] = .string(avatar) }
@@ -24,7 +24,7 @@ public struct JWTSigner: Sendable {
     }
 
     /// A token carrying exactly `claims` as its payload, for callers that need other claims (`nbf`, `iat`, …).
-    public func token(claims: JSONObject) -> String {
+    package func token(claims: JSONObject) -> String {
         let header: JSONObject = ["alg": "HS256", "typ": "JWT"]
         var signingInput = Base64URL.encode(Self.bytes(header))
         signingInput += "."

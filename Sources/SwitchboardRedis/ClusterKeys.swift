@@ -2,29 +2,29 @@
 ///
 /// Every key lives under one prefix (`webrtc:`). The Lua scripts build the same names from the prefix,
 /// so this type and the scripts must agree: `ClusterScriptsTests` checks them against a real server.
-public struct ClusterKeys: Sendable, Hashable {
+package struct ClusterKeys: Sendable, Hashable {
     /// The prefix of every key, `webrtc:`.
-    public let prefix: String
+    package let prefix: String
     /// The pub/sub channel (`redis.channels.webrtc_signals`): every node subscribes to it and delivers
     /// what it carries to its own users; a node's inbox is this name + `:` + node id.
-    public let signalsChannel: String
+    package let signalsChannel: String
 
-    public init(prefix: String = "webrtc:", signalsChannel: String = "webrtc:signals") {
+    package init(prefix: String = "webrtc:", signalsChannel: String = "webrtc:signals") {
         self.prefix = prefix
         self.signalsChannel = signalsChannel
     }
 
     /// Hash: user id → node id of the user's live session.
-    public var presence: String { prefix + "presence" }
+    package var presence: String { prefix + "presence" }
     /// Sorted set: node id → last heartbeat (unix ms).
-    public var nodes: String { prefix + "nodes" }
+    package var nodes: String { prefix + "nodes" }
     /// Set: the users a node registered (what the reaper removes when the node dies).
-    public func nodeUsers(_ node: String) -> String { prefix + "node:" + node + ":users" }
+    package func nodeUsers(_ node: String) -> String { prefix + "node:" + node + ":users" }
     /// Hash: one call ringing or active (caller, callee, call_type, state, created_at, started_at).
-    public func call(_ callId: String) -> String { prefix + "call:" + callId }
+    package func call(_ callId: String) -> String { prefix + "call:" + callId }
     /// String: the id of the call a user is in.
-    public func userCall(_ user: String) -> String { prefix + "user-call:" + user }
+    package func userCall(_ user: String) -> String { prefix + "user-call:" + user }
     /// Pub/sub channel: messages for the users of one node. `PUBLISH` to it answers 0 while that
     /// node's subscriber is away, which the sender detects.
-    public func inbox(_ node: String) -> String { signalsChannel + ":" + node }
+    package func inbox(_ node: String) -> String { signalsChannel + ":" + node }
 }

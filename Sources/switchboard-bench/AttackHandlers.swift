@@ -37,7 +37,7 @@ final class FloodHandler: ChannelInboundHandler {
         self.context = nil
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}   // what came with the 101: dropped
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}  // what came with the 101: dropped
 
     func channelInactive(context: ChannelHandlerContext) {
         onInactive()

@@ -183,8 +183,11 @@ final class Bench: ConnectionDelegate {
             slots.append(Slot(user: calleeUser, role: .callee, pair: i))
             pairs.append(
                 Pair(
-                    index: i, caller: slots.count - 2, callee: slots.count - 1,
-                    callerUser: callerUser, calleeUser: calleeUser
+                    index: i,
+                    caller: slots.count - 2,
+                    callee: slots.count - 1,
+                    callerUser: callerUser,
+                    calleeUser: calleeUser
                 )
             )
             connectQueue.append((slots.count - 2, settings.sendURL))
@@ -233,7 +236,7 @@ final class Bench: ConnectionDelegate {
                             self.pumpConnects()
                         }
                     case .failure(let error):
-                        self.connectNext = self.connectQueue.count   // launch no more
+                        self.connectNext = self.connectQueue.count  // launch no more
                         self.connectPromise?.fail(
                             BenchError.setup("cannot connect \(self.slots[slot].user) to \(url): \(error)")
                         )
@@ -343,7 +346,7 @@ final class Bench: ConnectionDelegate {
                 }
                 if sending && window > 0 && pair.inflight < window {
                     sendOne(pair)
-                    pair.needsFlush = true   // flushed in readComplete, once per read
+                    pair.needsFlush = true  // flushed in readComplete, once per read
                 }
                 return
             }
@@ -407,7 +410,7 @@ final class Bench: ConnectionDelegate {
                     if !pair.retryPending { retryInvite(pair) }
                 } else if measuring {
                     note("call-failed \(reason ?? "?")")
-                }   // else: the busy answer to a repeated invite while the first one rings: expected
+                }  // else: the busy answer to a repeated invite while the first one rings: expected
             case "call-ringing" where !measuring:
                 break
             default:
@@ -534,7 +537,7 @@ final class Bench: ConnectionDelegate {
     private func tick() {
         guard sending else { return }
         let now = NIODeadline.now()
-        sendDue(until: min(now, stopAt))   // a tick that runs after stopAt leaves the rest to stop()
+        sendDue(until: min(now, stopAt))  // a tick that runs after stopAt leaves the rest to stop()
         let step = tickNanoseconds
         let elapsed = (now - t0).nanoseconds
         let next = t0 + .nanoseconds((elapsed / step + 1) * step)
@@ -564,7 +567,7 @@ final class Bench: ConnectionDelegate {
     }
 
     private func stop(stopped: EventLoopPromise<Void>, finished: EventLoopPromise<RunCounts>) {
-        if settings.rate > 0 { sendDue(until: stopAt) }   // exactly rate × seconds messages
+        if settings.rate > 0 { sendDue(until: stopAt) }  // exactly rate × seconds messages
         sending = false
         tickTask?.cancel()
         counts.elapsedSeconds = Double((NIODeadline.now() - t0).nanoseconds) / 1e9

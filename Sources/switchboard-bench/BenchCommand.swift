@@ -42,10 +42,16 @@ struct Load: AsyncParsableCommand {
             """
     )
 
-    @Option(name: [.customLong("url"), .customLong("send")], help: "WebSocket URL of the senders' node, e.g. ws://127.0.0.1:8080/ws.")
+    @Option(
+        name: [.customLong("url"), .customLong("send")],
+        help: "WebSocket URL of the senders' node, e.g. ws://127.0.0.1:8080/ws."
+    )
     var url: String
 
-    @Option(name: [.customLong("recv-url"), .customLong("recv")], help: "WebSocket URL of the receivers' node (another node: cross-node). Default: --url.")
+    @Option(
+        name: [.customLong("recv-url"), .customLong("recv")],
+        help: "WebSocket URL of the receivers' node (another node: cross-node). Default: --url."
+    )
     var recvURL: String?
 
     @Option(help: "Pairs of users (2 connections each).")
@@ -89,7 +95,10 @@ struct Load: AsyncParsableCommand {
 
     // Below the node's default server.max_pending_connections_per_address (64): beyond it, the node resets
     // the oldest connection that has not upgraded yet, one of this tool's.
-    @Option(help: "Connection upgrades in flight at once while connecting (a node holds 64 unfinished requests per address by default).")
+    @Option(
+        help:
+            "Connection upgrades in flight at once while connecting (a node holds 64 unfinished requests per address by default)."
+    )
     var connectConcurrency = 48
 
     var pids: [Int32] {
@@ -112,7 +121,10 @@ struct Load: AsyncParsableCommand {
         if let pidList, pidList.split(separator: ",").contains(where: { Int32($0.trimmingCharacters()) == nil }) {
             throw ValidationError("--pids: expected comma-separated process ids, got \(pidList)")
         }
-        if let tag, tag.isEmpty || tag.count > 48 || !tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._@-".contains($0)) }) {
+        if let tag,
+            tag.isEmpty || tag.count > 48
+                || !tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._@-".contains($0)) })
+        {
             throw ValidationError("--tag: 1-48 characters of [A-Za-z0-9._@-]")
         }
         if resolvedSecret == nil {
@@ -196,7 +208,8 @@ struct Load: AsyncParsableCommand {
         let receivedPerSecond = Double(counts.received) / max(counts.elapsedSeconds, 1e-9)
         let sentPerSecond = Double(counts.sent) / max(counts.elapsedSeconds, 1e-9)
         let lost = counts.sent - counts.received
-        let scenario = "\(crossNode ? "cross-node" : "local") \(kind.rawValue) \(size) B "
+        let scenario =
+            "\(crossNode ? "cross-node" : "local") \(kind.rawValue) \(size) B "
             + (rate > 0 ? "\(Format.fixed(rate, 0))/s" : "max") + ", \(pairs) pairs"
 
         if json {
@@ -248,7 +261,9 @@ struct Load: AsyncParsableCommand {
                     ],
                 ])
             )
-            print("sent \(counts.sent), received \(counts.received) in \(Format.fixed(counts.elapsedSeconds, 3)) s (+0.5 s drain)")
+            print(
+                "sent \(counts.sent), received \(counts.received) in \(Format.fixed(counts.elapsedSeconds, 3)) s (+0.5 s drain)"
+            )
             for (index, pid) in pids.enumerated() {
                 let before = rssBefore[index].map { "\($0) KiB" } ?? "?"
                 let after = rssAfter[index].map { "\($0) KiB" } ?? "?"
@@ -258,7 +273,9 @@ struct Load: AsyncParsableCommand {
             if !counts.notices.isEmpty { print("other unexpected frames: \(describe(counts.notices))") }
             if counts.closedByServer > 0 || !counts.closeCodes.isEmpty {
                 let codes = counts.closeCodes.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }
-                print("connections closed by the server: \(counts.closedByServer) (close codes: \(codes.joined(separator: ", ")))")
+                print(
+                    "connections closed by the server: \(counts.closedByServer) (close codes: \(codes.joined(separator: ", ")))"
+                )
             }
             if !setupNotices.isEmpty { print("during set-up: \(describe(setupNotices))") }
         }

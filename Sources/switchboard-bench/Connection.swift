@@ -17,7 +17,7 @@ struct WebSocketURL: Sendable, CustomStringConvertible {
         if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
         let host: Substring
         let port: Int
-        if authority.hasPrefix("[") {   // [::1]:8080
+        if authority.hasPrefix("[") {  // [::1]:8080
             guard let close = authority.firstIndex(of: "]") else { return nil }
             host = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
@@ -192,7 +192,9 @@ enum WebSocketClient {
     static func answerClose(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
         let data = frame.unmaskedData
         let close = WebSocketFrame(
-            fin: true, opcode: .connectionClose, maskKey: maskKey,
+            fin: true,
+            opcode: .connectionClose,
+            maskKey: maskKey,
             data: data.getSlice(at: data.readerIndex, length: min(2, data.readableBytes)) ?? ByteBuffer()
         )
         context.writeAndFlush(NIOAny(close), promise: nil)
@@ -228,51 +230,52 @@ enum WebSocketClient {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferSize))
         }
         bootstrap = bootstrap.channelInitializer { channel in
-                let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
-                    maxFrameSize: 1 << 20,
-                    upgradePipelineHandler: { channel, _ in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(
-                                NIOWebSocketFrameAggregator(
-                                    minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024,
-                                    maxAccumulatedFrameSize: 1 << 22
-                                )
+            let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
+                maxFrameSize: 1 << 20,
+                upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOWebSocketFrameAggregator(
+                                minNonFinalFragmentSize: 0,
+                                maxAccumulatedFrameCount: 1024,
+                                maxAccumulatedFrameSize: 1 << 22
                             )
-                            try addHandlers(channel)
-                            return true
-                        }
+                        )
+                        try addHandlers(channel)
+                        return true
                     }
-                )
-                var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target)
-                head.headers.add(name: "Host", value: hostHeader)
-                head.headers.add(name: "User-Agent", value: "switchboard-bench")
-                let upgrade = NIOTypedHTTPClientUpgradeConfiguration<Bool>(
-                    upgradeRequestHead: head,
-                    upgraders: [upgrader],
-                    notUpgradingCompletionHandler: { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(
-                                UpgradeRefusalHandler(promise: upgraded, url: urlText)
-                            )
-                            return false
-                        }
+                }
+            )
+            var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target)
+            head.headers.add(name: "Host", value: hostHeader)
+            head.headers.add(name: "User-Agent", value: "switchboard-bench")
+            let upgrade = NIOTypedHTTPClientUpgradeConfiguration<Bool>(
+                upgradeRequestHead: head,
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            UpgradeRefusalHandler(promise: upgraded, url: urlText)
+                        )
+                        return false
                     }
+                }
+            )
+            var configuration = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: upgrade)
+            configuration.leftOverBytesStrategy = .forwardBytes  // frames right behind the 101 are kept
+            return channel.eventLoop.makeCompletedFuture {
+                let result = try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
+                    configuration: configuration
                 )
-                var configuration = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: upgrade)
-                configuration.leftOverBytesStrategy = .forwardBytes   // frames right behind the 101 are kept
-                return channel.eventLoop.makeCompletedFuture {
-                    let result = try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
-                        configuration: configuration
-                    )
-                    result.whenComplete { outcome in
-                        switch outcome {
-                        case .success(true): upgraded.succeed()
-                        case .success(false): break   // UpgradeRefusalHandler reports the status
-                        case .failure(let error): upgraded.fail(error)
-                        }
+                result.whenComplete { outcome in
+                    switch outcome {
+                    case .success(true): upgraded.succeed()
+                    case .success(false): break  // UpgradeRefusalHandler reports the status
+                    case .failure(let error): upgraded.fail(error)
                     }
                 }
             }
+        }
         bootstrap.connect(host: url.host, port: url.port).whenComplete { outcome in
             switch outcome {
             case .success(let channel):
@@ -281,7 +284,7 @@ enum WebSocketClient {
                     case .success:
                         connected.succeed(channel)
                     case .failure(let error):
-                        channel.close(promise: nil)   // a failed upgrade leaves the TCP connection open
+                        channel.close(promise: nil)  // a failed upgrade leaves the TCP connection open
                         connected.fail(error)
                     }
                 }

@@ -1,3 +1,5 @@
+import SwitchboardBasics
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,8 +7,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-import SwitchboardBasics
 
 /// The server processes' CPU time and resident memory, read from procfs (Linux).
 ///

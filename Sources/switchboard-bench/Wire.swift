@@ -58,7 +58,7 @@ enum Wire {
             buffer.writeInteger(UInt8(0x80 | 127))
             buffer.writeInteger(UInt64(length))
         }
-        buffer.writeInteger(UInt32(0))   // the masking key
+        buffer.writeInteger(UInt32(0))  // the masking key
         buffer.writeImmutableBuffer(payload)
     }
 
@@ -212,7 +212,8 @@ enum Wire {
     /// Checks at start-up that the hand-written encoder and scanner agree with SwiftProtobuf's `ChatMessage`.
     static func selfCheck() throws {
         let to = "sbcheckb0"
-        let content = #"{"type":"ice-candidate","candidate":{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 123 typ host é"}}"#
+        let content =
+            #"{"type":"ice-candidate","candidate":{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 123 typ host é"}}"#
         var buffer = ByteBuffer()
         writeDirectMessage(to: Array(to.utf8), content: Array(content.utf8), contentType: 6, into: &buffer)
         let handWritten = Array(buffer.readableBytesView)

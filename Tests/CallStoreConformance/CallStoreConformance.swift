@@ -1,11 +1,11 @@
-import Synchronization
 import SwitchboardCore
+import Synchronization
 import Testing
 
 /// What a deployment looks like to a store under test: two nodes' views of one set of calls (the same
 /// store twice for the in-process one; two Redis stores of different nodes on one redis-server), and
 /// presence the test can set.
-public protocol CallStoreFixture: Sendable {
+package protocol CallStoreFixture: Sendable {
     /// The store as node `n1` uses it.
     var n1: any CallStore { get }
     /// The store as node `n2` uses it (the same calls).
@@ -20,9 +20,9 @@ public protocol CallStoreFixture: Sendable {
 /// implementation: the in-process store (SwitchboardCoreTests) and the Redis store on a real
 /// redis-server (SwitchboardRedisTests). Each check makes its own user and call ids, so checks may share
 /// one store.
-public enum CallStoreConformance {
+package enum CallStoreConformance {
     /// One check of the contract.
-    public enum Check: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    package enum Check: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case inviteRingsAndNamesTheCalleesNode
         case inviteToAnOfflineCalleeFails
         case inviteToYourselfIsForbidden
@@ -44,11 +44,11 @@ public enum CallStoreConformance {
         case racingInvitesToOneCalleeRingOnce
         case acceptRacingHangupEndsInOneOrder
 
-        public var testDescription: String { rawValue }
+        package var testDescription: String { rawValue }
     }
 
     /// Runs `check` against the stores of `fixture`.
-    public static func run(_ check: Check, on fixture: some CallStoreFixture) async throws {
+    package static func run(_ check: Check, on fixture: some CallStoreFixture) async throws {
         let t = Context(fixture: fixture)
         switch check {
         case .inviteRingsAndNamesTheCalleesNode: try await inviteRings(t)
@@ -88,7 +88,9 @@ extension CallStoreConformance {
         #expect(outcome == .ringing(call, calleeNode: "n2"))
         #expect(call.state == .ringing && call.startedAt == nil)
         // Both nodes see it.
-        #expect(try await t.apply(.lookup, from: bob, to: alice, callId: call.id, on: t.fixture.n2) == .found(call, peerNode: "n1"))
+        #expect(
+            try await t.apply(.lookup, from: bob, to: alice, callId: call.id, on: t.fixture.n2) == .found(call, peerNode: "n1")
+        )
     }
 
     private static func inviteOffline(_ t: Context) async throws {
@@ -136,7 +138,13 @@ extension CallStoreConformance {
         let call = try await t.ring("c1", alice, bob)
         let outcome = try await t.apply(.accept, from: bob, to: alice, callId: call.id, now: t0 + 5_000, on: t.fixture.n2)
         let active = Call(
-            id: call.id, caller: alice, callee: bob, callType: call.callType, createdAt: t0, state: .active, startedAt: t0 + 5_000
+            id: call.id,
+            caller: alice,
+            callee: bob,
+            callType: call.callType,
+            createdAt: t0,
+            state: .active,
+            startedAt: t0 + 5_000
         )
         #expect(outcome == .accepted(active, peerNode: "n1"))
         #expect(try await t.apply(.lookup, from: alice, to: bob, callId: nil, on: t.fixture.n1) == .found(active, peerNode: "n2"))
@@ -229,14 +237,19 @@ extension CallStoreConformance {
                 #expect(outcome == .noCall(message: "no such call for you"), "\(operation) \(sender) → \(recipient)")
             }
         }
-        #expect(try await t.apply(.lookup, from: alice, to: bob, callId: call.id, on: t.fixture.n1) == .found(call, peerNode: "n2"))
+        #expect(
+            try await t.apply(.lookup, from: alice, to: bob, callId: call.id, on: t.fixture.n1) == .found(call, peerNode: "n2")
+        )
     }
 
     private static func lookup(_ t: Context) async throws {
         let (alice, bob) = try await t.online("alice", on: "n1", "bob", on: "n2")
         let call = try await t.ring("c1", alice, bob)
         for _ in 0..<3 {
-            #expect(try await t.apply(.lookup, from: alice, to: bob, callId: call.id, on: t.fixture.n1) == .found(call, peerNode: "n2"))
+            #expect(
+                try await t.apply(.lookup, from: alice, to: bob, callId: call.id, on: t.fixture.n1)
+                    == .found(call, peerNode: "n2")
+            )
         }
         #expect(try await t.apply(.accept, from: bob, to: alice, callId: call.id, on: t.fixture.n2).isAccepted)
     }
@@ -245,8 +258,13 @@ extension CallStoreConformance {
         let (alice, bob) = try await t.online("alice", on: "n1", "bob", on: "n2")
         let call = try await t.establish("c1", alice, bob)
         try await t.fixture.disconnect(bob, from: "n2")
-        #expect(try await t.apply(.lookup, from: alice, to: bob, callId: call.id, on: t.fixture.n1) == .found(call, peerNode: nil))
-        #expect(try await t.apply(.hangup, from: alice, to: bob, callId: call.id, on: t.fixture.n1) == .ended(call, status: .hungUp, peerNode: nil))
+        #expect(
+            try await t.apply(.lookup, from: alice, to: bob, callId: call.id, on: t.fixture.n1) == .found(call, peerNode: nil)
+        )
+        #expect(
+            try await t.apply(.hangup, from: alice, to: bob, callId: call.id, on: t.fixture.n1)
+                == .ended(call, status: .hungUp, peerNode: nil)
+        )
     }
 
     private static func expire(_ t: Context) async throws {
@@ -267,7 +285,9 @@ extension CallStoreConformance {
         // Still online (back on another node, say): nothing ends.
         #expect(try await t.ask { t.fixture.n1.abandon(alice, now: t0 + 9_000, then: $0) } == nil)
         try await t.fixture.disconnect(alice, from: "n1")
-        #expect(try await t.ask { t.fixture.n1.abandon(alice, now: t0 + 10_000, then: $0) } == PartedCall(call: call, peerNode: "n2"))
+        #expect(
+            try await t.ask { t.fixture.n1.abandon(alice, now: t0 + 10_000, then: $0) } == PartedCall(call: call, peerNode: "n2")
+        )
         #expect(try await t.ask { t.fixture.n2.abandon(alice, now: t0 + 10_000, then: $0) } == nil, "once")
         #expect(try await t.apply(.lookup, from: bob, to: alice, callId: call.id, on: t.fixture.n2).isNoCall)
         // A user in no call: nothing.
@@ -277,7 +297,15 @@ extension CallStoreConformance {
     private static func restore(_ t: Context) async throws {
         let (alice, bob) = try await t.online("alice", on: "n1", "bob", on: "n2")
         let carol = try await t.online("carol", on: "n1")
-        let lost = Call(id: t.id("c1"), caller: alice, callee: bob, callType: .audio, createdAt: t0, state: .active, startedAt: t0 + 1_000)
+        let lost = Call(
+            id: t.id("c1"),
+            caller: alice,
+            callee: bob,
+            callType: .audio,
+            createdAt: t0,
+            state: .active,
+            startedAt: t0 + 1_000
+        )
         #expect(try await t.ask { t.fixture.n1.restore(lost, now: t0 + 2_000, then: $0) })
         #expect(try await t.apply(.lookup, from: bob, to: alice, callId: nil, on: t.fixture.n2) == .found(lost, peerNode: "n1"))
         // Taken: the same id, or a party in another call.
@@ -384,7 +412,11 @@ private struct Context: Sendable {
     }
 
     func apply(
-        _ operation: CallOperation, from sender: String, to recipient: String, callId: String?, now: Int64 = t0 + 1_000,
+        _ operation: CallOperation,
+        from sender: String,
+        to recipient: String,
+        callId: String?,
+        now: Int64 = t0 + 1_000,
         on store: any CallStore
     ) async throws -> TransitionOutcome {
         try await ask { store.apply(operation, from: sender, to: recipient, callId: callId, now: now, then: $0) }

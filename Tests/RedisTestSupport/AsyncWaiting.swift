@@ -4,17 +4,17 @@ import ServiceLifecycle
 import Testing
 
 /// Thrown when something awaited did not happen in time.
-public struct TimedOut: Error, CustomStringConvertible {
-    public var what: String
-    public var description: String { "timed out waiting for \(what)" }
+package struct TimedOut: Error, CustomStringConvertible {
+    package var what: String
+    package var description: String { "timed out waiting for \(what)" }
 
-    public init(what: String) {
+    package init(what: String) {
         self.what = what
     }
 }
 
 /// `body`'s result, or ``TimedOut`` after `timeout`.
-public func withTimeout<T: Sendable>(
+package func withTimeout<T: Sendable>(
     _ timeout: Duration = .seconds(10),
     _ what: String,
     _ body: @escaping @Sendable () async throws -> T
@@ -32,7 +32,7 @@ public func withTimeout<T: Sendable>(
 }
 
 /// Waits until `states` yields `state`.
-public func awaitState(
+package func awaitState(
     _ state: RedisConnectionState,
     in states: AsyncStream<RedisConnectionState>,
     timeout: Duration = .seconds(10)
@@ -44,7 +44,7 @@ public func awaitState(
 }
 
 /// Runs `service` while `body` runs, then cancels it and waits until it returned.
-public func whileRunning<T: Sendable>(
+package func whileRunning<T: Sendable>(
     _ service: some Service,
     _ body: () async throws -> T
 ) async throws -> T {
@@ -57,7 +57,7 @@ public func whileRunning<T: Sendable>(
 
 extension RedisConnection {
     /// A connection to `url` (a plain admin connection for tests).
-    public static func connect(url: String, commandTimeout: Duration? = .seconds(5)) async throws -> RedisConnection {
+    package static func connect(url: String, commandTimeout: Duration? = .seconds(5)) async throws -> RedisConnection {
         try await connect(configuration: RedisConnectionConfiguration(url: url, commandTimeout: commandTimeout))
     }
 }

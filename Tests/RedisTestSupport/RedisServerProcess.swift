@@ -12,19 +12,19 @@ import Glibc
 ///
 /// Stopping uses SIGKILL: a child that Foundation's `Process` spawns from a test inherits the
 /// spawning thread's signal mask, in which SIGTERM is blocked, so `terminate()` would never end it.
-public final class RedisServerProcess {
-    public let port: Int
-    public let password: String?
+package final class RedisServerProcess {
+    package let port: Int
+    package let password: String?
     private var process: Process?
 
     /// A server (not yet started) on `port`, or on a free port.
-    public init(port: Int? = nil, password: String? = nil) throws {
+    package init(port: Int? = nil, password: String? = nil) throws {
         self.port = try port ?? Self.freePort()
         self.password = password
     }
 
     /// A started server.
-    public static func started(password: String? = nil) async throws -> RedisServerProcess {
+    package static func started(password: String? = nil) async throws -> RedisServerProcess {
         let server = try RedisServerProcess(password: password)
         try await server.start()
         return server
@@ -35,13 +35,13 @@ public final class RedisServerProcess {
     }
 
     /// `redis://[:password@]127.0.0.1:port[/database]`.
-    public func url(database: Int = 0, password: String? = nil) -> String {
+    package func url(database: Int = 0, password: String? = nil) -> String {
         let password = password ?? self.password
         return "redis://" + (password.map { ":\($0)@" } ?? "") + "127.0.0.1:\(port)" + (database == 0 ? "" : "/\(database)")
     }
 
     /// Starts the server and waits (bounded) until it accepts TCP connections.
-    public func start() async throws {
+    package func start() async throws {
         precondition(process?.isRunning != true, "already running")
         let process = Process()
         process.executableURL = try Self.executable()
@@ -62,20 +62,20 @@ public final class RedisServerProcess {
     }
 
     /// Stops the server and waits until it exited (the same as ``kill()``: nothing is persisted).
-    public func stop() {
+    package func stop() {
         kill()
     }
 
     /// Kills the server (SIGKILL), as a crash would, and waits until it exited.
-    public func kill() {
+    package func kill() {
         guard let process, process.isRunning else { return }
         _ = Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
-    public struct ServerError: Error, CustomStringConvertible {
-        public var message: String
-        public var description: String { message }
+    package struct ServerError: Error, CustomStringConvertible {
+        package var message: String
+        package var description: String { message }
     }
 
     private static func executable() throws -> URL {

@@ -21,13 +21,18 @@ struct RESPCommandEncoderTests {
     @Test func byteBufferArgumentUsesOnlyItsReadableBytes() throws {
         var buffer = ByteBuffer(string: "xxpayload")
         buffer.moveReaderIndex(forwardBy: 2)
-        #expect(try encode(["PUBLISH", "ch", RESPArgument(buffer)]) == Array("*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$7\r\npayload\r\n".utf8))
+        #expect(
+            try encode(["PUBLISH", "ch", RESPArgument(buffer)])
+                == Array("*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$7\r\npayload\r\n".utf8)
+        )
     }
 
     @Test func emptyAndIntegerArguments() throws {
         #expect(try encode(["SET", "", 42]) == Array("*3\r\n$3\r\nSET\r\n$0\r\n\r\n$2\r\n42\r\n".utf8))
         #expect(try encode(["", ""]) == Array("*2\r\n$0\r\n\r\n$0\r\n\r\n".utf8))
-        #expect(try encode(["INCRBY", RESPArgument(Int64.min)]) == Array("*2\r\n$6\r\nINCRBY\r\n$20\r\n-9223372036854775808\r\n".utf8))
+        #expect(
+            try encode(["INCRBY", RESPArgument(Int64.min)]) == Array("*2\r\n$6\r\nINCRBY\r\n$20\r\n-9223372036854775808\r\n".utf8)
+        )
     }
 
     @Test func unicodeTextIsEncodedAsUTF8() throws {

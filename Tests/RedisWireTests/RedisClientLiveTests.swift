@@ -1,6 +1,6 @@
-import RedisTestSupport
 import Logging
 import NIOCore
+import RedisTestSupport
 import RedisWire
 import Testing
 

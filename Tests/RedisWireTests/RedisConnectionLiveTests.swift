@@ -1,5 +1,5 @@
-import RedisTestSupport
 import NIOCore
+import RedisTestSupport
 import RedisWire
 import Testing
 

@@ -1,6 +1,6 @@
-import RedisTestSupport
 import MetricsTestKit
 import NIOCore
+import RedisTestSupport
 import Testing
 
 @testable import RedisWire

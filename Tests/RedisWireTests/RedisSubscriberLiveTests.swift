@@ -1,6 +1,6 @@
-import RedisTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
+import RedisTestSupport
 import RedisWire
 import Testing
 
@@ -49,9 +49,11 @@ struct RedisSubscriberLiveTests {
             try await awaitState(.connected, in: states)
             let count = 2_000
             let payloads = (0..<count).map { index -> [UInt8] in Array("\(index)\r\n\0".utf8) }
-            let receivers = publisher.send(batch: payloads.enumerated().map { index, payload in
-                ["PUBLISH", index % 2 == 0 ? "a" : "b", RESPArgument(payload)]
-            })
+            let receivers = publisher.send(
+                batch: payloads.enumerated().map { index, payload in
+                    ["PUBLISH", index % 2 == 0 ? "a" : "b", RESPArgument(payload)]
+                }
+            )
             for receiver in receivers { #expect(try await receiver.get() == .integer(1)) }
 
             let received = try await withTimeout(.seconds(10), "\(count) messages") {

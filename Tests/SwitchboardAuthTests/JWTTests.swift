@@ -47,7 +47,12 @@ import Testing
         // Made with Python's hmac/base64/json (compact separators), the way PyJWT encodes.
         let expected =
             "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjYXJvbCIsIm5hbWUiOiJDYXJvbCIsImF2YXRhciI6ImEucG5nIiwiZXhwIjoyMDAwMDAwMDAwfQ.H5G4l8C48QxpsF9Emav-w92fJ9GFD_6mK6jtluDKpow"
-        let token = JWTSigner(secret: "interop-secret").token(user: "carol", name: "Carol", avatar: "a.png", expiresAt: 2_000_000_000)
+        let token = JWTSigner(secret: "interop-secret").token(
+            user: "carol",
+            name: "Carol",
+            avatar: "a.png",
+            expiresAt: 2_000_000_000
+        )
         #expect(token == expected)
     }
 
@@ -200,7 +205,9 @@ import Testing
         let found = try #require(BearerToken.extract(query: "token=abc.def.ghi", authorization: nil, webSocketProtocols: nil))
         #expect(found.token == "abc.def.ghi")
         #expect(found.protocolEntry == nil)
-        let decoded = try #require(BearerToken.extract(query: "?room=1&token=a%2Eb%2ec&x=y", authorization: nil, webSocketProtocols: nil))
+        let decoded = try #require(
+            BearerToken.extract(query: "?room=1&token=a%2Eb%2ec&x=y", authorization: nil, webSocketProtocols: nil)
+        )
         #expect(decoded.token == "a.b.c")
         #expect(BearerToken.extract(query: "tokens=abc&xtoken=1", authorization: nil, webSocketProtocols: nil) == nil)
     }
@@ -218,7 +225,8 @@ import Testing
 
     @Test func extractsFromWebSocketProtocol() throws {
         let found = try #require(
-            BearerToken.extract(query: nil, authorization: nil, webSocketProtocols: "switchboard.v1, bearer.abc.def.ghi,other"))
+            BearerToken.extract(query: nil, authorization: nil, webSocketProtocols: "switchboard.v1, bearer.abc.def.ghi,other")
+        )
         #expect(found.token == "abc.def.ghi")
         #expect(found.protocolEntry == "bearer.abc.def.ghi")
         #expect(BearerToken.extract(query: nil, authorization: nil, webSocketProtocols: "chat, bearer.") == nil)
@@ -227,15 +235,22 @@ import Testing
 
     @Test func precedenceIsQueryThenHeaderThenProtocol() throws {
         let all = try #require(
-            BearerToken.extract(query: "token=fromQuery", authorization: "Bearer fromHeader", webSocketProtocols: "bearer.fromProtocol"))
+            BearerToken.extract(
+                query: "token=fromQuery",
+                authorization: "Bearer fromHeader",
+                webSocketProtocols: "bearer.fromProtocol"
+            )
+        )
         #expect(all.token == "fromQuery")
         // The offered bearer entry is still returned: the browser needs it echoed.
         #expect(all.protocolEntry == "bearer.fromProtocol")
         let noQuery = try #require(
-            BearerToken.extract(query: "token=", authorization: "Bearer fromHeader", webSocketProtocols: "bearer.fromProtocol"))
+            BearerToken.extract(query: "token=", authorization: "Bearer fromHeader", webSocketProtocols: "bearer.fromProtocol")
+        )
         #expect(noQuery.token == "fromHeader")
         let onlyProtocol = try #require(
-            BearerToken.extract(query: "a=b", authorization: "Basic x", webSocketProtocols: "bearer.fromProtocol"))
+            BearerToken.extract(query: "a=b", authorization: "Basic x", webSocketProtocols: "bearer.fromProtocol")
+        )
         #expect(onlyProtocol.token == "fromProtocol")
         #expect(BearerToken.extract(query: nil, authorization: nil, webSocketProtocols: nil) == nil)
     }

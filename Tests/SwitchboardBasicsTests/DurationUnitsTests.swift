@@ -1,6 +1,5 @@
-import Testing
-
 import SwitchboardBasics
+import Testing
 
 @Suite struct DurationUnitsTests {
     @Test func milliseconds() {

@@ -1,6 +1,5 @@
-import Testing
-
 import SwitchboardBasics
+import Testing
 
 @Suite struct ISO8601TimestampTests {
     @Test(arguments: [
@@ -20,8 +19,14 @@ import SwitchboardBasics
     }
 
     @Test func yearsBeyondFourDigits() {
-        #expect(ISO8601Timestamp.format(milliseconds: ISO8601Timestamp.maxFourDigitYearMilliseconds + 1) == "10000-01-01T00:00:00.000Z")
-        #expect(ISO8601Timestamp.format(milliseconds: ISO8601Timestamp.minFourDigitYearMilliseconds - 1) == "-0001-12-31T23:59:59.999Z")
+        #expect(
+            ISO8601Timestamp.format(milliseconds: ISO8601Timestamp.maxFourDigitYearMilliseconds + 1)
+                == "10000-01-01T00:00:00.000Z"
+        )
+        #expect(
+            ISO8601Timestamp.format(milliseconds: ISO8601Timestamp.minFourDigitYearMilliseconds - 1)
+                == "-0001-12-31T23:59:59.999Z"
+        )
         // The extremes of Int64 format without trapping (about 292 million years either way).
         #expect(ISO8601Timestamp.format(milliseconds: .max) == "292278994-08-17T07:12:55.807Z")
         #expect(ISO8601Timestamp.format(milliseconds: .min) == "-292275055-05-16T16:47:04.192Z")

@@ -1,6 +1,5 @@
-import Testing
-
 import SwitchboardCore
+import Testing
 
 /// Whether `result` is a `NoCall` refusal.
 private func isNoCall(_ result: Result<CallTransition, NoCall>) -> Bool {
@@ -242,7 +241,9 @@ private func activeBook() throws -> (CallBook, Call) {
             return
         }
         #expect(call.id == other.id)
-        #expect(book.apply(.callHangup, from: "bob", to: "alice", callId: nil, now: 8) == .success(.ended(ringing, status: .hungUp)))
+        #expect(
+            book.apply(.callHangup, from: "bob", to: "alice", callId: nil, now: 8) == .success(.ended(ringing, status: .hungUp))
+        )
         #expect(book.call(id: "c2")?.state == .active)
     }
 
@@ -350,8 +351,17 @@ private func activeBook() throws -> (CallBook, Call) {
         #expect(
             record
                 == CallRecord(
-                    callId: "c1", callerId: "alice", calleeId: "bob", callType: .video, status: .invite,
-                    startTime: nil, endTime: nil, duration: 0, endReason: nil, createdAt: 1000, updatedAt: 1000
+                    callId: "c1",
+                    callerId: "alice",
+                    calleeId: "bob",
+                    callType: .video,
+                    status: .invite,
+                    startTime: nil,
+                    endTime: nil,
+                    duration: 0,
+                    endReason: nil,
+                    createdAt: 1000,
+                    updatedAt: 1000
                 )
         )
     }

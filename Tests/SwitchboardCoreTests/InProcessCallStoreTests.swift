@@ -1,6 +1,6 @@
 import CallStoreConformance
-import Synchronization
 import SwitchboardCore
+import Synchronization
 import Testing
 
 /// The in-process store, whose presence is a table the test sets; both "nodes" are the same store.

@@ -1,7 +1,6 @@
+import SwitchboardCore
 import SwitchboardProto
 import Testing
-
-import SwitchboardCore
 
 /// The error a signal's `content` is refused with, or `nil` when it parses.
 private func signalError(_ content: String) -> SignalError? {
@@ -307,7 +306,10 @@ private let nameless = UserIdentity(id: "bob")!
 
     @Test(arguments: ["call-hangup", "call-reject"])
     func invalidReasonsAreRefused(type: String) {
-        for reason in ["", String(repeating: "a", count: 65), "Ice-Failed", "ice_failed", "ice failed", "é", String(repeating: "x", count: 900_000)] {
+        for reason in [
+            "", String(repeating: "a", count: 65), "Ice-Failed", "ice_failed", "ice failed", "é",
+            String(repeating: "x", count: 900_000),
+        ] {
             #expect(signalError(#"{"type":"\#(type)","reason":"\#(reason)"}"#)?.reason == .invalidSignal, "\(reason.prefix(20))")
         }
     }

@@ -1,7 +1,6 @@
 import MetricsTestKit
-import Testing
-
 import SwitchboardCore
+import Testing
 
 typealias MetricName = SignalingMetrics.Name
 
@@ -87,7 +86,15 @@ extension TestMetrics {
     }
 
     @Test func recordsCountTheirStatusAndTimeTheCall() throws {
-        let invite = CallRecord(callId: "c1", callerId: "a", calleeId: "b", callType: .audio, status: .invite, createdAt: 10_000, updatedAt: 10_000)
+        let invite = CallRecord(
+            callId: "c1",
+            callerId: "a",
+            calleeId: "b",
+            callType: .audio,
+            status: .invite,
+            createdAt: 10_000,
+            updatedAt: 10_000
+        )
         var accepted = invite
         accepted.status = .accepted
         accepted.startTime = 12_500
@@ -108,8 +115,16 @@ extension TestMetrics {
     @Test func unansweredCallsAreNotTimed() throws {
         for status in [CallStatus.rejected, .hungUp, .missed, .failed] {
             metrics.record(
-                CallRecord(callId: "c1", callerId: "a", calleeId: "b", callType: .video, status: status,
-                           endTime: 20_000, createdAt: 10_000, updatedAt: 20_000)
+                CallRecord(
+                    callId: "c1",
+                    callerId: "a",
+                    calleeId: "b",
+                    callType: .video,
+                    status: status,
+                    endTime: 20_000,
+                    createdAt: 10_000,
+                    updatedAt: 20_000
+                )
             )
         }
         #expect(
@@ -124,9 +139,17 @@ extension TestMetrics {
         let sink = RecordingRecordSink()
         let metered = metrics.metering(sink)
         let records = [CallStatus.invite, .accepted, .hungUp].enumerated().map { index, status in
-            CallRecord(callId: "c1", callerId: "a", calleeId: "b", callType: .audio, status: status,
-                       startTime: index > 0 ? 1_000 : nil, endTime: index > 1 ? 2_000 : nil,
-                       createdAt: 0, updatedAt: Int64(index))
+            CallRecord(
+                callId: "c1",
+                callerId: "a",
+                calleeId: "b",
+                callType: .audio,
+                status: status,
+                startTime: index > 0 ? 1_000 : nil,
+                endTime: index > 1 ? 2_000 : nil,
+                createdAt: 0,
+                updatedAt: Int64(index)
+            )
         }
         for record in records { metered.enqueue(record) }
         #expect(sink.records == records)

@@ -1,7 +1,6 @@
 import MetricsTestKit
-import Testing
-
 import SwitchboardCore
+import Testing
 
 /// What the single-node engine counts while it works.
 @Suite struct SwitchboardMetricsTests {

@@ -1,13 +1,12 @@
 import Foundation
-import Synchronization
-import SwitchboardProto
-import Testing
-
 import Logging
 import NIOPosix
 import RedisTestSupport
 import RedisWire
 import SwitchboardCore
+import SwitchboardProto
+import Synchronization
+import Testing
 
 @testable import SwitchboardRedis
 
@@ -191,27 +190,41 @@ struct Harness {
 
     init(_ mode: EngineMode, invitesPerMinute: Int = 1000, metrics: SignalingMetrics = SignalingMetrics()) async throws {
         let settings = SwitchboardSettings(
-            nodeId: "node-1", ringTimeout: .seconds(60), reconnectGrace: .seconds(10), invitesPerMinute: invitesPerMinute
+            nodeId: "node-1",
+            ringTimeout: .seconds(60),
+            reconnectGrace: .seconds(10),
+            invitesPerMinute: invitesPerMinute
         )
         var ports: ClusterPorts?
         if mode == .cluster {
             let backend = try await ClusterBackend()
             let keys = ClusterKeys()
             let delivery = ClusterDelivery(
-                nodeId: settings.nodeId, redis: backend.client, keys: keys, eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
-                limits: .standard, logger: Logger(label: "test")
+                nodeId: settings.nodeId,
+                redis: backend.client,
+                keys: keys,
+                eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+                limits: .standard,
+                logger: Logger(label: "test")
             )
             ports = .redis(
-                ClusterScripts(redis: backend.client, keys: keys, node: settings.nodeId), delivery: delivery,
-                ringTimeout: settings.ringTimeout, isReady: { true }
+                ClusterScripts(redis: backend.client, keys: keys, node: settings.nodeId),
+                delivery: delivery,
+                ringTimeout: settings.ringTimeout,
+                isReady: { true }
             )
             self.backend = backend
         } else {
             self.backend = nil
         }
         board = Switchboard(
-            settings: settings, cluster: ports, scheduler: scheduler, records: recordSink, events: eventSink,
-            clock: clock.clock, metrics: metrics
+            settings: settings,
+            cluster: ports,
+            scheduler: scheduler,
+            records: recordSink,
+            events: eventSink,
+            clock: clock.clock,
+            metrics: metrics
         )
     }
 
@@ -276,7 +289,12 @@ struct Harness {
     var graceTimers: [ManualTimer] { scheduler.timers.filter { $0.delay == .seconds(10) } }
 }
 
-func textMessage(to recipient: String, _ content: String, contentType: Int32 = ContentType.text, timestamp: Int64 = 0)
+func textMessage(
+    to recipient: String,
+    _ content: String,
+    contentType: Int32 = ContentType.text,
+    timestamp: Int64 = 0
+)
     -> ChatMessage
 {
     var message = ChatMessage()
@@ -299,7 +317,11 @@ func body(_ message: ChatMessage) throws -> JSONObject {
 
 /// Checks that `message` is a server notice for `recipient` and returns its content.
 @discardableResult
-func notice(_ message: ChatMessage?, to recipient: String, sourceLocation: SourceLocation = #_sourceLocation) throws
+func notice(
+    _ message: ChatMessage?,
+    to recipient: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws
     -> JSONObject
 {
     let message = try #require(message, sourceLocation: sourceLocation)
@@ -312,7 +334,12 @@ func notice(_ message: ChatMessage?, to recipient: String, sourceLocation: Sourc
 }
 
 /// Checks that `messages` is exactly one `error` notice with `reason`.
-func expectError(_ messages: [ChatMessage], to recipient: String, reason: String, sourceLocation: SourceLocation = #_sourceLocation)
+func expectError(
+    _ messages: [ChatMessage],
+    to recipient: String,
+    reason: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+)
     throws
 {
     #expect(messages.count == 1, "expected one error notice, got \(messages)", sourceLocation: sourceLocation)
@@ -514,7 +541,8 @@ extension Harness {
         let bob = await h.connect("bob", name: "Bob")
         await h.signal(
             #"{"type":"call-invite","callId":"c1","callType":"video","from":"mallory","fromName":"Mallory","x-app":{"v":2}}"#,
-            from: alice, to: "bob"
+            from: alice,
+            to: "bob"
         )
 
         let invites = bob.outlet.take()
@@ -541,8 +569,13 @@ extension Harness {
             h.records
                 == [
                     CallRecord(
-                        callId: "c1", callerId: "alice", calleeId: "bob", callType: .video, status: .invite,
-                        createdAt: Harness.start, updatedAt: Harness.start
+                        callId: "c1",
+                        callerId: "alice",
+                        calleeId: "bob",
+                        callType: .video,
+                        status: .invite,
+                        createdAt: Harness.start,
+                        updatedAt: Harness.start
                     )
                 ]
         )
@@ -698,7 +731,9 @@ extension Harness {
         await h.signal(#"{"type":"call-reject","callId":"c1","reason":"busy-elsewhere"}"#, from: bob, to: "alice")
 
         let reject = try #require(alice.outlet.take().first)
-        #expect(reject.content == #"{"type":"call-reject","callId":"c1","reason":"busy-elsewhere","from":"bob","fromName":"Bob"}"#)
+        #expect(
+            reject.content == #"{"type":"call-reject","callId":"c1","reason":"busy-elsewhere","from":"bob","fromName":"Bob"}"#
+        )
         let record = try #require(h.records.last)
         #expect(record.status == .rejected)
         #expect(record.status.rawValue == 2)
@@ -789,8 +824,15 @@ extension Harness {
             h.records
                 == [
                     CallRecord(
-                        callId: "c1", callerId: "alice", calleeId: "bob", callType: .video, status: .failed,
-                        endTime: Harness.start, endReason: "offline", createdAt: Harness.start, updatedAt: Harness.start
+                        callId: "c1",
+                        callerId: "alice",
+                        calleeId: "bob",
+                        callType: .video,
+                        status: .failed,
+                        endTime: Harness.start,
+                        endReason: "offline",
+                        createdAt: Harness.start,
+                        updatedAt: Harness.start
                     )
                 ]
         )
@@ -934,17 +976,24 @@ extension Harness {
         for index in 0..<5 {
             await h.signal(
                 #"{"type":"ice-candidate","callId":"c1","candidate":{"candidate":"cand\#(index)","sdpMid":"0","sdpMLineIndex":\#(index)},"x-seq":\#(index + 2)}"#,
-                from: alice, to: "bob"
+                from: alice,
+                to: "bob"
             )
         }
         await h.signal(#"{"type":"answer","answer":{"type":"answer","sdp":"a1"},"x-seq":"bob"}"#, from: bob, to: "alice")
 
         let toBob = try bob.outlet.take().map(body)
         #expect(toBob.map { $0["x-seq"] } == [1, 2, 3, 4, 5, 6])
-        #expect(toBob.first?.serialized() == #"{"type":"offer","offer":{"type":"offer","sdp":"o1","x":1},"x-seq":1,"callId":"c1","from":"alice"}"#)
+        #expect(
+            toBob.first?.serialized()
+                == #"{"type":"offer","offer":{"type":"offer","sdp":"o1","x":1},"x-seq":1,"callId":"c1","from":"alice"}"#
+        )
         #expect(toBob.dropFirst().compactMap { $0["candidate"]?["candidate"]?.stringValue } == (0..<5).map { "cand\($0)" })
         let toAlice = try #require(alice.outlet.take().first)
-        #expect(toAlice.content == #"{"type":"answer","answer":{"type":"answer","sdp":"a1"},"x-seq":"bob","callId":"c1","from":"bob","fromName":"Bob"}"#)
+        #expect(
+            toAlice.content
+                == #"{"type":"answer","answer":{"type":"answer","sdp":"a1"},"x-seq":"bob","callId":"c1","from":"bob","fromName":"Bob"}"#
+        )
         #expect(h.records.map(\.status) == [.invite, .accepted])
     }
 
@@ -968,7 +1017,8 @@ extension Harness {
         #expect(h.callCount == 2)
     }
 
-    @Test(arguments: EngineMode.allCases) func negotiationToAPeerWhoIsReconnectingIsReportedOffline(mode: EngineMode) async throws {
+    @Test(arguments: EngineMode.allCases) func negotiationToAPeerWhoIsReconnectingIsReportedOffline(mode: EngineMode) async throws
+    {
         let h = try await Harness(mode)
         let alice = await h.connect("alice")
         let bob = await h.connect("bob")
@@ -993,10 +1043,12 @@ extension Harness {
         let aliceInfo = ConnectionInfo(userAgent: "agent/alice", ip: "192.0.2.1")
         let bobInfo = ConnectionInfo(userAgent: "agent/bob", ip: "192.0.2.2")
         let events = h.events
-        #expect(events.map(\.name.rawValue) == [
-            "webrtc_call_invite", "webrtc_call_ringing", "webrtc_call_accept", "webrtc_call_hangup",
-            "webrtc_call_invite", "webrtc_call_ringing", "webrtc_call_reject",
-        ])
+        #expect(
+            events.map(\.name.rawValue) == [
+                "webrtc_call_invite", "webrtc_call_ringing", "webrtc_call_accept", "webrtc_call_hangup",
+                "webrtc_call_invite", "webrtc_call_ringing", "webrtc_call_reject",
+            ]
+        )
         #expect(events.map(\.connection) == [aliceInfo, aliceInfo, bobInfo, aliceInfo, bobInfo, bobInfo, aliceInfo])
         #expect(events.map(\.callId) == ["c1", "c1", "c1", "c1", "c2", "c2", "c2"])
         #expect(events.map(\.caller) == ["alice", "alice", "alice", "alice", "bob", "bob", "bob"])
@@ -1008,10 +1060,12 @@ extension Harness {
 
     @Test func eventNamesAreTheSeeds() {
         let names: [CallEvent.Name] = [.invite, .ringing, .accept, .reject, .hangup, .timeout, .failed]
-        #expect(names.map(\.rawValue) == [
-            "webrtc_call_invite", "webrtc_call_ringing", "webrtc_call_accept", "webrtc_call_reject",
-            "webrtc_call_hangup", "webrtc_call_timeout", "webrtc_call_failed",
-        ])
+        #expect(
+            names.map(\.rawValue) == [
+                "webrtc_call_invite", "webrtc_call_ringing", "webrtc_call_accept", "webrtc_call_reject",
+                "webrtc_call_hangup", "webrtc_call_timeout", "webrtc_call_failed",
+            ]
+        )
     }
 
     @Test(arguments: EngineMode.allCases, ["hangup", "reject", "timeout", "grace"])
@@ -1024,8 +1078,9 @@ extension Harness {
         switch ending {
         case "hangup": await h.signal(#"{"type":"call-hangup"}"#, from: alice, to: "bob")
         case "reject": await h.signal(#"{"type":"call-reject"}"#, from: bob, to: "alice")
-        case "timeout": try #require(h.ringTimers.first).fire()
-        await h.settle()
+        case "timeout":
+            try #require(h.ringTimers.first).fire()
+            await h.settle()
         default:
             h.board.disconnect(bob.session)
             await h.settle()
@@ -1174,7 +1229,9 @@ extension Harness {
         await h.settle()
         let messages = stays.outlet.take()
         #expect(messages.count == 1)
-        #expect(try notice(messages.first, to: stays.user) == ["type": "call-hangup", "callId": "c1", "reason": "peer-disconnected"])
+        #expect(
+            try notice(messages.first, to: stays.user) == ["type": "call-hangup", "callId": "c1", "reason": "peer-disconnected"]
+        )
         #expect(gone.outlet.messages.isEmpty)
 
         let record = try #require(h.records.last)
@@ -1353,10 +1410,12 @@ extension Harness {
     @Test func errorReasonsAreTheProtocols() {
         // PROTOCOL.md §4's list, plus `unavailable`: the cluster issue gives a message or signal that needs
         // another node `unavailable` while Redis cannot carry it (as `call-failed` does for an invite).
-        #expect(ErrorReason.allCases.map(\.rawValue) == [
-            "invalid-message", "invalid-signal", "unknown-signal", "no-call", "offline", "unsupported", "rate-limited",
-            "unavailable",
-        ])
+        #expect(
+            ErrorReason.allCases.map(\.rawValue) == [
+                "invalid-message", "invalid-signal", "unknown-signal", "no-call", "offline", "unsupported", "rate-limited",
+                "unavailable",
+            ]
+        )
     }
 
     private func checkShape(_ notice: Notice) throws {

@@ -3,9 +3,9 @@ import NIOCore
 import NIOPosix
 import RedisTestSupport
 import RedisWire
-import Synchronization
 import SwitchboardCore
 import SwitchboardProto
+import Synchronization
 import Testing
 
 @testable import SwitchboardRedis
@@ -109,7 +109,9 @@ private struct TwoNodes {
         let outlet = RecordingOutlet()
         let identity = try #require(UserIdentity(id: user, name: user.capitalized))
         let session = engine.connect(
-            identity, connection: ConnectionInfo(userAgent: "test", ip: "127.0.0.1"), outlet: outlet
+            identity,
+            connection: ConnectionInfo(userAgent: "test", ip: "127.0.0.1"),
+            outlet: outlet
         )
         let deadline = ContinuousClock.now + .seconds(5)
         while try await raw.presence(user) != engine.nodeId {
@@ -156,16 +158,28 @@ private func withTwoNodes(_ body: (TwoNodes) async throws -> Void) async throws 
         let records2 = Records()
         let timers1 = ManualTimers()
         let timers2 = ManualTimers()
-        let engine = { (node: String, client: RedisClient, timers: ManualTimers, records: Records) -> (Switchboard, ClusterDelivery) in
+        let engine = {
+            (node: String, client: RedisClient, timers: ManualTimers, records: Records) -> (Switchboard, ClusterDelivery) in
             let delivery = ClusterDelivery(
-                nodeId: node, redis: client, keys: keys, eventLoop: group.next(), limits: .standard, logger: Logger(label: node)
+                nodeId: node,
+                redis: client,
+                keys: keys,
+                eventLoop: group.next(),
+                limits: .standard,
+                logger: Logger(label: node)
             )
             let ports = ClusterPorts.redis(
-                ClusterScripts(redis: client, keys: keys, node: node), delivery: delivery, ringTimeout: .seconds(60),
+                ClusterScripts(redis: client, keys: keys, node: node),
+                delivery: delivery,
+                ringTimeout: .seconds(60),
                 isReady: { true }
             )
             let engine = Switchboard(
-                settings: settings(node), cluster: ports, scheduler: timers, records: records, events: Events(),
+                settings: settings(node),
+                cluster: ports,
+                scheduler: timers,
+                records: records,
+                events: Events(),
                 logger: Logger(label: node)
             )
             delivery.deliver(to: engine)
@@ -189,7 +203,12 @@ private func withTwoNodes(_ body: (TwoNodes) async throws -> Void) async throws 
                     _ = try await ClusterScripts(redis: client1, keys: keys, node: "n2").beat(now: 1, deadline: 0).get()
                     try await body(
                         TwoNodes(
-                            n1: n1, n2: n2, records1: records1, records2: records2, timers1: timers1, timers2: timers2,
+                            n1: n1,
+                            n2: n2,
+                            records1: records1,
+                            records2: records2,
+                            timers1: timers1,
+                            timers2: timers2,
                             raw: RawKeys(client1, keys: keys)
                         )
                     )
@@ -232,7 +251,8 @@ struct SwitchboardTests {
             alice.signal(to: "bob", #"{"type":"offer","callId":"c1","offer":{"type":"offer","sdp":"v=0 alice"}}"#)
             for index in 0..<30 {
                 alice.signal(
-                    to: "bob", #"{"type":"ice-candidate","candidate":{"candidate":"candidate:\#(index)","sdpMid":"0"}}"#
+                    to: "bob",
+                    #"{"type":"ice-candidate","candidate":{"candidate":"candidate:\#(index)","sdpMid":"0"}}"#
                 )
             }
             bob.signal(to: "alice", #"{"type":"answer","callId":"c1","answer":{"type":"answer","sdp":"v=0 bob"}}"#)
@@ -379,7 +399,8 @@ struct SwitchboardTests {
     private func sendCandidates(_ range: Range<Int>, from alice: Peer) async {
         for index in range {
             alice.signal(
-                to: "bob", #"{"type":"ice-candidate","candidate":{"candidate":"candidate:\#(index)","sdpMid":"0"}}"#
+                to: "bob",
+                #"{"type":"ice-candidate","candidate":{"candidate":"candidate:\#(index)","sdpMid":"0"}}"#
             )
             if index % 10 == 0 { await Task.yield() }
         }
@@ -405,7 +426,10 @@ struct SwitchboardTests {
 
             let received = try await bob.outlet.messages.wait(for: before + 300, timeout: .seconds(10), "candidates")
             #expect(try candidateNumbers(received[before...]) == Array(0..<300), "relayed in the order sent (PROTOCOL.md §3)")
-            #expect(alice.outlet.messages.count == 2, "no notice for alice: \(alice.outlet.messages.all.dropFirst(2).map(\.content))")
+            #expect(
+                alice.outlet.messages.count == 2,
+                "no notice for alice: \(alice.outlet.messages.all.dropFirst(2).map(\.content))"
+            )
         }
     }
 

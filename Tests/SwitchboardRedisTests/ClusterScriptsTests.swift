@@ -25,8 +25,13 @@ private struct Nodes {
     /// Rings `callee` from `caller` (both registered first, on the given nodes) and checks it rang.
     @discardableResult
     func ring(
-        _ id: String, _ caller: String, on callerNode: ClusterScripts, _ callee: String, on calleeNode: ClusterScripts,
-        at now: Int64 = t0, sourceLocation: SourceLocation = #_sourceLocation
+        _ id: String,
+        _ caller: String,
+        on callerNode: ClusterScripts,
+        _ callee: String,
+        on calleeNode: ClusterScripts,
+        at now: Int64 = t0,
+        sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> Call {
         _ = try await callerNode.register(caller, now: now).get()
         _ = try await calleeNode.register(callee, now: now).get()
@@ -39,7 +44,11 @@ private struct Nodes {
     /// Rings and accepts a call.
     @discardableResult
     func establish(
-        _ id: String, _ caller: String, on callerNode: ClusterScripts, _ callee: String, on calleeNode: ClusterScripts,
+        _ id: String,
+        _ caller: String,
+        on callerNode: ClusterScripts,
+        _ callee: String,
+        on calleeNode: ClusterScripts,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> Call {
         try await ring(id, caller, on: callerNode, callee, on: calleeNode, sourceLocation: sourceLocation)
@@ -113,7 +122,15 @@ struct ClusterPresenceScriptTests {
             #expect(active.previous == "n1")
             #expect(
                 active.call
-                    == Call(id: "c1", caller: "alice", callee: "bob", callType: .audio, createdAt: t0, state: .active, startedAt: t0 + 20)
+                    == Call(
+                        id: "c1",
+                        caller: "alice",
+                        callee: "bob",
+                        callType: .audio,
+                        createdAt: t0,
+                        state: .active,
+                        startedAt: t0 + 20
+                    )
             )
             // A user in no call gets none.
             #expect(try await nodes.n2.register("carol", now: t0).get().call == nil)
@@ -362,12 +379,14 @@ struct ClusterCallScriptTests {
             _ = try await nodes.n1.register("carol", now: t0).get()
 
             let calleeBusy = try await nodes.n1.invite(
-                Call(id: "c2", caller: "carol", callee: "bob", callType: .audio, createdAt: t0), ringTTL: .seconds(70)
+                Call(id: "c2", caller: "carol", callee: "bob", callType: .audio, createdAt: t0),
+                ringTTL: .seconds(70)
             ).get()
             #expect(calleeBusy.outcome == "busy")
             #expect(calleeBusy.detail == "")
             let callerBusy = try await nodes.n2.invite(
-                Call(id: "c3", caller: "bob", callee: "carol", callType: .audio, createdAt: t0), ringTTL: .seconds(70)
+                Call(id: "c3", caller: "bob", callee: "carol", callType: .audio, createdAt: t0),
+                ringTTL: .seconds(70)
             ).get()
             #expect(callerBusy.outcome == "busy")
             #expect(callerBusy.detail == "")
@@ -380,7 +399,8 @@ struct ClusterCallScriptTests {
             // Busy also once the call is active.
             _ = try await nodes.n2.transition("accept", from: "bob", to: "alice", callId: "c1", now: t0 + 1).get()
             let stillBusy = try await nodes.n1.invite(
-                Call(id: "c4", caller: "carol", callee: "alice", callType: .audio, createdAt: t0), ringTTL: .seconds(70)
+                Call(id: "c4", caller: "carol", callee: "alice", callType: .audio, createdAt: t0),
+                ringTTL: .seconds(70)
             ).get()
             #expect(stillBusy.outcome == "busy")
         }
@@ -394,7 +414,8 @@ struct ClusterCallScriptTests {
             _ = try await nodes.n1.register("dave", now: t0).get()
             func invite(_ caller: String, _ callee: String, id: String = "c1") async throws -> ScriptReply {
                 try await nodes.n1.invite(
-                    Call(id: id, caller: caller, callee: callee, callType: .video, createdAt: t0 + 5), ringTTL: .seconds(70)
+                    Call(id: id, caller: caller, callee: callee, callType: .video, createdAt: t0 + 5),
+                    ringTTL: .seconds(70)
                 ).get()
             }
 
@@ -439,8 +460,15 @@ struct ClusterCallScriptTests {
             #expect(accepted.detail == "n1")
             #expect(
                 accepted.call
-                    == Call(id: "c1", caller: "alice", callee: "bob", callType: call.callType, createdAt: t0, state: .active,
-                            startedAt: t0 + 2_000)
+                    == Call(
+                        id: "c1",
+                        caller: "alice",
+                        callee: "bob",
+                        callType: call.callType,
+                        createdAt: t0,
+                        state: .active,
+                        startedAt: t0 + 2_000
+                    )
             )
             let stored = try await nodes.raw.call("c1")
             #expect(stored["state"] == "active")
@@ -604,7 +632,13 @@ struct ClusterCallScriptTests {
         try await withLiveRedis { _, client in
             let nodes = Nodes(client)
             let lost = Call(
-                id: "c1", caller: "alice", callee: "bob", callType: .video, createdAt: t0, state: .active, startedAt: t0 + 500
+                id: "c1",
+                caller: "alice",
+                callee: "bob",
+                callType: .video,
+                createdAt: t0,
+                state: .active,
+                startedAt: t0 + 500
             )
             let restored = try await nodes.n1.restore(lost, ringTTL: .seconds(70), now: t0 + 1_000).get()
             #expect(restored.outcome == "restored")
@@ -689,7 +723,8 @@ struct ClusterScriptRaceTests {
                 let keys = ClusterKeys()
                 _ = await client.execute(batch: ClusterScripts.loadCommands)
                 try await body(
-                    ClusterScripts(redis: client, keys: keys, node: "n1"), ClusterScripts(redis: other, keys: keys, node: "n2"),
+                    ClusterScripts(redis: client, keys: keys, node: "n1"),
+                    ClusterScripts(redis: other, keys: keys, node: "n2"),
                     RawKeys(client)
                 )
             }
@@ -764,10 +799,12 @@ struct ClusterScriptRaceTests {
                 _ = try await n2.register("carol", now: t0).get()
                 _ = try await n2.register(callee, now: t0).get()
                 let first = n1.invite(
-                    Call(id: "a-\(round)", caller: "alice", callee: callee, callType: .audio, createdAt: t0), ringTTL: .seconds(70)
+                    Call(id: "a-\(round)", caller: "alice", callee: callee, callType: .audio, createdAt: t0),
+                    ringTTL: .seconds(70)
                 )
                 let second = n2.invite(
-                    Call(id: "c-\(round)", caller: "carol", callee: callee, callType: .audio, createdAt: t0), ringTTL: .seconds(70)
+                    Call(id: "c-\(round)", caller: "carol", callee: callee, callType: .audio, createdAt: t0),
+                    ringTTL: .seconds(70)
                 )
                 let replies = [try await first.get(), try await second.get()]
                 #expect(replies.map(\.outcome).sorted() == ["busy", "ok"], "round \(round)")

@@ -15,7 +15,11 @@ import Testing
     ])
     func roundTrips(effect: CallEffect) throws {
         let envelope = Envelope(
-            kind: .deliver, origin: "node-1", user: "bob", effect: effect, isRetry: true,
+            kind: .deliver,
+            origin: "node-1",
+            user: "bob",
+            effect: effect,
+            isRetry: true,
             message: ByteBuffer(bytes: [0x0A, 0x01, 0x41, 0xFF])
         )
         #expect(try Envelope(decoding: envelope.encoded()) == envelope)
@@ -30,7 +34,9 @@ import Testing
         #expect(!decoded.isRetry)
     }
 
-    @Test(arguments: [[UInt8](), [0x53], [0x53, 0x02, 0x01, 0x00], Array("hello world".utf8), [0x53, 0x01, 0x09, 0x00, 0x00, 0x00]])
+    @Test(arguments: [
+        [UInt8](), [0x53], [0x53, 0x02, 0x01, 0x00], Array("hello world".utf8), [0x53, 0x01, 0x09, 0x00, 0x00, 0x00],
+    ])
     func rejectsWhatIsNotAnEnvelope(bytes: [UInt8]) {
         #expect(throws: EnvelopeError.self) { try Envelope(decoding: ByteBuffer(bytes: bytes)) }
     }

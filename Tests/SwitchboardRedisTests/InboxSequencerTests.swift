@@ -65,7 +65,9 @@ import Testing
         let loop = EmbeddedEventLoop()
         let sequencer = InboxSequencer(gapTimeout: .seconds(2), eventLoop: loop)
         let delivered = Mutex<[String]>([])
-        for (origin, incarnation, sequence) in [("n1", 1, 0), ("n2", 1, 40), ("n1", 2, 0), ("n1", 1, 1)] as [(String, UInt64, UInt64)] {
+        for (origin, incarnation, sequence) in [("n1", 1, 0), ("n2", 1, 40), ("n1", 2, 0), ("n1", 1, 1)]
+            as [(String, UInt64, UInt64)]
+        {
             sequencer.accept(envelope(sequence, origin: origin, incarnation: incarnation)) { envelope in
                 delivered.withLock { $0.append("\(envelope.origin)/\(envelope.incarnation)/\(envelope.sequence)") }
             }

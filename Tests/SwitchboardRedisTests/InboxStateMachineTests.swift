@@ -103,7 +103,10 @@ import Testing
         let arrivals: [(String, UInt64, UInt64)] = [("n1", 1, 0), ("n2", 1, 40), ("n1", 2, 0), ("n1", 1, 1), ("n1", 2, 2)]
         var delivered: [String] = []
         for (node, incarnation, sequence) in arrivals {
-            for case .deliver(let envelopes) in machine.receive(envelope(sequence, origin: node, incarnation: incarnation), now: 0) {
+            for case .deliver(let envelopes) in machine.receive(
+                envelope(sequence, origin: node, incarnation: incarnation),
+                now: 0
+            ) {
                 delivered += envelopes.map { "\($0.origin)/\($0.incarnation)/\($0.sequence)" }
             }
         }

@@ -31,8 +31,12 @@ import Testing
         var limits = ClusterBufferLimits.standard
         configure(&limits)
         return NodeOutbox(
-            redis: redis, nodesKey: ClusterKeys().nodes, eventLoop: redis.eventLoop, retryInterval: .milliseconds(100),
-            limits: limits, channel: ClusterKeys().inbox
+            redis: redis,
+            nodesKey: ClusterKeys().nodes,
+            eventLoop: redis.eventLoop,
+            retryInterval: .milliseconds(100),
+            limits: limits,
+            channel: ClusterKeys().inbox
         )
     }
 
@@ -59,8 +63,12 @@ import Testing
         #expect(redis.publishCommands == 0, "nothing goes out before the tick ends")
         loop.run()
         #expect(redis.publishCommands == 2, "one bundle for n2, one envelope for n3")
-        #expect(redis.published == [.init(text: "P0", sequence: 0), .init(text: "P1", sequence: 1),
-                                    .init(text: "P2", sequence: 2), .init(text: "Q0", sequence: 0)])
+        #expect(
+            redis.published == [
+                .init(text: "P0", sequence: 0), .init(text: "P1", sequence: 1),
+                .init(text: "P2", sequence: 2), .init(text: "Q0", sequence: 0),
+            ]
+        )
         #expect(outbox.usage(of: "n2").kept.count == 3 && outbox.usage(of: "n3").kept.count == 1)
     }
 
@@ -83,8 +91,12 @@ import Testing
 
         // The retry sends what is left, in order, with the numbers they were given.
         loop.advanceTime(by: .milliseconds(100))
-        #expect(Array(redis.published.dropFirst()) == [.init(text: "P1", sequence: 1), .init(text: "P2", sequence: 2),
-                                                       .init(text: "P3", sequence: 3)])
+        #expect(
+            Array(redis.published.dropFirst()) == [
+                .init(text: "P1", sequence: 1), .init(text: "P2", sequence: 2),
+                .init(text: "P3", sequence: 3),
+            ]
+        )
     }
 
     @Test func heldParcelsBeyondTheCountGiveWayOldestFirst() {
@@ -153,8 +165,12 @@ import Testing
         #expect(outbox.usage(of: "n2").kept == .init(bytes: 3 * cost, count: 3))
         #expect(outbox.replay(to: "n2", from: 0, through: .max) == 3)
         loop.run()
-        #expect(Array(redis.published.dropFirst(5)) == [.init(text: "P2", sequence: 2), .init(text: "P3", sequence: 3),
-                                                        .init(text: "P4", sequence: 4)])
+        #expect(
+            Array(redis.published.dropFirst(5)) == [
+                .init(text: "P2", sequence: 2), .init(text: "P3", sequence: 3),
+                .init(text: "P4", sequence: 4),
+            ]
+        )
         #expect(outbox.usage(of: "n2").kept.count == 3, "a replayed parcel is not kept twice")
     }
 

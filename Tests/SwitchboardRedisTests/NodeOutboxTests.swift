@@ -23,13 +23,19 @@ struct NodeOutboxTests {
     private let keys = ClusterKeys()
 
     private func outbox(
-        _ client: RedisClient, retryInterval: Duration = .milliseconds(20), retryWindow: Duration
+        _ client: RedisClient,
+        retryInterval: Duration = .milliseconds(20),
+        retryWindow: Duration
     ) -> NodeOutbox {
         var limits = ClusterBufferLimits.standard
         limits.retryMaxAge = retryWindow
         return NodeOutbox(
-            redis: client, nodesKey: keys.nodes, eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
-            retryInterval: retryInterval, limits: limits, channel: keys.inbox
+            redis: client,
+            nodesKey: keys.nodes,
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+            retryInterval: retryInterval,
+            limits: limits,
+            channel: keys.inbox
         )
     }
 
@@ -37,7 +43,8 @@ struct NodeOutboxTests {
     private func inboxSubscriber(_ server: RedisServerProcess) throws -> (RedisSubscriber, Collected<String>) {
         let received = Collected<String>()
         let subscriber = RedisSubscriber(
-            configuration: try RedisConnectionConfiguration(url: server.url()), channels: [keys.inbox("n2")]
+            configuration: try RedisConnectionConfiguration(url: server.url()),
+            channels: [keys.inbox("n2")]
         ) { message in
             // What one tick publishes to a node arrives as one bundle.
             for envelope in EnvelopeBundle.split(message.payload) ?? [] { received.append(parcelText(envelope)) }
@@ -53,7 +60,10 @@ struct NodeOutboxTests {
 
     /// Publishes `range` and waits until the outbox's loop has sent them (what it batched in one tick).
     private func publish(
-        _ range: Range<Int>, to node: String = "n2", with outbox: NodeOutbox, failures: Collected<Failure>
+        _ range: Range<Int>,
+        to node: String = "n2",
+        with outbox: NodeOutbox,
+        failures: Collected<Failure>
     ) async throws {
         for index in range {
             outbox.publish(parcel("\(index)"), to: node, on: outbox.eventLoop) { failure, _ in
@@ -86,7 +96,8 @@ struct NodeOutboxTests {
         try await withLiveRedis { server, client in
             let numbers = Collected<UInt64>()
             let subscriber = RedisSubscriber(
-                configuration: try RedisConnectionConfiguration(url: server.url()), channels: [keys.inbox("n2")]
+                configuration: try RedisConnectionConfiguration(url: server.url()),
+                channels: [keys.inbox("n2")]
             ) { message in
                 for bytes in EnvelopeBundle.split(message.payload) ?? [] {
                     if let envelope = try? Envelope(decoding: bytes) { numbers.append(envelope.sequence) }
@@ -98,8 +109,11 @@ struct NodeOutboxTests {
                 var limits = ClusterBufferLimits.standard
                 limits.replayMaxMessages = 6
                 let outbox = NodeOutbox(
-                    redis: client, nodesKey: keys.nodes, eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
-                    limits: limits, channel: keys.inbox
+                    redis: client,
+                    nodesKey: keys.nodes,
+                    eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+                    limits: limits,
+                    channel: keys.inbox
                 )
                 try await publish(0..<10, with: outbox, failures: Collected<Failure>())
                 _ = try await numbers.wait(for: 10, "the parcels")
@@ -141,8 +155,10 @@ struct NodeOutboxTests {
             let failures = Collected<Failure>()
             try await publish(0..<1000, with: outbox, failures: failures)
             // The PUBLISHes went out on this connection before the PING: all were answered 0 receivers.
-            #expect(try await client.execute("PUBSUB", "NUMSUB", RESPArgument(keys.inbox("n2")))
-                == .array([.bulkString(ByteBuffer(string: keys.inbox("n2"))), .integer(0)]))
+            #expect(
+                try await client.execute("PUBSUB", "NUMSUB", RESPArgument(keys.inbox("n2")))
+                    == .array([.bulkString(ByteBuffer(string: keys.inbox("n2"))), .integer(0)])
+            )
             #expect(try await client.execute("PING") == .simpleString("PONG"))
 
             let (subscriber, received) = try inboxSubscriber(server)
@@ -201,12 +217,14 @@ struct NodeOutboxTests {
             let failed = try await failures.wait(for: 2, timeout: .seconds(5), "failures")
             let direct = try #require(failed.first { $0.index == 1 })
             let held = try #require(failed.first { $0.index == 0 })
-            if case .unreachable = direct.failure {} else {
+            if case .unreachable = direct.failure {
+            } else {
                 Issue.record("a PUBLISH that failed answered \(direct.failure)")
             }
             #expect(held.at - started < .seconds(5))
             // A failed liveness check is no verdict: the parcel fails as unreachable, not as gone.
-            if case .unreachable = held.failure {} else {
+            if case .unreachable = held.failure {
+            } else {
                 Issue.record("the held parcel failed with \(held.failure) while Redis was unreachable")
             }
         }
@@ -264,8 +282,12 @@ struct NodeOutboxOrderingTests {
         var limits = ClusterBufferLimits.standard
         limits.retryMaxAge = .seconds(10)
         let outbox = NodeOutbox(
-            redis: sender, nodesKey: ClusterKeys().nodes, eventLoop: eventLoop, retryInterval: .milliseconds(100),
-            limits: limits, channel: ClusterKeys().inbox
+            redis: sender,
+            nodesKey: ClusterKeys().nodes,
+            eventLoop: eventLoop,
+            retryInterval: .milliseconds(100),
+            limits: limits,
+            channel: ClusterKeys().inbox
         )
         let failures = Collected<OutboxFailure>()
         /// Publishes in a tick of its own (what one tick publishes goes out as one bundle), and waits

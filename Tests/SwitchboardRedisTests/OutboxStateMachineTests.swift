@@ -25,7 +25,10 @@ import Testing
         #expect(describe(machine.publish(parcel("P0"), to: "n2", handler: "P0", in: 1)) == ["flush tick 1"])
         #expect(machine.publish(parcel("P1"), to: "n2", handler: "P1", in: 1).isEmpty, "one flush per tick")
         #expect(machine.publish(parcel("Q0"), to: "n3", handler: "Q0", in: 1).isEmpty)
-        #expect(describe(machine.publish(parcel("P2"), to: "n2", handler: "P2", in: 2)) == ["flush tick 2"], "another loop's tick")
+        #expect(
+            describe(machine.publish(parcel("P2"), to: "n2", handler: "P2", in: 2)) == ["flush tick 2"],
+            "another loop's tick"
+        )
         #expect(machine.usage(of: "n2").inFlight == .init(), "nothing is numbered before the tick ends")
 
         // One PUBLISH per destination (a bundle for n2), each numbered in publish order from 0.
@@ -58,8 +61,10 @@ import Testing
         #expect(outbox.machine.usage(of: "n2").held == .init(bytes: 3 * cost, count: 3))
 
         #expect(outbox.apply { $0.retryTimerFired(for: "n2") } == ["check n2"], "first, whether n2 is alive")
-        #expect(outbox.apply { $0.livenessChecked("n2", .alive, now: OutboxHarness.ms(100)) }
-            == ["publish n2 P0#0, n2 P1#1, n2 P2#2"])
+        #expect(
+            outbox.apply { $0.livenessChecked("n2", .alive, now: OutboxHarness.ms(100)) }
+                == ["publish n2 P0#0, n2 P1#1, n2 P2#2"]
+        )
         #expect(outbox.machine.usage(of: "n2").inFlight == .init(bytes: 3 * cost, count: 3))
         #expect(outbox.machine.usage(of: "n2").held == .init())
         for index in 2..<5 { _ = outbox.answer(index, receivers: 1) }
@@ -142,8 +147,10 @@ import Testing
         var outbox = harness { $0.retryMaxBytes = 2 * cost }
         _ = outbox.send("P0")
         _ = outbox.answer(0, receivers: 0)
-        #expect(outbox.send("a parcel longer than the limit" + String(repeating: "x", count: 2 * cost))
-            == ["fail bufferFull a parcel longer than the limit" + String(repeating: "x", count: 2 * cost)])
+        #expect(
+            outbox.send("a parcel longer than the limit" + String(repeating: "x", count: 2 * cost))
+                == ["fail bufferFull a parcel longer than the limit" + String(repeating: "x", count: 2 * cost)]
+        )
         #expect(outbox.machine.usage(of: "n2").held.count == 1, "P0 is still held")
     }
 

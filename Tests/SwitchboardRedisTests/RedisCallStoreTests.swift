@@ -15,7 +15,10 @@ private struct RedisFixture: CallStoreFixture {
 
     init(_ client: RedisClient) {
         let keys = ClusterKeys()
-        scripts = ["n1": ClusterScripts(redis: client, keys: keys, node: "n1"), "n2": ClusterScripts(redis: client, keys: keys, node: "n2")]
+        scripts = [
+            "n1": ClusterScripts(redis: client, keys: keys, node: "n1"),
+            "n2": ClusterScripts(redis: client, keys: keys, node: "n2"),
+        ]
         n1 = RedisCallStore(scripts: scripts["n1"]!, ringTTL: .seconds(70))
         n2 = RedisCallStore(scripts: scripts["n2"]!, ringTTL: .seconds(70))
     }
@@ -45,7 +48,9 @@ struct RedisCallStoreTests {
         let client = try RedisClient(url: "redis://127.0.0.1:1")
         let store = RedisCallStore(scripts: ClusterScripts(redis: client, keys: ClusterKeys(), node: "n1"), ringTTL: .seconds(70))
         let result = await withCheckedContinuation { continuation in
-            store.invite(Call(id: "c1", caller: "a", callee: "b", callType: .audio, createdAt: 1)) { continuation.resume(returning: $0) }
+            store.invite(Call(id: "c1", caller: "a", callee: "b", callType: .audio, createdAt: 1)) {
+                continuation.resume(returning: $0)
+            }
         }
         guard case .failure = result else {
             Issue.record("an invite without Redis answered \(result)")

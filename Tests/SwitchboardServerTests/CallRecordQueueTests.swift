@@ -7,8 +7,13 @@ import Testing
 @Suite struct CallRecordQueueTests {
     func record(_ callId: String, _ status: CallStatus, caller: String = "alice", at time: Int64 = 1_000) -> CallRecord {
         CallRecord(
-            callId: callId, callerId: caller, calleeId: "bob", callType: .audio, status: status,
-            createdAt: time, updatedAt: time
+            callId: callId,
+            callerId: caller,
+            calleeId: "bob",
+            callType: .audio,
+            status: status,
+            createdAt: time,
+            updatedAt: time
         )
     }
 
@@ -93,11 +98,16 @@ import Testing
         var refused = 0
         for index in 0..<10_000 {
             let id = "call-\(index)"
-            if queue.enqueue(record(id, .invite)) == .refused { refused += 1; continue }
+            if queue.enqueue(record(id, .invite)) == .refused {
+                refused += 1
+                continue
+            }
             #expect(queue.enqueue(record(id, .accepted)) == .merged)
             #expect(queue.enqueue(record(id, .hungUp)) == .merged)
         }
-        print("CallRecordQueue flood: 10,000 calls × 3 snapshots into 1,000 entries: \(queue.count) held, \(refused) calls refused")
+        print(
+            "CallRecordQueue flood: 10,000 calls × 3 snapshots into 1,000 entries: \(queue.count) held, \(refused) calls refused"
+        )
         #expect(queue.count == 1_000)
         #expect(refused == 9_000)
     }

@@ -1,8 +1,8 @@
 import Logging
 import MetricsTestKit
 import ServiceLifecycle
-import Synchronization
 import SwitchboardCore
+import Synchronization
 import Testing
 
 @testable import SwitchboardServer
@@ -10,7 +10,10 @@ import Testing
 /// A store whose `save` waits until the test opens its gate: a database that has stopped answering.
 /// `events` says when a save begins waiting at the gate and when one is done.
 private final class GatedStore: CallRecordStore, Sendable {
-    enum Event { case waiting, saved(total: Int) }
+    enum Event {
+        case waiting
+        case saved(total: Int)
+    }
 
     let events: AsyncStream<Event>
     private let eventSink: AsyncStream<Event>.Continuation
@@ -55,7 +58,15 @@ private final class GatedStore: CallRecordStore, Sendable {
 
 @Suite struct CallRecordWriterTests {
     func record(_ index: Int, _ status: CallStatus) -> CallRecord {
-        CallRecord(callId: "call-\(index)", callerId: "alice", calleeId: "bob", callType: .audio, status: status, createdAt: 1, updatedAt: 1)
+        CallRecord(
+            callId: "call-\(index)",
+            callerId: "alice",
+            calleeId: "bob",
+            callType: .audio,
+            status: status,
+            createdAt: 1,
+            updatedAt: 1
+        )
     }
 
     @Test func aStoreThatStopsAnsweringCostsBoundedRecordsAndCountsTheDropped() async throws {
@@ -67,7 +78,10 @@ private final class GatedStore: CallRecordStore, Sendable {
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             writer.enqueue(record(0, .invite))
-            guard case .waiting = await events.next() else { Issue.record("no save began"); return }
+            guard case .waiting = await events.next() else {
+                Issue.record("no save began")
+                return
+            }
             // call-0's invite is being saved and stuck; its hangup waits (an update is never refused), then
             // 99 more calls fill the 100 entries. The other 900 calls are refused, invite and hangup alike
             // (a call the writer does not hold is new each time).
@@ -78,7 +92,9 @@ private final class GatedStore: CallRecordStore, Sendable {
                 writer.enqueue(record(index, .hungUp))
             }
             let counter = try metrics.expectCounter(CallRecordWriter.droppedMetric)
-            print("CallRecordWriter: 1,000 calls × 3 snapshots into max_queued 100, store stuck: \(counter.totalValue) snapshots dropped")
+            print(
+                "CallRecordWriter: 1,000 calls × 3 snapshots into max_queued 100, store stuck: \(counter.totalValue) snapshots dropped"
+            )
             #expect(counter.totalValue == 900 * 3)
             #expect(await writer.isTaken(callId: "call-0"), "being saved")
             #expect(await writer.isTaken(callId: "call-99"), "waiting")

@@ -22,19 +22,35 @@ import Testing
             "SWITCHBOARD_REDIS_REORDER_MAX_BYTES": "1048576",
         ]) { $1 }
         let limits = try SwitchboardConfiguration.load(file: nil, environment: environment, overrides: [:]).redis.bufferLimits
-        #expect(limits == ClusterBufferLimits(
-            retryMaxBytes: 8 << 20, retryMaxMessages: 100, retryMaxAge: .milliseconds(500),
-            replayMaxBytes: 0, replayMaxMessages: 7, replayMaxAge: .seconds(3), reorderMaxBytes: 1 << 20
-        ))
+        #expect(
+            limits
+                == ClusterBufferLimits(
+                    retryMaxBytes: 8 << 20,
+                    retryMaxMessages: 100,
+                    retryMaxAge: .milliseconds(500),
+                    replayMaxBytes: 0,
+                    replayMaxMessages: 7,
+                    replayMaxAge: .seconds(3),
+                    reorderMaxBytes: 1 << 20
+                )
+        )
     }
 
     @Test func aRetryBudgetBelowTheLargestMessageIsRefused() throws {
         let environment = secret.merging(["SWITCHBOARD_WEBSOCKET_MAX_MESSAGE_BYTES": "4194304"]) { $1 }
         #expect(throws: Never.self) {
-            try SwitchboardConfiguration.load(file: nil, environment: environment, overrides: ["redis.retry_max_bytes": "4259840"])
+            try SwitchboardConfiguration.load(
+                file: nil,
+                environment: environment,
+                overrides: ["redis.retry_max_bytes": "4259840"]
+            )
         }
         let error = try #require(throws: ConfigurationError.self) {
-            try SwitchboardConfiguration.load(file: nil, environment: environment, overrides: ["redis.retry_max_bytes": "4194304"])
+            try SwitchboardConfiguration.load(
+                file: nil,
+                environment: environment,
+                overrides: ["redis.retry_max_bytes": "4194304"]
+            )
         }
         #expect(error.key == "redis.retry_max_bytes")
         #expect(error.description.contains("websocket.max_message_bytes"))

@@ -103,18 +103,28 @@ import Testing
 
     @Test func trustedProxiesFromEnvironmentAndFileList() throws {
         let fromEnvironment = try SwitchboardConfiguration.load(
-            file: nil, environment: secretEnvironment.merging(["SWITCHBOARD_SERVER_TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7,fd00::/8 "]) { $1 },
-            overrides: [:])
+            file: nil,
+            environment: secretEnvironment.merging(["SWITCHBOARD_SERVER_TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7,fd00::/8 "]) {
+                $1
+            },
+            overrides: [:]
+        )
         #expect(fromEnvironment.server.trustedProxies.description == "10.0.0.0/8,192.0.2.7/32,fd00::/8")
-        let path = try temporaryFile("server:\n  trusted_proxies: [127.0.0.1, \"::1\"]\n  request_timeout: 1500ms\nmetrics: {port: 9100}\n")
+        let path = try temporaryFile(
+            "server:\n  trusted_proxies: [127.0.0.1, \"::1\"]\n  request_timeout: 1500ms\nmetrics: {port: 9100}\n"
+        )
         let fromFile = try SwitchboardConfiguration.load(file: path, environment: secretEnvironment, overrides: [:])
         #expect(fromFile.server.trustedProxies.description == "127.0.0.1/32,::1/128")
         #expect(fromFile.server.requestTimeout == .milliseconds(1500))
         #expect(fromFile.metrics.port == 9100)
-        let bad = try #require(loadError(environment: secretEnvironment.merging(["SWITCHBOARD_SERVER_TRUSTED_PROXIES": "10.0.0.0/8,nginx"]) { $1 }))
+        let bad = try #require(
+            loadError(environment: secretEnvironment.merging(["SWITCHBOARD_SERVER_TRUSTED_PROXIES": "10.0.0.0/8,nginx"]) { $1 })
+        )
         #expect(bad.key == "server.trusted_proxies")
         #expect(bad.description.contains("\"nginx\", which is not an IP address or CIDR network"))
-        #expect(try #require(loadError(file: try temporaryFile("server: {trusted_proxies: [[1]]}\n"))).key == "server.trusted_proxies")
+        #expect(
+            try #require(loadError(file: try temporaryFile("server: {trusted_proxies: [[1]]}\n"))).key == "server.trusted_proxies"
+        )
     }
 
     // MARK: Layers
@@ -135,7 +145,8 @@ import Testing
             limits: {messages_per_second: 5, invites_per_minute: 3}
             log: {level: debug}
             testing: {echo_route: true}
-            """)
+            """
+        )
         let config = try SwitchboardConfiguration.load(file: path, environment: [:], overrides: [:])
         #expect(config.server.host == "127.0.0.1")
         #expect(config.server.port == 9001)
@@ -161,7 +172,9 @@ import Testing
 
     @Test func emptyFileAndNullValuesKeepDefaults() throws {
         let empty = try temporaryFile("# nothing here\n")
-        #expect(try SwitchboardConfiguration.load(file: empty, environment: secretEnvironment, overrides: [:]).server.port == 8080)
+        #expect(
+            try SwitchboardConfiguration.load(file: empty, environment: secretEnvironment, overrides: [:]).server.port == 8080
+        )
         let nulls = try temporaryFile("server:\n  port: ~\nredis:\n")
         let config = try SwitchboardConfiguration.load(file: nulls, environment: secretEnvironment, overrides: [:])
         #expect(config.server.port == 8080)
@@ -169,7 +182,9 @@ import Testing
     }
 
     @Test func environmentOverFile() throws {
-        let path = try temporaryFile("jwt_secret: from-file-0123456789abcdef0123456789abcdef\nserver: {port: 9001}\ncalls: {ring_timeout: 30s}\n")
+        let path = try temporaryFile(
+            "jwt_secret: from-file-0123456789abcdef0123456789abcdef\nserver: {port: 9001}\ncalls: {ring_timeout: 30s}\n"
+        )
         let config = try SwitchboardConfiguration.load(
             file: path,
             environment: [
@@ -180,7 +195,8 @@ import Testing
                 "SWITCHBOARD_NOT_A_KEY": "ignored",
                 "HOME": "/root",
             ],
-            overrides: [:])
+            overrides: [:]
+        )
         #expect(config.server.port == 9002)
         #expect(config.calls.ringTimeout == .seconds(45))
         #expect(config.websocket.maxConnections == 7)
@@ -191,15 +207,22 @@ import Testing
         let path = try temporaryFile("server: {port: 9001}\nredis: {url: \"redis://file:6379\"}\n")
         let config = try SwitchboardConfiguration.load(
             file: path,
-            environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_SERVER_PORT": "9002", "SWITCHBOARD_SERVER_NODE_ID": "env-node"],
-            overrides: ["server.port": "9003", "server.node_id": "flag-node", "database.url": "sqlite:/tmp/x.sqlite"])
+            environment: [
+                "SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_SERVER_PORT": "9002",
+                "SWITCHBOARD_SERVER_NODE_ID": "env-node",
+            ],
+            overrides: ["server.port": "9003", "server.node_id": "flag-node", "database.url": "sqlite:/tmp/x.sqlite"]
+        )
         #expect(config.server.port == 9003)
         #expect(config.server.nodeID == "flag-node")
         #expect(config.database.url == "sqlite:/tmp/x.sqlite")
         #expect(config.redis.url == "redis://file:6379")
         // An empty flag clears an optional key: single-node mode despite the file.
         let single = try SwitchboardConfiguration.load(
-            file: path, environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef"], overrides: ["redis.url": ""])
+            file: path,
+            environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef"],
+            overrides: ["redis.url": ""]
+        )
         #expect(single.redis.url == nil)
     }
 
@@ -241,13 +264,19 @@ import Testing
         #expect(fromFlag.description.hasPrefix("\(path): \"\(value)\" "))
         #expect(fromFlag.description.contains(problem))
         let variable = try #require(SwitchboardConfiguration.environmentVariable(forKeyPath: path))
-        let fromEnvironment = try #require(loadError(environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", variable: value]))
+        let fromEnvironment = try #require(
+            loadError(environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", variable: value])
+        )
         #expect(fromEnvironment.key == path)
         #expect(fromEnvironment.description.contains(variable))
     }
 
     @Test func errorMessageReadsAsDocumented() throws {
-        let error = try #require(loadError(environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_WEBSOCKET_READ_TIMEOUT": "abc"]))
+        let error = try #require(
+            loadError(environment: [
+                "SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_WEBSOCKET_READ_TIMEOUT": "abc",
+            ])
+        )
         #expect(
             error.description
                 == #"websocket.read_timeout: "abc" is not a duration (write 500ms, 30s, 2m); set by environment variable SWITCHBOARD_WEBSOCKET_READ_TIMEOUT"#
@@ -322,8 +351,12 @@ import Testing
     @Test func durationsLoadFromEveryLayer() throws {
         let path = try temporaryFile("calls: {ring_timeout: 45}\n")
         let config = try SwitchboardConfiguration.load(
-            file: path, environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_WEBSOCKET_PING_INTERVAL": "1h"],
-            overrides: ["websocket.pong_timeout": "500ms"])
+            file: path,
+            environment: [
+                "SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_WEBSOCKET_PING_INTERVAL": "1h",
+            ],
+            overrides: ["websocket.pong_timeout": "500ms"]
+        )
         #expect(config.calls.ringTimeout == .seconds(45))
         #expect(config.websocket.pingInterval == .seconds(3600))
         #expect(config.websocket.pongTimeout == .milliseconds(500))
@@ -333,7 +366,12 @@ import Testing
 
     @Test func redisEndpointFromHostAndPort() throws {
         let hostOnly = try SwitchboardConfiguration.load(
-            file: nil, environment: ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_REDIS_HOST": "cache"], overrides: [:])
+            file: nil,
+            environment: [
+                "SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef", "SWITCHBOARD_REDIS_HOST": "cache",
+            ],
+            overrides: [:]
+        )
         #expect(try hostOnly.redis.endpoint() == RedisEndpoint(host: "cache", port: 6379))
         #expect(hostOnly.redis.isEnabled)
 
@@ -344,28 +382,43 @@ import Testing
         #expect(full.redis.port == 6380)
 
         let ipv6 = try SwitchboardConfiguration.load(
-            file: nil, environment: secretEnvironment, overrides: ["redis.host": "::1", "redis.port": "7000"])
+            file: nil,
+            environment: secretEnvironment,
+            overrides: ["redis.host": "::1", "redis.port": "7000"]
+        )
         #expect(try ipv6.redis.endpoint() == RedisEndpoint(host: "::1", port: 7000))
 
         let urlWins = try SwitchboardConfiguration.load(
-            file: path, environment: secretEnvironment, overrides: ["redis.url": "redis://primary:6379/0"])
+            file: path,
+            environment: secretEnvironment,
+            overrides: ["redis.url": "redis://primary:6379/0"]
+        )
         #expect(urlWins.redis.url == "redis://primary:6379/0")
         #expect(try urlWins.redis.endpoint() == RedisEndpoint(host: "primary", port: 6379))
     }
 
     @Test func redisEndpointTakesHostKeysAsTheyAre() throws {
         let bracketed = try SwitchboardConfiguration.load(
-            file: nil, environment: secretEnvironment, overrides: ["redis.host": "[::1]", "redis.password": ""])
+            file: nil,
+            environment: secretEnvironment,
+            overrides: ["redis.host": "[::1]", "redis.password": ""]
+        )
         #expect(try bracketed.redis.endpoint() == RedisEndpoint(host: "::1", port: 6379))
         // No URL is built and parsed again: a password with URL syntax in it stays as it is.
         let odd = try SwitchboardConfiguration.load(
-            file: nil, environment: secretEnvironment, overrides: ["redis.host": "cache", "redis.password": "%zz@:/"])
+            file: nil,
+            environment: secretEnvironment,
+            overrides: ["redis.host": "cache", "redis.password": "%zz@:/"]
+        )
         #expect(try odd.redis.endpoint() == RedisEndpoint(host: "cache", port: 6379, password: "%zz@:/"))
         #expect(odd.redis.url == nil && odd.redis.isEnabled)
         let single = try SwitchboardConfiguration.load(file: nil, environment: secretEnvironment, overrides: [:])
         #expect(try single.redis.endpoint() == nil)
         let badURL = try SwitchboardConfiguration.load(
-            file: nil, environment: secretEnvironment, overrides: ["redis.url": "redis://:hunter2@host:x"])
+            file: nil,
+            environment: secretEnvironment,
+            overrides: ["redis.url": "redis://:hunter2@host:x"]
+        )
         let error = #expect(throws: RedisError.self) { try badURL.redis.endpoint() }
         #expect(error?.code == .invalidURL)
     }
@@ -395,7 +448,8 @@ import Testing
         #expect(SwitchboardConfiguration.environmentVariable(forKeyPath: "jwt_secret") == "SWITCHBOARD_JWT_SECRET")
         #expect(
             SwitchboardConfiguration.environmentVariable(forKeyPath: "redis.channels.webrtc_signals")
-                == "SWITCHBOARD_REDIS_CHANNELS_WEBRTC_SIGNALS")
+                == "SWITCHBOARD_REDIS_CHANNELS_WEBRTC_SIGNALS"
+        )
         #expect(SwitchboardConfiguration.environmentVariable(forKeyPath: "nope") == nil)
         #expect(Set(SwitchboardConfiguration.keyPaths).count == SwitchboardConfiguration.keyPaths.count)
     }

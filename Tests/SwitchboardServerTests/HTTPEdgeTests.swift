@@ -26,7 +26,10 @@ import Testing
         #expect(IPAddress(text)?.description == canonical)
     }
 
-    @Test(arguments: ["", " 192.0.2.7", "192.0.2.7 ", "192.0.2", "192.0.2.256", "01.2.3.4x", "example.com", "[::1]", "192.0.2.7:80", "::1%eth0", "1::2::3", "unknown"])
+    @Test(arguments: [
+        "", " 192.0.2.7", "192.0.2.7 ", "192.0.2", "192.0.2.256", "01.2.3.4x", "example.com", "[::1]", "192.0.2.7:80", "::1%eth0",
+        "1::2::3", "unknown",
+    ])
     func nonAddressesAreRejected(text: String) {
         #expect(IPAddress(text) == nil)
     }
@@ -74,7 +77,9 @@ import Testing
         #expect(IPNetwork("::ffff:10.0.0.0/104")?.description == "10.0.0.0/8")
     }
 
-    @Test(arguments: ["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8/8", "/8", "10.0.0.0/ 8", "::ffff:10.0.0.0/95", "nginx"])
+    @Test(arguments: [
+        "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8/8", "/8", "10.0.0.0/ 8", "::ffff:10.0.0.0/95", "nginx",
+    ])
     func badNetworksAreRejected(text: String) {
         #expect(IPNetwork(text) == nil)
     }
@@ -112,10 +117,16 @@ import Testing
 
     @Test func limitKeysAreAddressesOrIPv6Slash64s() throws {
         let trusted = TrustedProxies([IPNetwork("127.0.0.1")!])
-        #expect(ClientAddress.limitKey(peer: try SocketAddress(ipAddress: "127.0.0.2", port: 1), trusted: trusted) == IPAddress("127.0.0.2"))
+        #expect(
+            ClientAddress.limitKey(peer: try SocketAddress(ipAddress: "127.0.0.2", port: 1), trusted: trusted)
+                == IPAddress("127.0.0.2")
+        )
         #expect(ClientAddress.limitKey(peer: try SocketAddress(ipAddress: "127.0.0.1", port: 1), trusted: trusted) == nil)
         let a = ClientAddress.limitKey(peer: try SocketAddress(ipAddress: "2001:db8:1:2::1", port: 1), trusted: trusted)
-        let b = ClientAddress.limitKey(peer: try SocketAddress(ipAddress: "2001:db8:1:2:aaaa:bbbb:cccc:dddd", port: 1), trusted: trusted)
+        let b = ClientAddress.limitKey(
+            peer: try SocketAddress(ipAddress: "2001:db8:1:2:aaaa:bbbb:cccc:dddd", port: 1),
+            trusted: trusted
+        )
         let c = ClientAddress.limitKey(peer: try SocketAddress(ipAddress: "2001:db8:1:3::1", port: 1), trusted: trusted)
         #expect(a != nil && a == b && a != c)
         #expect(ClientAddress.limitKey(peer: nil, trusted: trusted) == nil)
@@ -221,11 +232,29 @@ import Testing
     }
 
     @Test func limitsAreClampedToTheFileDescriptorShare() {
-        #expect(PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: nil) == .init(perAddress: 64, total: 1024))
-        #expect(PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: 65536) == .init(perAddress: 64, total: 1024))
-        #expect(PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: 1024) == .init(perAddress: 64, total: 480))
-        #expect(PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: 256) == .init(perAddress: 64, total: 96))
-        #expect(PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: 100) == .init(perAddress: 18, total: 18))
-        #expect(PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: 10) == .init(perAddress: 8, total: 8))
+        #expect(
+            PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: nil)
+                == .init(perAddress: 64, total: 1024)
+        )
+        #expect(
+            PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: 65536)
+                == .init(perAddress: 64, total: 1024)
+        )
+        #expect(
+            PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: 1024)
+                == .init(perAddress: 64, total: 480)
+        )
+        #expect(
+            PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: 256)
+                == .init(perAddress: 64, total: 96)
+        )
+        #expect(
+            PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: 100)
+                == .init(perAddress: 18, total: 18)
+        )
+        #expect(
+            PendingConnectionLimits.effective(perAddress: 64, total: 1024, fileDescriptorLimit: 10)
+                == .init(perAddress: 8, total: 8)
+        )
     }
 }

@@ -2,10 +2,10 @@ import NIOCore
 import NIOEmbedded
 import NIOWebSocket
 import Prometheus
-import Synchronization
 import SwitchboardAuth
 import SwitchboardCore
 import SwitchboardProto
+import Synchronization
 import Testing
 
 @testable import SwitchboardServer
@@ -18,7 +18,12 @@ import Testing
 
     init() {
         board = Switchboard(
-            settings: SwitchboardSettings(nodeId: "node-m", ringTimeout: .seconds(60), reconnectGrace: .seconds(10), invitesPerMinute: 100),
+            settings: SwitchboardSettings(
+                nodeId: "node-m",
+                ringTimeout: .seconds(60),
+                reconnectGrace: .seconds(10),
+                invitesPerMinute: 100
+            ),
             scheduler: IdleScheduler(),
             records: DiscardingRecordSink(),
             events: DiscardingEventSink(),
@@ -48,7 +53,11 @@ import Testing
 
     func connect(_ user: String) -> (Session, CollectingOutlet) {
         let outlet = CollectingOutlet()
-        let session = board.connect(UserIdentity(id: user)!, connection: ConnectionInfo(userAgent: "test", ip: "127.0.0.1"), outlet: outlet)
+        let session = board.connect(
+            UserIdentity(id: user)!,
+            connection: ConnectionInfo(userAgent: "test", ip: "127.0.0.1"),
+            outlet: outlet
+        )
         return (session, outlet)
     }
 
@@ -132,8 +141,11 @@ import Testing
         let handler = SignalingHandler(
             switchboard: board,
             acceptance: WebSocketGate.Acceptance(
-                route: .signaling, identity: identity, connection: ConnectionInfo(userAgent: "test", ip: "127.0.0.1"),
-                responseHeaders: [:], slot: ConnectionSlot {}
+                route: .signaling,
+                identity: identity,
+                connection: ConnectionInfo(userAgent: "test", ip: "127.0.0.1"),
+                responseHeaders: [:],
+                slot: ConnectionSlot {}
             ),
             identity: identity,
             channel: channel,

@@ -41,10 +41,12 @@ import Testing
     /// fails on the next frame (a fragmented ping): still one close frame, the first one (fuzz inputs
     /// regression-second-close-after-*). With NIO's WebSocketProtocolErrorHandler in the pipeline there
     /// were two; SignalingServerChannel now leaves it out, as this pipeline does.
-    @Test(arguments: [
-        (clientBytes(opcode: 0x1, [0x78], rsv1: true), 1002),
-        (clientBytes(opcode: 0x1, [0xFF]), 1007),
-    ] as [([UInt8], UInt16)])
+    @Test(
+        arguments: [
+            (clientBytes(opcode: 0x1, [0x78], rsv1: true), 1002),
+            (clientBytes(opcode: 0x1, [0xFF]), 1007),
+        ] as [([UInt8], UInt16)]
+    )
     func decoderErrorAfterTheServersCloseSendsNoSecondClose(first: [UInt8], code: UInt16) throws {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers([

@@ -318,7 +318,9 @@ import Testing
         channel.read()
         let held = reads.count
         try channel.pipeline.syncOperations.triggerUserOutboundEvent(
-            WebSocketCloseRequest(code: .policyViolation, reason: "write timeout"), promise: nil)
+            WebSocketCloseRequest(code: .policyViolation, reason: "write timeout"),
+            promise: nil
+        )
         channel.isWritable = true
         channel.pipeline.fireChannelWritabilityChanged()
         #expect(reads.count == held, "what a closing peer sent while held is not read: it would only be dropped")
@@ -346,7 +348,9 @@ import Testing
         var close: (UInt16, String)?
         while let bytes = try channel.readOutbound(as: ByteBuffer.self) {
             // The encoder writes a header buffer, then the payload: find the close frame's header.
-            if bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) == 0x88, var payload = try channel.readOutbound(as: ByteBuffer.self) {
+            if bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) == 0x88,
+                var payload = try channel.readOutbound(as: ByteBuffer.self)
+            {
                 close = (payload.readInteger(as: UInt16.self) ?? 0, payload.readString(length: payload.readableBytes) ?? "")
             }
         }
@@ -365,7 +369,10 @@ import Testing
         channel.write(big).assumeIsolated().whenFailure { _ in refused = true }
         #expect(!refused)
         channel.flush()
-        #expect(try channel.readOutbound(as: ByteBuffer.self)?.getInteger(at: 0, as: UInt8.self) == 0x82, "a binary frame, not a close")
+        #expect(
+            try channel.readOutbound(as: ByteBuffer.self)?.getInteger(at: 0, as: UInt8.self) == 0x82,
+            "a binary frame, not a close"
+        )
         #expect(channel.isActive)
     }
 
@@ -373,10 +380,13 @@ import Testing
         var allowed = 1
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(
-            WebSocketSessionHandler(settings: Self.quiet, admitsPing: {
-                allowed -= 1
-                return allowed >= 0
-            })
+            WebSocketSessionHandler(
+                settings: Self.quiet,
+                admitsPing: {
+                    allowed -= 1
+                    return allowed >= 0
+                }
+            )
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
         try channel.writeInbound(clientFrame(.ping, "one"))

@@ -66,7 +66,8 @@ enum CallRecordStoreConformance {
 
     /// Makes a store, migrates it, runs `body`, and always shuts the store down (even when `body` throws).
     static func withMigratedStore(
-        _ factory: Factory, _ body: (any CallRecordStore) async throws -> Void
+        _ factory: Factory,
+        _ body: (any CallRecordStore) async throws -> Void
     ) async throws {
         let store = try await factory()
         do {
@@ -108,7 +109,11 @@ enum CallRecordStoreConformance {
 
     /// A fresh invite: every optional nil.
     static func invite(
-        _ ids: IDs, _ name: String, caller: String = "alice", callee: String = "bob", createdAt: Int64 = base
+        _ ids: IDs,
+        _ name: String,
+        caller: String = "alice",
+        callee: String = "bob",
+        createdAt: Int64 = base
     ) -> CallRecord {
         CallRecord(
             callId: ids.call(name),
@@ -329,8 +334,15 @@ enum CallRecordStoreConformance {
         ]
         for (index, time) in times.enumerated() {
             let record = CallRecord(
-                callId: ids.call("t\(index)"), callerId: ids.user("a"), calleeId: ids.user("b"),
-                callType: .audio, status: .accepted, startTime: time, endTime: time, createdAt: time, updatedAt: time
+                callId: ids.call("t\(index)"),
+                callerId: ids.user("a"),
+                calleeId: ids.user("b"),
+                callType: .audio,
+                status: .accepted,
+                startTime: time,
+                endTime: time,
+                createdAt: time,
+                updatedAt: time
             )
             try await store.save(record)
             #expect(try await store.record(callId: record.callId) == record, "time \(time)")

@@ -6,8 +6,17 @@ import Testing
 @testable import SwitchboardStorage
 
 /// A store on `database` of the suite's server, with a small pool (many tests run at once), running.
-func makePostgresStore(_ server: PostgresTestServer, database: String, scheme: String = "postgres") throws -> PostgresCallRecordStore {
-    running(PostgresCallRecordStore(url: try PostgresDatabaseURL(parsing: server.url(database: database, scheme: scheme)), maximumConnections: 4))
+func makePostgresStore(
+    _ server: PostgresTestServer,
+    database: String,
+    scheme: String = "postgres"
+) throws -> PostgresCallRecordStore {
+    running(
+        PostgresCallRecordStore(
+            url: try PostgresDatabaseURL(parsing: server.url(database: database, scheme: scheme)),
+            maximumConnections: 4
+        )
+    )
 }
 
 /// `store`, its pool run (what the server's `ServiceGroup` does) until the test's `shutdown()` stops it.
@@ -28,7 +37,8 @@ struct PostgresCallRecordStoreTests {
     @Test func schemaHasTheProtocolsColumnsTypesAndIndexes() async throws {
         let server = try PostgresTestServer.require()
         let database = try await server.createDatabase()
-        try await CallRecordStoreConformance.withMigratedStore({ try makePostgresStore(server, database: database) }) { _ in }
+        let factory: CallRecordStoreConformance.Factory = { try makePostgresStore(server, database: database) }
+        try await CallRecordStoreConformance.withMigratedStore(factory, { _ in })
 
         let columns = try await server.query(
             """
@@ -37,33 +47,38 @@ struct PostgresCallRecordStoreTests {
             """,
             database: database
         ).map { try $0.decode((String, String, String).self) }
-        #expect(columns.map { "\($0.0) \($0.1) \($0.2)" } == [
-            "id bigint NO",
-            "call_id text NO",
-            "caller_id text NO",
-            "callee_id text NO",
-            "call_type smallint NO",
-            "status smallint NO",
-            "start_time timestamp with time zone YES",
-            "end_time timestamp with time zone YES",
-            "duration bigint NO",
-            "end_reason text YES",
-            "created_at timestamp with time zone NO",
-            "updated_at timestamp with time zone NO",
-        ])
+        #expect(
+            columns.map { "\($0.0) \($0.1) \($0.2)" } == [
+                "id bigint NO",
+                "call_id text NO",
+                "caller_id text NO",
+                "callee_id text NO",
+                "call_type smallint NO",
+                "status smallint NO",
+                "start_time timestamp with time zone YES",
+                "end_time timestamp with time zone YES",
+                "duration bigint NO",
+                "end_reason text YES",
+                "created_at timestamp with time zone NO",
+                "updated_at timestamp with time zone NO",
+            ]
+        )
 
         let indexes = try await server.query(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'call_records' ORDER BY indexname",
             database: database
         ).map { try $0.decode((String, String).self) }
-        #expect(indexes.map(\.0) == [
-            "call_records_call_id_key", "call_records_pkey",
-            "idx_call_records_callee_id", "idx_call_records_caller_id", "idx_call_records_created_at",
-        ])
+        #expect(
+            indexes.map(\.0) == [
+                "call_records_call_id_key", "call_records_pkey",
+                "idx_call_records_callee_id", "idx_call_records_caller_id", "idx_call_records_created_at",
+            ]
+        )
         #expect(indexes.first { $0.0 == "call_records_call_id_key" }?.1.contains("UNIQUE INDEX") == true)
 
         let versions = try await server.query(
-            "SELECT version, applied_at IS NOT NULL AND applied_at <= now() FROM schema_version", database: database
+            "SELECT version, applied_at IS NOT NULL AND applied_at <= now() FROM schema_version",
+            database: database
         ).map { try $0.decode((Int, Bool).self) }
         #expect(versions.map(\.0) == [PostgresSchema.latestVersion])
         #expect(versions.allSatisfy { $0.1 }, "applied_at is set, and not in the future")
@@ -74,9 +89,8 @@ struct PostgresCallRecordStoreTests {
         let database = try await server.createDatabase()
         let ids = CallRecordStoreConformance.IDs()
         let record = CallRecordStoreConformance.fullRecord(ids)
-        try await CallRecordStoreConformance.withMigratedStore({ try makePostgresStore(server, database: database) }) {
-            try await $0.save(record)
-        }
+        let factory: CallRecordStoreConformance.Factory = { try makePostgresStore(server, database: database) }
+        try await CallRecordStoreConformance.withMigratedStore(factory, { try await $0.save(record) })
         let text = try await server.query(
             """
             SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
@@ -103,7 +117,9 @@ struct PostgresCallRecordStoreTests {
         // Every store works, and they all see one table.
         let ids = CallRecordStoreConformance.IDs()
         for (index, store) in stores.enumerated() {
-            try await store.save(CallRecordStoreConformance.invite(ids, "m\(index)", createdAt: CallRecordStoreConformance.base + Int64(index)))
+            try await store.save(
+                CallRecordStoreConformance.invite(ids, "m\(index)", createdAt: CallRecordStoreConformance.base + Int64(index))
+            )
         }
         for store in stores {
             #expect(try await store.records(involving: ids.user("alice"), limit: 100).count == count)
@@ -119,7 +135,8 @@ struct PostgresCallRecordStoreTests {
         try await server.withConnection(database: database) { holder in
             // Another node is migrating: it holds the lock in an open transaction.
             _ = try await holder.query("BEGIN", logger: logger).collect()
-            _ = try await holder.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLockKey))", logger: logger).collect()
+            _ = try await holder.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLockKey))", logger: logger)
+                .collect()
 
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await store.migrate() }
@@ -128,13 +145,14 @@ struct PostgresCallRecordStoreTests {
                 let deadline = ContinuousClock.now + .seconds(20)
                 var waiting = 0
                 while waiting == 0, ContinuousClock.now < deadline {
-                    waiting = try await server.query(
-                        """
-                        SELECT count(*)::bigint FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-                        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                        """,
-                        database: database
-                    ).first?.decode(Int.self) ?? 0
+                    waiting =
+                        try await server.query(
+                            """
+                            SELECT count(*)::bigint FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                            """,
+                            database: database
+                        ).first?.decode(Int.self) ?? 0
                     if waiting == 0 { try await Task.sleep(for: .milliseconds(20)) }
                 }
                 #expect(waiting == 1, "the migration asks for the advisory lock")
@@ -198,16 +216,29 @@ struct PostgresCallRecordStoreTests {
         try await store.migrate()
         for time in [PostgresTimestamp.minMilliseconds, PostgresTimestamp.maxMilliseconds] {
             let record = CallRecord(
-                callId: "edge\(time)", callerId: "a", calleeId: "b", callType: .audio, status: .invite,
-                startTime: time, endTime: time, createdAt: time, updatedAt: time
+                callId: "edge\(time)",
+                callerId: "a",
+                calleeId: "b",
+                callType: .audio,
+                status: .invite,
+                startTime: time,
+                endTime: time,
+                createdAt: time,
+                updatedAt: time
             )
             try await store.save(record)
             #expect(try await store.record(callId: record.callId) == record)
         }
         for time in [Int64.max, Int64.min, PostgresTimestamp.maxMilliseconds + 1, PostgresTimestamp.minMilliseconds - 1] {
             let record = CallRecord(
-                callId: "out\(time)", callerId: "x", calleeId: "y", callType: .audio, status: .invite,
-                endTime: time, createdAt: 0, updatedAt: 0
+                callId: "out\(time)",
+                callerId: "x",
+                calleeId: "y",
+                callType: .audio,
+                status: .invite,
+                endTime: time,
+                createdAt: 0,
+                updatedAt: 0
             )
             let error = await #expect(throws: CallRecordStoreError.self) { try await store.save(record) }
             #expect(error?.code == .timeOutOfRange)
@@ -234,7 +265,12 @@ struct PostgresCallRecordStoreTests {
     @Test func refusedLoginsFailMigrateWithTheServersReason() async throws {
         let server = try PostgresTestServer.require()
         let wrongPassword = PostgresCallRecordStore(
-            url: PostgresDatabaseURL(endpoint: .tcp(host: "127.0.0.1", port: server.port), username: "postgres", password: "wrong", database: "postgres")
+            url: PostgresDatabaseURL(
+                endpoint: .tcp(host: "127.0.0.1", port: server.port),
+                username: "postgres",
+                password: "wrong",
+                database: "postgres"
+            )
         )
         let passwordError = await #expect(throws: CallRecordStoreError.self) { try await wrongPassword.migrate() }
         #expect(passwordError?.code == .connectionFailed)
@@ -311,7 +347,9 @@ struct PostgresCallRecordStoreTests {
         _ = try await store.record(callId: "x")
         try await store.shutdown()
         try await store.shutdown()
-        for operation in [{ _ = try await store.record(callId: "x") }, { try await store.migrate() }] as [@Sendable () async throws -> Void] {
+        for operation in [{ _ = try await store.record(callId: "x") }, { try await store.migrate() }]
+            as [@Sendable () async throws -> Void]
+        {
             let error = await #expect(throws: CallRecordStoreError.self) { try await operation() }
             #expect(error?.code == .storeShutDown)
         }
@@ -319,9 +357,11 @@ struct PostgresCallRecordStoreTests {
         let deadline = ContinuousClock.now + .seconds(10)
         var open = -1
         while open != 0, ContinuousClock.now < deadline {
-            open = try await server.query(
-                "SELECT count(*)::bigint FROM pg_stat_activity WHERE datname = \(database)", database: "postgres"
-            ).first?.decode(Int.self) ?? -1
+            open =
+                try await server.query(
+                    "SELECT count(*)::bigint FROM pg_stat_activity WHERE datname = \(database)",
+                    database: "postgres"
+                ).first?.decode(Int.self) ?? -1
             if open != 0 { try await Task.sleep(for: .milliseconds(20)) }
         }
         #expect(open == 0, "shutdown closed every pool connection")
@@ -336,10 +376,17 @@ struct PostgresCallRecordStoreTests {
             for index in 0..<20 {
                 group.addTask {
                     do {
-                        try await store.save(CallRecord(
-                            callId: "c\(index)", callerId: "a", calleeId: "b", callType: .audio, status: .invite,
-                            createdAt: 0, updatedAt: 0
-                        ))
+                        try await store.save(
+                            CallRecord(
+                                callId: "c\(index)",
+                                callerId: "a",
+                                calleeId: "b",
+                                callType: .audio,
+                                status: .invite,
+                                createdAt: 0,
+                                updatedAt: 0
+                            )
+                        )
                         return true
                     } catch let error as CallRecordStoreError where error.code == .storeShutDown {
                         return false  // started after shutdown: refused cleanly

@@ -10,31 +10,60 @@ struct PostgresDatabaseURLTests {
     typealias DB = PostgresDatabaseURL
 
     @Test(arguments: [
-        ("postgres://alice:secret@db.example:5433/calls?sslmode=disable",
-         DB(endpoint: .tcp(host: "db.example", port: 5433), username: "alice", password: "secret", database: "calls")),
-        ("postgresql://alice@localhost/calls",
-         DB(endpoint: .tcp(host: "localhost", port: 5432), username: "alice", database: "calls")),
-        ("POSTGRES://alice@127.0.0.1",
-         DB(endpoint: .tcp(host: "127.0.0.1", port: 5432), username: "alice")),
-        ("postgres://alice@127.0.0.1/",
-         DB(endpoint: .tcp(host: "127.0.0.1", port: 5432), username: "alice")),
-        ("postgres://alice:@[::1]:6000/calls",
-         DB(endpoint: .tcp(host: "::1", port: 6000), username: "alice", database: "calls")),
-        ("postgres://al%40ice:p%40ss%3Aw%2Frd%25%C3%A9%20@h/my%20db",
-         DB(endpoint: .tcp(host: "h", port: 5432), username: "al@ice", password: "p@ss:w/rd%é ", database: "my db")),
-        ("postgres://alice:p@ss@h/calls",  // an unencoded @ in the password: the last @ ends the user info
-         DB(endpoint: .tcp(host: "h", port: 5432), username: "alice", password: "p@ss", database: "calls")),
-        ("postgres://alice@/calls?host=/var/run/postgresql",
-         DB(endpoint: .unixSocket(directory: "/var/run/postgresql", port: 5432), username: "alice", database: "calls")),
-        ("postgres://alice@:5444/calls?host=%2Ftmp%2Fpg%20dir&sslmode=prefer",
-         DB(endpoint: .unixSocket(directory: "/tmp/pg dir", port: 5444), username: "alice", database: "calls")),
-        ("postgres://alice@%2Fvar%2Frun%2Fpostgresql/calls",
-         DB(endpoint: .unixSocket(directory: "/var/run/postgresql", port: 5432), username: "alice", database: "calls")),
-        ("postgres://alice@ignored/calls?host=db2",
-         DB(endpoint: .tcp(host: "db2", port: 5432), username: "alice", database: "calls")),
-        ("postgres://alice@h/calls?application_name=node%20a&connect_timeout=3&sslmode=allow",
-         DB(endpoint: .tcp(host: "h", port: 5432), username: "alice", database: "calls",
-             applicationName: "node a", connectTimeout: .seconds(3))),
+        (
+            "postgres://alice:secret@db.example:5433/calls?sslmode=disable",
+            DB(endpoint: .tcp(host: "db.example", port: 5433), username: "alice", password: "secret", database: "calls")
+        ),
+        (
+            "postgresql://alice@localhost/calls",
+            DB(endpoint: .tcp(host: "localhost", port: 5432), username: "alice", database: "calls")
+        ),
+        (
+            "POSTGRES://alice@127.0.0.1",
+            DB(endpoint: .tcp(host: "127.0.0.1", port: 5432), username: "alice")
+        ),
+        (
+            "postgres://alice@127.0.0.1/",
+            DB(endpoint: .tcp(host: "127.0.0.1", port: 5432), username: "alice")
+        ),
+        (
+            "postgres://alice:@[::1]:6000/calls",
+            DB(endpoint: .tcp(host: "::1", port: 6000), username: "alice", database: "calls")
+        ),
+        (
+            "postgres://al%40ice:p%40ss%3Aw%2Frd%25%C3%A9%20@h/my%20db",
+            DB(endpoint: .tcp(host: "h", port: 5432), username: "al@ice", password: "p@ss:w/rd%é ", database: "my db")
+        ),
+        (
+            "postgres://alice:p@ss@h/calls",  // an unencoded @ in the password: the last @ ends the user info
+            DB(endpoint: .tcp(host: "h", port: 5432), username: "alice", password: "p@ss", database: "calls")
+        ),
+        (
+            "postgres://alice@/calls?host=/var/run/postgresql",
+            DB(endpoint: .unixSocket(directory: "/var/run/postgresql", port: 5432), username: "alice", database: "calls")
+        ),
+        (
+            "postgres://alice@:5444/calls?host=%2Ftmp%2Fpg%20dir&sslmode=prefer",
+            DB(endpoint: .unixSocket(directory: "/tmp/pg dir", port: 5444), username: "alice", database: "calls")
+        ),
+        (
+            "postgres://alice@%2Fvar%2Frun%2Fpostgresql/calls",
+            DB(endpoint: .unixSocket(directory: "/var/run/postgresql", port: 5432), username: "alice", database: "calls")
+        ),
+        (
+            "postgres://alice@ignored/calls?host=db2",
+            DB(endpoint: .tcp(host: "db2", port: 5432), username: "alice", database: "calls")
+        ),
+        (
+            "postgres://alice@h/calls?application_name=node%20a&connect_timeout=3&sslmode=allow",
+            DB(
+                endpoint: .tcp(host: "h", port: 5432),
+                username: "alice",
+                database: "calls",
+                applicationName: "node a",
+                connectTimeout: .seconds(3)
+            )
+        ),
     ])
     func valid(_ text: String, _ expected: PostgresDatabaseURL) throws {
         #expect(try PostgresDatabaseURL(parsing: text) == expected)
@@ -86,8 +115,10 @@ struct PostgresDatabaseURLTests {
     @Test func errorsAndDescriptionsNeverShowThePassword() throws {
         let url = try PostgresDatabaseURL(parsing: "postgres://alice:hunter2@db:5433/calls?application_name=a%26b")
         #expect(url.description == "postgres://alice:***@db:5433/calls?application_name=a%26b")
-        #expect(try PostgresDatabaseURL(parsing: "postgres://a%40b@[::1]/c%3Fd?host=/run/pg%20s").description
-            == "postgres://a%40b@/c%3Fd?host=/run/pg%20s")
+        #expect(
+            try PostgresDatabaseURL(parsing: "postgres://a%40b@[::1]/c%3Fd?host=/run/pg%20s").description
+                == "postgres://a%40b@/c%3Fd?host=/run/pg%20s"
+        )
         for text in ["postgres://alice:hunter2@h:99999/db", "postgres://alice:hunter2@h/db?x=1", "postgres://alice:hunter2@/db"] {
             let error = #expect(throws: CallRecordStoreError.self) { try PostgresDatabaseURL(parsing: text) }
             #expect(error?.description.contains("hunter2") == false)
@@ -108,8 +139,12 @@ struct PostgresDatabaseURLTests {
     }
 
     @Test func unixSocketPathFollowsLibpq() {
-        #expect(DB(endpoint: .unixSocket(directory: "/run/pg", port: 5433), username: "a").unixSocketPath == "/run/pg/.s.PGSQL.5433")
-        #expect(DB(endpoint: .unixSocket(directory: "/run/pg/", port: 5432), username: "a").unixSocketPath == "/run/pg/.s.PGSQL.5432")
+        #expect(
+            DB(endpoint: .unixSocket(directory: "/run/pg", port: 5433), username: "a").unixSocketPath == "/run/pg/.s.PGSQL.5433"
+        )
+        #expect(
+            DB(endpoint: .unixSocket(directory: "/run/pg/", port: 5432), username: "a").unixSocketPath == "/run/pg/.s.PGSQL.5432"
+        )
         #expect(DB(endpoint: .tcp(host: "h", port: 5432), username: "a").unixSocketPath == nil)
     }
 }
@@ -157,14 +192,16 @@ struct CallRecordStoresTests {
 
 @Suite("PostgresTimestamp")
 struct PostgresTimestampTests {
-    @Test(arguments: [
-        (946_684_800_000, 0),  // PostgreSQL's epoch
-        (0, -946_684_800_000_000),
-        (1_795_608_000_123, 848_923_200_123_000),
-        (-1, -946_684_800_001_000),
-        (PostgresTimestamp.minMilliseconds, -211_813_488_000_000_000),
-        (PostgresTimestamp.maxMilliseconds, 9_223_371_331_199_999_000),
-    ] as [(Int64, Int64)])
+    @Test(
+        arguments: [
+            (946_684_800_000, 0),  // PostgreSQL's epoch
+            (0, -946_684_800_000_000),
+            (1_795_608_000_123, 848_923_200_123_000),
+            (-1, -946_684_800_001_000),
+            (PostgresTimestamp.minMilliseconds, -211_813_488_000_000_000),
+            (PostgresTimestamp.maxMilliseconds, 9_223_371_331_199_999_000),
+        ] as [(Int64, Int64)]
+    )
     func millisecondsToMicrosecondsAndBack(_ milliseconds: Int64, _ microseconds: Int64) throws {
         #expect(try PostgresTimestamp(milliseconds: milliseconds).microseconds == microseconds)
         #expect(PostgresTimestamp(microseconds: microseconds).milliseconds == milliseconds)

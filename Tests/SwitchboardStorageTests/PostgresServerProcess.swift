@@ -47,7 +47,9 @@ final class PostgresServerProcess {
         let password = "p@ss:w/rd %é"  // needs percent-encoding in a URL: proves the decoding end to end
         let server = PostgresServerProcess(
             endpoint: PostgresTestServer(port: try freePort(), socketDirectory: directory, password: password),
-            directory: directory, binDirectory: binDirectory, runAs: runAs
+            directory: directory,
+            binDirectory: binDirectory,
+            runAs: runAs
         )
         do {
             try server.prepareDirectory()
@@ -66,7 +68,8 @@ final class PostgresServerProcess {
     func stop() {
         if let process, process.isRunning {
             let pgCtl = makeProcess(
-                binDirectory + "/pg_ctl", ["stop", "-D", directory + "/data", "-m", "immediate", "-w", "-t", "30"]
+                binDirectory + "/pg_ctl",
+                ["stop", "-D", directory + "/data", "-m", "immediate", "-w", "-t", "30"]
             )
             pgCtl.standardOutput = FileHandle.nullDevice
             pgCtl.standardError = FileHandle.nullDevice
@@ -90,7 +93,8 @@ final class PostgresServerProcess {
             candidates = versions.compactMap(Int.init).sorted(by: >).map { "/usr/lib/postgresql/\($0)/bin" }
         }
         for candidate in candidates
-        where ["initdb", "postgres", "pg_ctl"].allSatisfy({ FileManager.default.isExecutableFile(atPath: "\(candidate)/\($0)") }) {
+        where ["initdb", "postgres", "pg_ctl"].allSatisfy({ FileManager.default.isExecutableFile(atPath: "\(candidate)/\($0)") })
+        {
             return candidate
         }
         throw ServerError(
@@ -109,7 +113,9 @@ final class PostgresServerProcess {
         }
         guard !runAs.isEmpty else { return }
         guard let user = getpwnam("postgres") else {
-            throw ServerError("running as root, but there is no `postgres` OS user to run the server as (apt-get install postgresql)")
+            throw ServerError(
+                "running as root, but there is no `postgres` OS user to run the server as (apt-get install postgresql)"
+            )
         }
         for path in [directory, passwordFile] where chown(path, user.pointee.pw_uid, user.pointee.pw_gid) != 0 {
             throw ServerError("chown \(path) to postgres failed: errno \(errno)")
@@ -120,20 +126,25 @@ final class PostgresServerProcess {
         let log = directory + "/initdb.log"
         let status = try await run(
             binDirectory + "/initdb",
-            ["-D", directory + "/data", "-U", endpoint.user, "--pwfile", directory + "/password",
-             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+            [
+                "-D", directory + "/data", "-U", endpoint.user, "--pwfile", directory + "/password",
+                "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
+            ],
             log: log
         )
         guard status == 0 else { throw ServerError("initdb exited with \(status): \(tail(of: log))") }
     }
 
     private func launch() throws {
-        let process = makeProcess(binDirectory + "/postgres", [
-            "-D", directory + "/data", "-p", "\(endpoint.port)",
-            "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=\(directory)",
-            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-            "-c", "max_connections=200", "-c", "logging_collector=off",
-        ])
+        let process = makeProcess(
+            binDirectory + "/postgres",
+            [
+                "-D", directory + "/data", "-p", "\(endpoint.port)",
+                "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=\(directory)",
+                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                "-c", "max_connections=200", "-c", "logging_collector=off",
+            ]
+        )
         let log = try logHandle(directory + "/postgres.log")
         process.standardOutput = log
         process.standardError = log

@@ -38,10 +38,18 @@ struct PostgresTestServer: Sendable {
 
     /// Runs `body` with a superuser connection to `database` over TCP, closed afterwards.
     func withConnection<T: Sendable>(
-        database: String = "postgres", _ body: (PostgresConnection) async throws -> T
+        database: String = "postgres",
+        _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
         let connection = try await PostgresConnection.connect(
-            configuration: .init(host: "127.0.0.1", port: port, username: user, password: password, database: database, tls: .disable),
+            configuration: .init(
+                host: "127.0.0.1",
+                port: port,
+                username: user,
+                password: password,
+                database: database,
+                tls: .disable
+            ),
             id: 1,
             logger: logger
         )
@@ -71,7 +79,9 @@ struct PostgresServerTrait: SuiteTrait, TestScoping {
     var isRecursive: Bool { false }
 
     func provideScope(
-        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
+        for test: Test,
+        testCase: Test.Case?,
+        performing function: @Sendable () async throws -> Void
     ) async throws {
         let server = try await PostgresServerProcess.start()
         do {

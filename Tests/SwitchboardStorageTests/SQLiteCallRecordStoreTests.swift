@@ -118,8 +118,14 @@ struct SQLiteCallRecordStoreTests {
         try await store.migrate()
         let nasty = "x'); DROP TABLE call_records; --"
         let record = CallRecord(
-            callId: nasty, callerId: "o'brien", calleeId: "\"bob\"", callType: .audio, status: .invite,
-            endReason: "?1 ?2 %s", createdAt: 0, updatedAt: 0
+            callId: nasty,
+            callerId: "o'brien",
+            calleeId: "\"bob\"",
+            callType: .audio,
+            status: .invite,
+            endReason: "?1 ?2 %s",
+            createdAt: 0,
+            updatedAt: 0
         )
         try await store.save(record)
         #expect(try await store.record(callId: nasty) == record)
@@ -138,11 +144,15 @@ struct SQLiteCallRecordStoreTests {
         #expect(rows.map { $0.column("version")?.integer } == [SQLiteSchema.latestVersion])
         #expect(rows.first?.column("applied_at")?.string.flatMap(SQLiteTimestamp.parse) != nil)
         let indexes = try await store.withConnection {
-            try await $0.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'call_records' AND sql IS NOT NULL ORDER BY name")
+            try await $0.query(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'call_records' AND sql IS NOT NULL ORDER BY name"
+            )
         }
-        #expect(indexes.compactMap { $0.column("name")?.string } == [
-            "idx_call_records_callee_id", "idx_call_records_caller_id", "idx_call_records_created_at",
-        ])
+        #expect(
+            indexes.compactMap { $0.column("name")?.string } == [
+                "idx_call_records_callee_id", "idx_call_records_caller_id", "idx_call_records_created_at",
+            ]
+        )
         try await store.shutdown()
     }
 
@@ -186,8 +196,13 @@ struct SQLiteCallRecordStoreTests {
         try await store.migrate()
         for time in [Int64.max, Int64.min, SQLiteTimestamp.maxMilliseconds + 1, SQLiteTimestamp.minMilliseconds - 1] {
             let record = CallRecord(
-                callId: "c\(time)", callerId: "a", calleeId: "b", callType: .audio, status: .invite,
-                createdAt: time, updatedAt: 0
+                callId: "c\(time)",
+                callerId: "a",
+                calleeId: "b",
+                callType: .audio,
+                status: .invite,
+                createdAt: time,
+                updatedAt: 0
             )
             let error = await #expect(throws: CallRecordStoreError.self) { try await store.save(record) }
             #expect(error?.code == .timeOutOfRange)
@@ -199,7 +214,9 @@ struct SQLiteCallRecordStoreTests {
     @Test func negativeLimitReturnsNothing() async throws {
         let store = SQLiteCallRecordStore(path: ":memory:")
         try await store.migrate()
-        try await store.save(CallRecord(callId: "c", callerId: "a", calleeId: "b", callType: .audio, status: .invite, createdAt: 0, updatedAt: 0))
+        try await store.save(
+            CallRecord(callId: "c", callerId: "a", calleeId: "b", callType: .audio, status: .invite, createdAt: 0, updatedAt: 0)
+        )
         #expect(try await store.records(involving: "a", limit: -1).isEmpty)
         try await store.shutdown()
     }
@@ -223,10 +240,17 @@ struct SQLiteCallRecordStoreTests {
             for index in 0..<20 {
                 group.addTask {
                     do {
-                        try await store.save(CallRecord(
-                            callId: "c\(index)", callerId: "a", calleeId: "b", callType: .audio, status: .invite,
-                            createdAt: 0, updatedAt: 0
-                        ))
+                        try await store.save(
+                            CallRecord(
+                                callId: "c\(index)",
+                                callerId: "a",
+                                calleeId: "b",
+                                callType: .audio,
+                                status: .invite,
+                                createdAt: 0,
+                                updatedAt: 0
+                            )
+                        )
                     } catch let error as CallRecordStoreError where error.code == .storeShutDown {
                         // Started after shutdown: refused cleanly.
                     }

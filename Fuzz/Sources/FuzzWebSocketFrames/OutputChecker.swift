@@ -57,8 +57,10 @@ struct OutputChecker {
             check(payload.count != 1, "a close frame of 1 byte")
             if payload.count >= 2 {
                 let code = UInt16(payload[payload.startIndex]) << 8 | UInt16(payload[payload.startIndex + 1])
-                check((1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code),
-                      "close code \(code) sent")
+                check(
+                    (1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code),
+                    "close code \(code) sent"
+                )
                 check(String(validating: payload.dropFirst(2), as: UTF8.self) != nil, "a close reason that is not UTF-8")
             }
         default:

@@ -16,12 +16,12 @@ import ServiceLifecycle
 /// // run it in a ServiceGroup, then:
 /// let value = try await client.execute("GET", "key")
 /// ```
-public final class RedisClient: Service, RedisCommandSender {
+package final class RedisClient: Service, RedisCommandSender {
     private let supervisor: RedisConnectionSupervisor
 
     /// A client for `configuration`; it connects when ``run()`` starts. Its commands are measured
     /// in `metrics` (see ``RedisMetrics``).
-    public init(
+    package init(
         configuration: RedisConnectionConfiguration,
         reconnectPolicy: RedisReconnectPolicy = RedisReconnectPolicy(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -39,7 +39,7 @@ public final class RedisClient: Service, RedisCommandSender {
     }
 
     /// A client for `redis://[[user]:password@]host[:port][/db]`.
-    public convenience init(
+    package convenience init(
         url: String,
         reconnectPolicy: RedisReconnectPolicy = RedisReconnectPolicy(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -57,7 +57,7 @@ public final class RedisClient: Service, RedisCommandSender {
 
     /// Connects and keeps connected until the task is cancelled or a graceful shutdown begins;
     /// then closes the connection. Run it once.
-    public func run() async throws {
+    package func run() async throws {
         let supervisor = self.supervisor
         await cancelWhenGracefulShutdown {
             await supervisor.run { _ in }
@@ -65,17 +65,17 @@ public final class RedisClient: Service, RedisCommandSender {
     }
 
     /// `true` while there is a live connection.
-    public var isConnected: Bool { supervisor.connection != nil }
+    package var isConnected: Bool { supervisor.connection != nil }
 
     /// The current state, then every change (`connected` after each (re)connect, `disconnected`
     /// after each drop), until the caller stops iterating or ``run()`` returns.
-    public func stateChanges() -> AsyncStream<RedisConnectionState> {
+    package func stateChanges() -> AsyncStream<RedisConnectionState> {
         supervisor.states.stream()
     }
 
     /// Sends `command` on the current connection; see ``RedisConnection/send(_:)``. Fails with
     /// ``RedisError/Code/unavailable`` when there is no connection.
-    public func send(_ command: [RESPArgument]) -> EventLoopFuture<RESPValue> {
+    package func send(_ command: [RESPArgument]) -> EventLoopFuture<RESPValue> {
         guard let connection = supervisor.connection else {
             return supervisor.eventLoopGroup.any().makeFailedFuture(Self.unavailable)
         }
@@ -83,7 +83,7 @@ public final class RedisClient: Service, RedisCommandSender {
     }
 
     /// Sends `commands` pipelined (one flush); one future per command, in order.
-    public func send(batch commands: [[RESPArgument]]) -> [EventLoopFuture<RESPValue>] {
+    package func send(batch commands: [[RESPArgument]]) -> [EventLoopFuture<RESPValue>] {
         guard let connection = supervisor.connection else {
             let eventLoop = supervisor.eventLoopGroup.any()
             return commands.map { _ in eventLoop.makeFailedFuture(Self.unavailable) }

@@ -5,18 +5,18 @@ import SwitchboardBasics
 /// After a connection drops (or an attempt fails) the `n`th retry waits
 /// `min(initialDelay * multiplier^n, maximumDelay)`, shortened at random by up to `jitter`
 /// of itself so that many nodes do not reconnect in lockstep. A successful connection resets `n`.
-public struct RedisReconnectPolicy: Sendable, Hashable {
+package struct RedisReconnectPolicy: Sendable, Hashable {
     /// The wait before the first retry.
-    public var initialDelay: Duration
+    package var initialDelay: Duration
     /// The longest wait.
-    public var maximumDelay: Duration
+    package var maximumDelay: Duration
     /// The growth factor per failed attempt (at least 1).
-    public var multiplier: Double
+    package var multiplier: Double
     /// The fraction (0...1) by which a wait may be shortened at random.
-    public var jitter: Double
+    package var jitter: Double
 
     /// 50 ms, doubling, capped at 2 s, with 10 % jitter by default.
-    public init(
+    package init(
         initialDelay: Duration = .milliseconds(50),
         maximumDelay: Duration = .seconds(2),
         multiplier: Double = 2,
@@ -29,7 +29,7 @@ public struct RedisReconnectPolicy: Sendable, Hashable {
     }
 
     /// The wait before retry number `attempt` (0 for the first retry); `random` in 0..<1 picks the jitter.
-    public func delay(attempt: Int, random: Double = Double.random(in: 0..<1)) -> Duration {
+    package func delay(attempt: Int, random: Double = Double.random(in: 0..<1)) -> Duration {
         let maximum = maximumDelay.inSeconds
         var delay = min(initialDelay.inSeconds, maximum)
         var remaining = attempt

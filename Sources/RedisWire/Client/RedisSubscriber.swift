@@ -14,7 +14,7 @@ import ServiceLifecycle
 ///
 /// Pub/sub is at-most-once: messages published while the subscriber is reconnecting are lost.
 /// ``stateChanges()`` reports `connected` only once every channel is subscribed again.
-public final class RedisSubscriber: Service, Sendable {
+package final class RedisSubscriber: Service, Sendable {
     private struct Subscriptions {
         var channels: Set<String>
         /// The connection the channels were last subscribed on.
@@ -33,7 +33,7 @@ public final class RedisSubscriber: Service, Sendable {
     ///   - metrics: counts each message received (`direction="in"`) and times the connection's
     ///     commands (see ``RedisMetrics``).
     ///   - onMessage: called on the event loop with each message.
-    public init(
+    package init(
         configuration: RedisConnectionConfiguration,
         channels: [String] = [],
         reconnectPolicy: RedisReconnectPolicy = RedisReconnectPolicy(),
@@ -61,7 +61,7 @@ public final class RedisSubscriber: Service, Sendable {
 
     /// Connects, subscribes, and keeps subscribed until the task is cancelled or a graceful
     /// shutdown begins; then closes the connection. Run it once.
-    public func run() async throws {
+    package func run() async throws {
         await cancelWhenGracefulShutdown {
             await self.supervisor.run { connection in
                 try await self.prepare(connection)
@@ -70,16 +70,16 @@ public final class RedisSubscriber: Service, Sendable {
     }
 
     /// `true` while connected and subscribed.
-    public var isConnected: Bool { supervisor.connection != nil }
+    package var isConnected: Bool { supervisor.connection != nil }
 
     /// The current state, then every change (`connected` once (re)subscribed, `disconnected`
     /// after each drop), until the caller stops iterating or ``run()`` returns.
-    public func stateChanges() -> AsyncStream<RedisConnectionState> {
+    package func stateChanges() -> AsyncStream<RedisConnectionState> {
         supervisor.states.stream()
     }
 
     /// The channels this subscriber listens to (and subscribes to again after each reconnect).
-    public var channels: Set<String> {
+    package var channels: Set<String> {
         subscriptions.withLockedValue { $0.channels }
     }
 
@@ -87,7 +87,7 @@ public final class RedisSubscriber: Service, Sendable {
     ///
     /// When not connected the channels are still added (and subscribed on connect), and this
     /// throws ``RedisError/Code/unavailable``.
-    public func subscribe(to channels: [String]) async throws(RedisError) {
+    package func subscribe(to channels: [String]) async throws(RedisError) {
         guard !channels.isEmpty else { return }
         let connection = subscriptions.withLockedValue { subscriptions in
             subscriptions.channels.formUnion(channels)
@@ -102,7 +102,7 @@ public final class RedisSubscriber: Service, Sendable {
     }
 
     /// Removes `channels` and, when connected, unsubscribes from them.
-    public func unsubscribe(from channels: [String]) async throws(RedisError) {
+    package func unsubscribe(from channels: [String]) async throws(RedisError) {
         guard !channels.isEmpty else { return }
         let connection = subscriptions.withLockedValue { subscriptions in
             subscriptions.channels.subtract(channels)

@@ -4,7 +4,7 @@ import NIOPosix
 
 extension RedisConnection {
     /// Connects to `configuration.endpoint`; see ``connect(configuration:eventLoop:logger:metrics:)``.
-    public static func connect(
+    package static func connect(
         configuration: RedisConnectionConfiguration,
         eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any(),
         logger: Logger = Logger(label: "RedisWire"),
@@ -16,7 +16,7 @@ extension RedisConnection {
     }
 
     /// Closes the connection and waits until it is closed.
-    public func close() async {
+    package func close() async {
         try? await close().get()
     }
 }

@@ -14,7 +14,7 @@ import NIOPosix
 /// Each reply's latency and each `PUBLISH` sent are counted in the connection's ``RedisMetrics``.
 ///
 /// The connection does not reconnect; ``RedisClient`` and ``RedisSubscriber`` do.
-public final class RedisConnection: RedisCommandSender {
+package final class RedisConnection: RedisCommandSender {
     private struct Outbox {
         var commands: [RedisOutboundCommand] = []
         var drainScheduled = false
@@ -27,13 +27,13 @@ public final class RedisConnection: RedisCommandSender {
     private let metrics: RedisMetrics
 
     /// The event loop the connection does all its I/O on; futures it returns complete there.
-    public var eventLoop: any EventLoop { channel.eventLoop }
+    package var eventLoop: any EventLoop { channel.eventLoop }
 
     /// Completes when the connection has closed, for any reason.
-    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+    package var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
 
     /// `true` while the connection is open.
-    public var isActive: Bool { channel.isActive }
+    package var isActive: Bool { channel.isActive }
 
     private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>, metrics: RedisMetrics) {
         self.channel = channel
@@ -48,7 +48,7 @@ public final class RedisConnection: RedisCommandSender {
     ///
     /// Fails with ``RedisError/Code/connectFailed`` when the TCP connect fails or times out, or
     /// when `AUTH` or `SELECT` is refused (the connection is closed then).
-    public static func connect(
+    package static func connect(
         configuration: RedisConnectionConfiguration,
         eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any(),
         logger: Logger = Logger(label: "RedisWire"),
@@ -92,7 +92,11 @@ public final class RedisConnection: RedisCommandSender {
             }
             .flatMapThrowing { channel in
                 let handler = try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self)
-                return RedisConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop), metrics: metrics)
+                return RedisConnection(
+                    channel: channel,
+                    handler: NIOLoopBound(handler, eventLoop: channel.eventLoop),
+                    metrics: metrics
+                )
             }
             .flatMap { connection in
                 connection.logIn(to: endpoint).map { @Sendable () -> RedisConnection in connection }
@@ -129,12 +133,12 @@ public final class RedisConnection: RedisCommandSender {
     /// Fails with ``RedisError/Code/server`` for an error reply, ``RedisError/Code/timeout`` when no
     /// reply comes within the command timeout, ``RedisError/Code/connectionClosed`` when the
     /// connection closes first, ``RedisError/Code/invalidCommand`` for an empty command.
-    public func send(_ command: [RESPArgument]) -> EventLoopFuture<RESPValue> {
+    package func send(_ command: [RESPArgument]) -> EventLoopFuture<RESPValue> {
         send(command, replies: 1)
     }
 
     /// Sends `commands` pipelined (in one flush); one future per command, in order.
-    public func send(batch commands: [[RESPArgument]]) -> [EventLoopFuture<RESPValue>] {
+    package func send(batch commands: [[RESPArgument]]) -> [EventLoopFuture<RESPValue>] {
         var outbound: [RedisOutboundCommand] = []
         outbound.reserveCapacity(commands.count)
         var futures: [EventLoopFuture<RESPValue>] = []
@@ -165,7 +169,7 @@ public final class RedisConnection: RedisCommandSender {
 
     /// Closes the connection; commands still pending fail with ``RedisError/Code/connectionClosed``.
     @discardableResult
-    public func close() -> EventLoopFuture<Void> {
+    package func close() -> EventLoopFuture<Void> {
         channel.close().recover { _ in }  // already closed is fine
     }
 

@@ -1,20 +1,20 @@
 import SwitchboardBasics
 
 /// Where a Redis server is and how to log in: parsed from `redis://[[user]:password@]host[:port][/db]`.
-public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
+package struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// Host name or IP address (an IPv6 address without brackets).
-    public var host: String
+    package var host: String
     /// TCP port; 6379 when the URL names none.
-    public var port: Int
+    package var port: Int
     /// ACL user name for `AUTH user password`; `nil` sends `AUTH password` (the `default` user).
-    public var username: String?
+    package var username: String?
     /// Password for `AUTH`; `nil` sends no `AUTH`.
-    public var password: String?
+    package var password: String?
     /// Database index for `SELECT`; 0 sends no `SELECT`.
-    public var database: Int
+    package var database: Int
 
     /// An endpoint from its parts.
-    public init(host: String, port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0) {
+    package init(host: String, port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0) {
         self.host = host
         self.port = port
         self.username = username
@@ -26,7 +26,7 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     ///
     /// The user name and password may be percent-encoded; an IPv6 host is written in brackets
     /// (`redis://[::1]:6379`). Throws ``RedisError/Code/invalidURL`` for anything else.
-    public init(url: String) throws(RedisError) {
+    package init(url: String) throws(RedisError) {
         func invalid(_ why: String) -> RedisError {
             RedisError(code: .invalidURL, message: "\(why): \(Self.redacted(url))")
         }
@@ -94,7 +94,7 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The endpoint as a URL, with the password shown as `***`.
-    public var description: String {
+    package var description: String {
         var text = "redis://"
         if username != nil || password != nil {
             text += (username ?? "") + (password == nil ? "" : ":***") + "@"

@@ -14,18 +14,18 @@ import CoreMetrics
 ///   remember to count). A publish done inside a script (`EVAL`) is not seen.
 /// - `switchboard_redis_pubsub_messages_total{direction="in"}`: messages a ``RedisSubscriber``
 ///   received.
-public final class RedisMetrics: Sendable {
+package final class RedisMetrics: Sendable {
     /// The exported metric names.
-    public enum Name {
+    package enum Name {
         /// Histogram (seconds): command latency, send to reply.
-        public static let commandDuration = "switchboard_redis_command_duration_seconds"
+        package static let commandDuration = "switchboard_redis_command_duration_seconds"
         /// Counter, label `direction` (`in` | `out`): pub/sub messages received and published.
-        public static let pubSubMessages = "switchboard_redis_pubsub_messages_total"
+        package static let pubSubMessages = "switchboard_redis_pubsub_messages_total"
     }
 
     /// Bucket upper bounds for this type's histograms, by metric name, for a Prometheus factory
     /// (`PrometheusMetricsFactory.durationHistogramBuckets`): 100 µs to 1 s.
-    public static let histogramBuckets: [String: [Duration]] = [
+    package static let histogramBuckets: [String: [Duration]] = [
         Name.commandDuration: [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000]
             .map(Duration.microseconds)
     ]
@@ -36,7 +36,7 @@ public final class RedisMetrics: Sendable {
 
     /// Creates the metrics with `factory`: by default the one bootstrapped for the process
     /// (`MetricsSystem.factory`, a no-op until bootstrapped).
-    public init(factory: any MetricsFactory = MetricsSystem.factory) {
+    package init(factory: any MetricsFactory = MetricsSystem.factory) {
         commandDuration = Timer(label: Name.commandDuration, factory: factory)
         messagesIn = Counter(label: Name.pubSubMessages, dimensions: [("direction", "in")], factory: factory)
         messagesOut = Counter(label: Name.pubSubMessages, dimensions: [("direction", "out")], factory: factory)

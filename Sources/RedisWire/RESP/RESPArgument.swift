@@ -4,7 +4,7 @@ import NIOCore
 ///
 /// Arguments are binary-safe: `\r\n` and `\0` inside a payload are sent as they are.
 /// String and integer literals work directly: `["SET", "counter", 1]`.
-public struct RESPArgument: Sendable, Hashable {
+package struct RESPArgument: Sendable, Hashable {
     enum Storage: Sendable, Hashable {
         case string(String)
         case buffer(ByteBuffer)
@@ -14,16 +14,16 @@ public struct RESPArgument: Sendable, Hashable {
     let storage: Storage
 
     /// The UTF-8 bytes of `string`.
-    public init(_ string: String) { storage = .string(string) }
+    package init(_ string: String) { storage = .string(string) }
 
     /// The readable bytes of `buffer`.
-    public init(_ buffer: ByteBuffer) { storage = .buffer(buffer) }
+    package init(_ buffer: ByteBuffer) { storage = .buffer(buffer) }
 
     /// `bytes`, as they are.
-    public init(_ bytes: [UInt8]) { storage = .bytes(bytes) }
+    package init(_ bytes: [UInt8]) { storage = .bytes(bytes) }
 
     /// The decimal text of `value` (how Redis reads integer arguments).
-    public init(_ value: some BinaryInteger) { storage = .string(String(value)) }
+    package init(_ value: some BinaryInteger) { storage = .string(String(value)) }
 
     /// The number of bytes this argument encodes to.
     var byteCount: Int {
@@ -64,9 +64,9 @@ public struct RESPArgument: Sendable, Hashable {
 }
 
 extension RESPArgument: ExpressibleByStringLiteral {
-    public init(stringLiteral value: String) { self.init(value) }
+    package init(stringLiteral value: String) { self.init(value) }
 }
 
 extension RESPArgument: ExpressibleByIntegerLiteral {
-    public init(integerLiteral value: Int) { self.init(value) }
+    package init(integerLiteral value: Int) { self.init(value) }
 }

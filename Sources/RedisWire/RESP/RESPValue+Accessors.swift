@@ -2,7 +2,7 @@ import NIOCore
 
 extension RESPValue {
     /// `true` for the null bulk string and the null array.
-    public var isNull: Bool {
+    package var isNull: Bool {
         switch self {
         case .bulkString(nil), .array(nil): true
         default: false
@@ -10,7 +10,7 @@ extension RESPValue {
     }
 
     /// The text of a simple or bulk string (bulk bytes decoded as UTF-8), else `nil`.
-    public var string: String? {
+    package var string: String? {
         switch self {
         case .simpleString(let text): text
         case .bulkString(let buffer?): String(buffer: buffer)
@@ -19,18 +19,18 @@ extension RESPValue {
     }
 
     /// The bytes of a bulk string, else `nil`.
-    public var buffer: ByteBuffer? {
+    package var buffer: ByteBuffer? {
         if case .bulkString(let buffer?) = self { return buffer }
         return nil
     }
 
     /// The bytes of a bulk string as an array, else `nil`.
-    public var bytes: [UInt8]? {
+    package var bytes: [UInt8]? {
         buffer.map { Array($0.readableBytesView) }
     }
 
     /// An integer reply, or a bulk string holding a decimal integer (e.g. `GET` of a counter), else `nil`.
-    public var integer: Int64? {
+    package var integer: Int64? {
         switch self {
         case .integer(let value): value
         case .bulkString(let buffer?): Int64(String(buffer: buffer))
@@ -39,14 +39,14 @@ extension RESPValue {
     }
 
     /// The elements of a non-null array, else `nil`.
-    public var array: [RESPValue]? {
+    package var array: [RESPValue]? {
         if case .array(let elements?) = self { return elements }
         return nil
     }
 }
 
 extension RESPValue: CustomStringConvertible {
-    public var description: String {
+    package var description: String {
         switch self {
         case .simpleString(let text): "+\(text)"
         case .error(let text): "-\(text)"

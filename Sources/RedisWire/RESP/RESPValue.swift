@@ -4,7 +4,7 @@ import NIOCore
 ///
 /// RESP2 has two nulls: the null bulk string (`$-1`, e.g. `GET` of a missing key) is
 /// `.bulkString(nil)`, the null array (`*-1`, e.g. a timed-out `BLPOP`) is `.array(nil)`.
-public enum RESPValue: Sendable, Hashable {
+package enum RESPValue: Sendable, Hashable {
     /// `+OK`: a status reply.
     case simpleString(String)
     /// `-ERR …`: an error reply (the whole line after `-`). A top-level error reply fails its

@@ -1,22 +1,22 @@
 /// A call between two users, from invite to its end.
-public struct Call: Sendable, Equatable {
+package struct Call: Sendable, Equatable {
     /// Ringing until the callee accepts; active after.
-    public enum State: Sendable, Equatable {
+    package enum State: Sendable, Equatable {
         case ringing
         case active
     }
 
-    public let id: String
-    public let caller: String
-    public let callee: String
-    public let callType: CallType
-    public internal(set) var state: State
+    package let id: String
+    package let caller: String
+    package let callee: String
+    package let callType: CallType
+    package internal(set) var state: State
     /// When the invite was accepted by the server (unix ms).
-    public let createdAt: Int64
+    package let createdAt: Int64
     /// When the callee accepted (unix ms).
-    public internal(set) var startedAt: Int64?
+    package internal(set) var startedAt: Int64?
 
-    public init(
+    package init(
         id: String,
         caller: String,
         callee: String,
@@ -35,13 +35,13 @@ public struct Call: Sendable, Equatable {
     }
 
     /// Whether `user` is one of the two parties.
-    public func involves(_ user: String) -> Bool { user == caller || user == callee }
+    package func involves(_ user: String) -> Bool { user == caller || user == callee }
 
     /// The party that is not `user`.
-    public func peer(of user: String) -> String { user == caller ? callee : caller }
+    package func peer(of user: String) -> String { user == caller ? callee : caller }
 
     /// The record of this call as it stands, or as it ended with `status` at `now`.
-    public func record(status: CallStatus, endedAt: Int64? = nil, endReason: String? = nil, now: Int64) -> CallRecord {
+    package func record(status: CallStatus, endedAt: Int64? = nil, endReason: String? = nil, now: Int64) -> CallRecord {
         let duration = startedAt.flatMap { start in endedAt.map { end in Int(max(0, end - start) / 1000) } } ?? 0
         return CallRecord(
             callId: id,

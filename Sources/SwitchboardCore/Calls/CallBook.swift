@@ -2,23 +2,23 @@
 ///
 /// A pure value type: each method validates a transition, applies it and says what happened; the caller
 /// performs the effects (relays, notices, records, timers). A user is in at most one call at a time.
-public struct CallBook: Sendable {
+package struct CallBook: Sendable {
     private var calls: [String: Call] = [:]
     private var callOfUser: [String: String] = [:]
 
-    public init() {}
+    package init() {}
 
     /// The number of calls ringing or active.
-    public var count: Int { calls.count }
+    package var count: Int { calls.count }
 
     /// The call with this id.
-    public func call(id: String) -> Call? { calls[id] }
+    package func call(id: String) -> Call? { calls[id] }
 
     /// The call `user` is in, if any.
-    public func call(of user: String) -> Call? { callOfUser[user].flatMap { calls[$0] } }
+    package func call(of user: String) -> Call? { callOfUser[user].flatMap { calls[$0] } }
 
     /// Starts ringing a new call, unless one of the parties is busy or the caller calls themself.
-    public mutating func invite(
+    package mutating func invite(
         callId: String,
         caller: String,
         callee: String,
@@ -38,7 +38,7 @@ public struct CallBook: Sendable {
     }
 
     /// Applies a signal other than `call-invite` from `sender` to `recipient`, naming `callId` or not.
-    public mutating func apply(
+    package mutating func apply(
         _ type: SignalType,
         from sender: String,
         to recipient: String,
@@ -77,14 +77,14 @@ public struct CallBook: Sendable {
     }
 
     /// Ends a call that is still ringing (ring timeout); `nil` if it was answered or ended meanwhile.
-    public mutating func expireRinging(callId: String) -> Call? {
+    package mutating func expireRinging(callId: String) -> Call? {
         guard let call = calls[callId], call.state == .ringing else { return nil }
         end(callId)
         return call
     }
 
     /// Ends the call `user` is in because they left (reconnect grace ran out); `nil` if there is none.
-    public mutating func abandon(by user: String) -> Call? {
+    package mutating func abandon(by user: String) -> Call? {
         guard let id = callOfUser[user], let call = calls[id] else { return nil }
         end(id)
         return call
@@ -92,7 +92,7 @@ public struct CallBook: Sendable {
 
     /// Records `call` as it is known elsewhere (a cluster's shared state), replacing the calls its
     /// parties were in before.
-    public mutating func restore(_ call: Call) {
+    package mutating func restore(_ call: Call) {
         for party in [call.caller, call.callee] {
             if let other = callOfUser[party], other != call.id { end(other) }
         }
@@ -102,7 +102,7 @@ public struct CallBook: Sendable {
     }
 
     /// Adds `call` as it stands, unless its id is taken or a party is in another call; says whether it did.
-    public mutating func insert(_ call: Call) -> Bool {
+    package mutating func insert(_ call: Call) -> Bool {
         guard calls[call.id] == nil, callOfUser[call.caller] == nil, callOfUser[call.callee] == nil,
             call.caller != call.callee
         else { return false }
@@ -112,14 +112,14 @@ public struct CallBook: Sendable {
 
     /// Forgets the call with this id (it ended elsewhere); returns it if it was known.
     @discardableResult
-    public mutating func remove(callId: String) -> Call? {
+    package mutating func remove(callId: String) -> Call? {
         let call = calls[callId]
         end(callId)
         return call
     }
 
     /// Every call in the book.
-    public var allCalls: [Call] { Array(calls.values) }
+    package var allCalls: [Call] { Array(calls.values) }
 
     private mutating func end(_ id: String) {
         guard let call = calls.removeValue(forKey: id) else { return }
@@ -129,7 +129,7 @@ public struct CallBook: Sendable {
 }
 
 /// What a valid signal did to its call.
-public enum CallTransition: Sendable, Equatable {
+package enum CallTransition: Sendable, Equatable {
     /// The callee accepted: the call is active.
     case accepted(Call)
     /// The call ended with this status (`rejected` or `hungUp`).
@@ -139,20 +139,20 @@ public enum CallTransition: Sendable, Equatable {
 }
 
 /// Why an invite did not start a call.
-public enum InviteRefusal: Error, Sendable, Equatable {
+package enum InviteRefusal: Error, Sendable, Equatable {
     case busy
     case forbidden
     case duplicateCallID
 }
 
 /// A signal that matches no call of its sender's.
-public struct NoCall: Error, Sendable, Equatable {
-    public let message: String
+package struct NoCall: Error, Sendable, Equatable {
+    package let message: String
 }
 
 extension CallTransition {
     /// The call the transition applied to.
-    public var call: Call {
+    package var call: Call {
         switch self {
         case .accepted(let call), .ended(let call, _), .relayed(let call): call
         }

@@ -6,7 +6,7 @@
 /// An answer may come at once, on the caller's thread (in-process), or later on another (Redis); it comes
 /// exactly once. `.failure` means the store could not be asked (Redis unreachable): nothing changed that
 /// the caller can know of.
-public protocol CallStore: Sendable {
+package protocol CallStore: Sendable {
     /// Starts ringing `call` unless its callee is offline, a party is busy, or its id is taken.
     func invite(_ call: Call, then done: @escaping @Sendable (CallStoreResult<InviteOutcome>) -> Void)
 
@@ -34,20 +34,20 @@ public protocol CallStore: Sendable {
 }
 
 /// A store's answer, or why it could not be asked.
-public typealias CallStoreResult<Outcome> = Result<Outcome, CallStoreUnavailable>
+package typealias CallStoreResult<Outcome> = Result<Outcome, CallStoreUnavailable>
 
 /// The store could not be asked (in cluster mode: Redis is unreachable, or answered what this node does
 /// not understand).
-public struct CallStoreUnavailable: Error, Sendable, Equatable, CustomStringConvertible {
-    public var description: String
+package struct CallStoreUnavailable: Error, Sendable, Equatable, CustomStringConvertible {
+    package var description: String
 
-    public init(_ description: String) {
+    package init(_ description: String) {
         self.description = description
     }
 }
 
 /// What an invite did.
-public enum InviteOutcome: Sendable, Equatable {
+package enum InviteOutcome: Sendable, Equatable {
     /// The call rings; the callee's session is on `calleeNode`.
     case ringing(Call, calleeNode: String)
     /// The callee is online nowhere. `idIsLive`: a live call already has this id (its record must not be
@@ -62,7 +62,7 @@ public enum InviteOutcome: Sendable, Equatable {
 }
 
 /// A transition of a call that exists, or a look-up of it.
-public enum CallOperation: String, Sendable, CaseIterable {
+package enum CallOperation: String, Sendable, CaseIterable {
     case accept
     case reject
     case hangup
@@ -72,7 +72,7 @@ public enum CallOperation: String, Sendable, CaseIterable {
 
 /// What an operation did; `peerNode` is where the other party's session is (`nil` when they are online
 /// nowhere: reconnecting, or gone).
-public enum TransitionOutcome: Sendable, Equatable {
+package enum TransitionOutcome: Sendable, Equatable {
     /// The callee accepted: the call is active.
     case accepted(Call, peerNode: String?)
     /// The call ended with this status (`rejected` or `hungUp`).
@@ -84,11 +84,11 @@ public enum TransitionOutcome: Sendable, Equatable {
 }
 
 /// A call that ended because one party left, and where its other party is (`nil`: nowhere).
-public struct PartedCall: Sendable, Equatable {
-    public var call: Call
-    public var peerNode: String?
+package struct PartedCall: Sendable, Equatable {
+    package var call: Call
+    package var peerNode: String?
 
-    public init(call: Call, peerNode: String?) {
+    package init(call: Call, peerNode: String?) {
         self.call = call
         self.peerNode = peerNode
     }
@@ -96,7 +96,7 @@ public struct PartedCall: Sendable, Equatable {
 
 extension CallOperation {
     /// The operation a call signal asks for (`nil` for `call-invite`, which starts a call).
-    public init?(_ type: SignalType) {
+    package init?(_ type: SignalType) {
         switch type {
         case .callAccept: self = .accept
         case .callReject: self = .reject

@@ -4,30 +4,30 @@ import Synchronization
 ///
 /// Presence is the node's own: `whereIs` answers the node of a user's session (`nil`: online nowhere). It
 /// is called with the store's lock held, so it must not call back into the store.
-public final class InProcessCallStore: CallStore {
+package final class InProcessCallStore: CallStore {
     private let book = Mutex(CallBook())
     private let whereIs: @Sendable (String) -> String?
 
     /// A store with no calls, whose presence is `whereIs`.
-    public init(whereIs: @escaping @Sendable (String) -> String?) {
+    package init(whereIs: @escaping @Sendable (String) -> String?) {
         self.whereIs = whereIs
     }
 
     /// The number of calls ringing or active.
-    public var count: Int { book.withLock { $0.count } }
+    package var count: Int { book.withLock { $0.count } }
 
     /// Every call in the store.
-    public var allCalls: [Call] { book.withLock { $0.allCalls } }
+    package var allCalls: [Call] { book.withLock { $0.allCalls } }
 
     /// The call with this id.
-    public func call(id: String) -> Call? { book.withLock { $0.call(id: id) } }
+    package func call(id: String) -> Call? { book.withLock { $0.call(id: id) } }
 
     /// The call `user` is in.
-    public func call(of user: String) -> Call? { book.withLock { $0.call(of: user) } }
+    package func call(of user: String) -> Call? { book.withLock { $0.call(of: user) } }
 
     /// The call of `sender`'s with `recipient` that a negotiation signal names (`callId`, or the one
     /// `sender` is in), changing nothing and asking no presence.
-    public func find(from sender: String, to recipient: String, callId: String?) -> Result<Call, NoCall> {
+    package func find(from sender: String, to recipient: String, callId: String?) -> Result<Call, NoCall> {
         book.withLock { book in
             book.apply(.offer, from: sender, to: recipient, callId: callId, now: 0).map(\.call)
         }
@@ -35,35 +35,39 @@ public final class InProcessCallStore: CallStore {
 
     /// Keeps `call` as another store decided it (a cache of the cluster's calls), replacing the calls its
     /// parties were in before.
-    public func cache(_ call: Call) {
+    package func cache(_ call: Call) {
         book.withLock { $0.restore(call) }
     }
 
     /// Forgets the call with this id (it ended); returns it if it was known.
     @discardableResult
-    public func forget(callId: String) -> Call? {
+    package func forget(callId: String) -> Call? {
         book.withLock { $0.remove(callId: callId) }
     }
 
     /// Forgets the call with this id if it is still ringing (it was answered or ended elsewhere).
-    public func forgetIfRinging(callId: String) {
+    package func forgetIfRinging(callId: String) {
         book.withLock { book in
             if book.call(id: callId)?.state == .ringing { book.remove(callId: callId) }
         }
     }
 
-    public func invite(_ call: Call, then done: @escaping @Sendable (CallStoreResult<InviteOutcome>) -> Void) {
+    package func invite(_ call: Call, then done: @escaping @Sendable (CallStoreResult<InviteOutcome>) -> Void) {
         done(.success(invite(call)))
     }
 
     /// ``invite(_:then:)``, answered directly.
-    public func invite(_ call: Call) -> InviteOutcome {
+    package func invite(_ call: Call) -> InviteOutcome {
         book.withLock { book in
             if call.caller == call.callee { return .forbidden }
             let idIsLive = book.call(id: call.id) != nil
             guard let calleeNode = whereIs(call.callee) else { return .offline(idIsLive: idIsLive) }
             switch book.invite(
-                callId: call.id, caller: call.caller, callee: call.callee, callType: call.callType, now: call.createdAt
+                callId: call.id,
+                caller: call.caller,
+                callee: call.callee,
+                callType: call.callType,
+                now: call.createdAt
             ) {
             case .success(let ringing): return .ringing(ringing, calleeNode: calleeNode)
             case .failure(.busy): return .busy(idIsLive: idIsLive)
@@ -73,7 +77,7 @@ public final class InProcessCallStore: CallStore {
         }
     }
 
-    public func apply(
+    package func apply(
         _ operation: CallOperation,
         from sender: String,
         to recipient: String,
@@ -85,7 +89,13 @@ public final class InProcessCallStore: CallStore {
     }
 
     /// ``apply(_:from:to:callId:now:then:)``, answered directly.
-    public func apply(_ operation: CallOperation, from sender: String, to recipient: String, callId: String?, now: Int64)
+    package func apply(
+        _ operation: CallOperation,
+        from sender: String,
+        to recipient: String,
+        callId: String?,
+        now: Int64
+    )
         -> TransitionOutcome
     {
         book.withLock { book in
@@ -102,28 +112,28 @@ public final class InProcessCallStore: CallStore {
         }
     }
 
-    public func expire(callId: String, now: Int64, then done: @escaping @Sendable (CallStoreResult<Call?>) -> Void) {
+    package func expire(callId: String, now: Int64, then done: @escaping @Sendable (CallStoreResult<Call?>) -> Void) {
         done(.success(expire(callId: callId)))
     }
 
     /// ``expire(callId:now:then:)``, answered directly.
-    public func expire(callId: String) -> Call? {
+    package func expire(callId: String) -> Call? {
         book.withLock { $0.expireRinging(callId: callId) }
     }
 
-    public func abandon(_ user: String, now: Int64, then done: @escaping @Sendable (CallStoreResult<PartedCall?>) -> Void) {
+    package func abandon(_ user: String, now: Int64, then done: @escaping @Sendable (CallStoreResult<PartedCall?>) -> Void) {
         done(.success(abandon(user)))
     }
 
     /// ``abandon(_:now:then:)``, answered directly.
-    public func abandon(_ user: String) -> PartedCall? {
+    package func abandon(_ user: String) -> PartedCall? {
         book.withLock { book in
             guard whereIs(user) == nil, let call = book.abandon(by: user) else { return nil }
             return PartedCall(call: call, peerNode: whereIs(call.peer(of: user)))
         }
     }
 
-    public func restore(_ call: Call, now: Int64, then done: @escaping @Sendable (CallStoreResult<Bool>) -> Void) {
+    package func restore(_ call: Call, now: Int64, then done: @escaping @Sendable (CallStoreResult<Bool>) -> Void) {
         done(.success(book.withLock { $0.insert(call) }))
     }
 }

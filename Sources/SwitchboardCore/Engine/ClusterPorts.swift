@@ -2,14 +2,14 @@ import SwitchboardProto
 
 /// What the engine needs of a cluster (Redis in SwitchboardRedis): cluster-wide presence, the shared call
 /// store and delivery to other nodes. A single node has none of them.
-public struct ClusterPorts: Sendable {
-    public var presence: any PresenceDirectory
-    public var calls: any CallStore
-    public var delivery: any RemoteDelivery
+package struct ClusterPorts: Sendable {
+    package var presence: any PresenceDirectory
+    package var calls: any CallStore
+    package var delivery: any RemoteDelivery
     /// Whether the backend is reachable (the node's readiness).
-    public var isReady: @Sendable () -> Bool
+    package var isReady: @Sendable () -> Bool
 
-    public init(
+    package init(
         presence: any PresenceDirectory,
         calls: any CallStore,
         delivery: any RemoteDelivery,
@@ -23,7 +23,7 @@ public struct ClusterPorts: Sendable {
 }
 
 /// Where every user's live session is, cluster-wide. Answers may come later, on another thread.
-public protocol PresenceDirectory: Sendable {
+package protocol PresenceDirectory: Sendable {
     /// Records that `user`'s live session is on this node.
     func register(_ user: String, now: Int64, then done: @escaping @Sendable (Result<Registration, PresenceUnavailable>) -> Void)
 
@@ -39,29 +39,29 @@ public protocol PresenceDirectory: Sendable {
 }
 
 /// What registering a session found.
-public struct Registration: Sendable, Equatable {
+package struct Registration: Sendable, Equatable {
     /// The other node that held the user's session before, if any.
-    public var previousNode: String?
+    package var previousNode: String?
     /// The call the user is in, if any.
-    public var call: Call?
+    package var call: Call?
 
-    public init(previousNode: String?, call: Call?) {
+    package init(previousNode: String?, call: Call?) {
         self.previousNode = previousNode
         self.call = call
     }
 }
 
 /// The presence directory could not be asked.
-public struct PresenceUnavailable: Error, Sendable, Equatable {
-    public var description: String
+package struct PresenceUnavailable: Error, Sendable, Equatable {
+    package var description: String
 
-    public init(_ description: String) {
+    package init(_ description: String) {
         self.description = description
     }
 }
 
 /// Carries messages to users of other nodes, in order per destination node.
-public protocol RemoteDelivery: Sendable {
+package protocol RemoteDelivery: Sendable {
     /// Sends `message` for `user` to `node`, with the change to the call it carries. `failed` runs if it
     /// does not get there, with why and the message (decoded again from what was kept).
     func send(
@@ -78,7 +78,7 @@ public protocol RemoteDelivery: Sendable {
 }
 
 /// Why a message did not reach another node.
-public enum RemoteDeliveryFailure: Sendable, Equatable {
+package enum RemoteDeliveryFailure: Sendable, Equatable {
     /// Nobody received it there (the node is gone, or away for the whole retry age).
     case noReceiver
     /// The cluster backend did not take it.
@@ -88,7 +88,7 @@ public enum RemoteDeliveryFailure: Sendable, Equatable {
 }
 
 /// The change to a call a delivered message carries, so that the receiving node's copy of the call follows.
-public enum CallEffect: Sendable, Equatable {
+package enum CallEffect: Sendable, Equatable {
     case none
     /// The call now stands as given (created by an invite, or accepted).
     case update(Call)

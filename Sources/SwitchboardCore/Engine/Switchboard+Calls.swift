@@ -30,7 +30,10 @@ extension Switchboard {
 
     private func invite(_ signal: Signal, in message: ChatMessage, from session: Session, now: Int64) -> Bool {
         let call = Call(
-            id: signal.callId ?? CallID.generate(), caller: session.user, callee: message.to, callType: signal.callType,
+            id: signal.callId ?? CallID.generate(),
+            caller: session.user,
+            callee: message.to,
+            callType: signal.callType,
             createdAt: now
         )
         let allowed = state.withLock { state -> Bool in
@@ -99,11 +102,24 @@ extension Switchboard {
         reply(session, .callFailed(callId: signal.callId, to: call.callee, reason: reason))
         let recordId = idIsLive ? CallID.generate() : call.id
         if reason == .offline || reason == .busy {
-            let failed = Call(id: recordId, caller: call.caller, callee: call.callee, callType: call.callType, createdAt: call.createdAt)
-            records.enqueue(failed.record(status: .failed, endedAt: call.createdAt, endReason: reason.rawValue, now: call.createdAt))
+            let failed = Call(
+                id: recordId,
+                caller: call.caller,
+                callee: call.callee,
+                callType: call.callType,
+                createdAt: call.createdAt
+            )
+            records.enqueue(
+                failed.record(status: .failed, endedAt: call.createdAt, endReason: reason.rawValue, now: call.createdAt)
+            )
         }
-        log(.failed, Call(id: recordId, caller: call.caller, callee: call.callee, callType: call.callType, createdAt: call.createdAt),
-            session, level: "warn", reason: reason.rawValue)
+        log(
+            .failed,
+            Call(id: recordId, caller: call.caller, callee: call.callee, callType: call.callType, createdAt: call.createdAt),
+            session,
+            level: "warn",
+            reason: reason.rawValue
+        )
     }
 
     // MARK: Accept, reject, hangup
@@ -167,8 +183,10 @@ extension Switchboard {
                 let endedAt = max(now, (ended.startedAt ?? ended.createdAt) + 1)
                 records.enqueue(
                     ended.record(
-                        status: status, endedAt: endedAt,
-                        endReason: reason ?? (status == .rejected ? "rejected" : "hangup"), now: endedAt
+                        status: status,
+                        endedAt: endedAt,
+                        endReason: reason ?? (status == .rejected ? "rejected" : "hangup"),
+                        now: endedAt
                     )
                 )
                 log(status == .rejected ? .reject : .hangup, ended, session, reason: reason)
@@ -214,13 +232,24 @@ extension Switchboard {
     }
 
     /// Relays a negotiation signal of a call; `false` when it waits for a presence look-up.
-    private func relay(_ signal: Signal, in message: ChatMessage, call: Call, from session: Session, at whereabouts: Whereabouts)
+    private func relay(
+        _ signal: Signal,
+        in message: ChatMessage,
+        call: Call,
+        from session: Session,
+        at whereabouts: Whereabouts
+    )
         -> Bool
     {
         let relayed = signal.relayed(in: message, from: session.identity, callId: call.id)
         return forward(
-            relayed, to: message.to, at: whereabouts, from: session, notify: session, holding: session,
-            offline: "\(message.to) is reconnecting; signal not delivered"
+            relayed,
+            to: message.to,
+            at: whereabouts,
+            from: session,
+            notify: session,
+            holding: session,
+            offline: .reconnecting
         )
     }
 }

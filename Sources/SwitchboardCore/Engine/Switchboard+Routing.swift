@@ -20,10 +20,24 @@ extension Switchboard {
         case unknown
     }
 
+    /// What `notify` is told when the recipient is online nowhere.
+    enum OfflineNotice {
+        /// "user is offline"
+        case offline
+        /// The recipient is a party of the sender's call: "user is reconnecting; signal not delivered".
+        case reconnecting
+
+        func message(for user: String) -> String {
+            switch self {
+            case .offline: "\(user) is offline"
+            case .reconnecting: "\(user) is reconnecting; signal not delivered"
+            }
+        }
+    }
+
     /// Delivers `message` to `user`: written here, or sent to the user's node (looked up in presence when
-    /// not known). `notify` is told when the user is offline (with `offline`, or "user is offline") or
-    /// cannot be reached; `nil` for call transitions and server notices, whose recipients may be
-    /// reconnecting.
+    /// not known). `notify` is told when the user is offline (`offline` says how) or cannot be reached;
+    /// `nil` for call transitions and server notices, whose recipients may be reconnecting.
     ///
     /// Returns `false` when it waits for a presence look-up: `holding` is then held and resumed after.
     /// A client's message names its `sender`, whose session must still be current.
@@ -36,7 +50,7 @@ extension Switchboard {
         from sender: Session? = nil,
         notify: Session? = nil,
         holding: Session? = nil,
-        offline: String? = nil
+        offline: OfflineNotice = .offline
     ) -> Bool {
         let route = state.withLock { state -> Route in
             if let sender, !state.isCurrent(sender) { return .ignored }
@@ -49,9 +63,6 @@ extension Switchboard {
             if let node = state.routes[user] { return .remote(node) }
             return whereabouts == .node(nil) ? .nowhere : .unknown
         }
-        let offlineNotice = { @Sendable (session: Session) in
-            self.reply(session, .error(.offline, message: offline ?? "\(user) is offline"))
-        }
         switch route {
         case .ignored:
             break
@@ -62,7 +73,7 @@ extension Switchboard {
         case .remote(let node):
             send(message, to: user, at: node, effect: effect, notify: notify)
         case .nowhere:
-            if let notify { offlineNotice(notify) }
+            if let notify { reply(notify, .error(.offline, message: offline.message(for: user))) }
         case .unknown:
             guard let cluster else { return true }
             if let holding { hold(holding) }
@@ -74,7 +85,7 @@ extension Switchboard {
                     state.withLock { $0.routes[user] = node }
                     send(message, to: user, at: node, effect: effect, notify: notify)
                 case .success:
-                    if let notify { offlineNotice(notify) }
+                    if let notify { reply(notify, .error(.offline, message: offline.message(for: user))) }
                 case .failure:
                     if let notify { unreachable(notify, user) }
                 }
@@ -87,7 +98,12 @@ extension Switchboard {
 
     /// Sends `message` for `user` to `node`; if it does not get there, looks once more or tells `notify`.
     private func send(
-        _ message: ChatMessage, to user: String, at node: String, effect: CallEffect, notify: Session?, isRetry: Bool = false
+        _ message: ChatMessage,
+        to user: String,
+        at node: String,
+        effect: CallEffect,
+        notify: Session?,
+        isRetry: Bool = false
     ) {
         guard let cluster else { return }
         if !message.from.isEmpty { metrics.relayed(.remote) }
@@ -109,7 +125,13 @@ extension Switchboard {
     }
 
     /// `user` was not reached at `staleNode`: looks them up again and sends once more, or tells `notify`.
-    private func lookAgain(_ message: ChatMessage, for user: String, notFrom staleNode: String, effect: CallEffect, notify: Session?) {
+    private func lookAgain(
+        _ message: ChatMessage,
+        for user: String,
+        notFrom staleNode: String,
+        effect: CallEffect,
+        notify: Session?
+    ) {
         let answer = pending.begin()
         cluster?.presence.lookup(user) { [self] result in
             defer { answer.end() }
@@ -136,7 +158,7 @@ extension Switchboard {
 
     /// A message another node sent for `user`: applies the change to the call it carries and delivers it,
     /// if the user's session is here; `false` if it is not.
-    public func deliverFromCluster(_ message: ChatMessage, to user: String, effect: CallEffect, from origin: String) -> Bool {
+    package func deliverFromCluster(_ message: ChatMessage, to user: String, effect: CallEffect, from origin: String) -> Bool {
         let recipient = state.withLock { state -> Session? in
             let session = state.sessions[user]
             if session != nil, !message.from.isEmpty { state.routes[message.from] = origin }
@@ -157,7 +179,7 @@ extension Switchboard {
     /// A node this one sent `message` to does not have `user` (any more): looks again, once, or tells the
     /// sender. Only a client's own messages and in-call signals are worth a notice; transitions and
     /// server notices find their recipient through the reconnect grace.
-    public func bounced(_ message: ChatMessage, for user: String, effect: CallEffect, isRetry: Bool, from node: String) {
+    package func bounced(_ message: ChatMessage, for user: String, effect: CallEffect, isRetry: Bool, from node: String) {
         let notify = state.withLock { state -> Session? in
             if state.routes[user] == node { state.routes[user] = nil }
             guard case .none = effect, !message.from.isEmpty else { return nil }
@@ -171,7 +193,7 @@ extension Switchboard {
     }
 
     /// `user` connected to another node: their session here is closed as replaced.
-    public func replacedElsewhere(_ user: String) {
+    package func replacedElsewhere(_ user: String) {
         let replaced = state.withLock { state -> Session? in
             guard let session = state.sessions.removeValue(forKey: user) else { return nil }
             state.queues.remove(session.id)
@@ -183,7 +205,7 @@ extension Switchboard {
     /// After the cluster's backend came back (perhaps emptied by a restart): registers every session of
     /// this node again and writes back the calls of its users that it lost. A user who connected
     /// elsewhere meanwhile keeps that newer session; this node's is closed as replaced.
-    public func restoreAfterReconnect() {
+    package func restoreAfterReconnect() {
         guard let cluster else { return }
         let now = clock.nowMilliseconds()
         let sessions = self.sessions

@@ -13,7 +13,7 @@ extension Switchboard {
 
     /// Users of a dead node who were in a call (the cluster's reaper found them): their peers are told
     /// after the reconnect grace unless they come back.
-    public func orphaned(_ users: [String]) {
+    package func orphaned(_ users: [String]) {
         guard !users.isEmpty else { return }
         logger.info("users of a dead node left in calls", metadata: ["users": "\(users.count)"])
         state.withLock { state in

@@ -1,6 +1,6 @@
 import Logging
-import Synchronization
 import SwitchboardProto
+import Synchronization
 
 /// The node's domain logic, in both modes: who is connected, the calls between them, and what each
 /// incoming message does (PROTOCOL.md §2–§6). Every call rule is written here, once.
@@ -21,7 +21,7 @@ import SwitchboardProto
 /// call in concurrently. State changes happen under one short
 /// lock; effects (socket writes, records, log lines) follow it. Lock order: the local store's lock may
 /// be held when the state's is taken (its presence is the state's sessions), never the other way round.
-public final class Switchboard: Sendable {
+package final class Switchboard: Sendable {
     struct State: Sendable {
         var sessions: [String: Session] = [:]
         var queues = SessionQueues(capacity: Switchboard.queueCapacity, capacityBytes: Switchboard.queueCapacityBytes)
@@ -39,9 +39,9 @@ public final class Switchboard: Sendable {
         func withLock<T>(_ body: (inout State) -> T) -> T { mutex.withLock { body(&$0) } }
     }
 
-    public let settings: SwitchboardSettings
+    package let settings: SwitchboardSettings
     /// What this engine counts; the server also counts the notices it sends itself here.
-    public let metrics: SignalingMetrics
+    package let metrics: SignalingMetrics
     let state = StateBox()
     /// The calls of this node's users (see the type's documentation).
     let local: InProcessCallStore
@@ -51,7 +51,7 @@ public final class Switchboard: Sendable {
     let records: any CallRecordSink
     let events: any CallEventSink
     /// The engine's clock (unix ms for records and stamps, monotonic for budgets).
-    public let clock: SwitchboardClock
+    package let clock: SwitchboardClock
     let logger: Logger
 
     /// Questions to the ports whose answers have not been handled yet.
@@ -64,7 +64,7 @@ public final class Switchboard: Sendable {
 
     /// An engine with no sessions yet; alone, or part of a cluster through `cluster`. Records go to
     /// `records` and are counted in `metrics` first (as are relays, signals and notices).
-    public init(
+    package init(
         settings: SwitchboardSettings,
         cluster: ClusterPorts? = nil,
         scheduler: any TimerScheduler,
@@ -87,11 +87,11 @@ public final class Switchboard: Sendable {
         self.local = InProcessCallStore(whereIs: { user in state.withLock { $0.sessions[user] != nil } ? nodeId : nil })
     }
 
-    public var nodeId: String { settings.nodeId }
-    public var sessionCount: Int { state.withLock { $0.sessions.count } }
-    public var callCount: Int { local.count }
+    package var nodeId: String { settings.nodeId }
+    package var sessionCount: Int { state.withLock { $0.sessions.count } }
+    package var callCount: Int { local.count }
     /// Every connected session (for shutdown).
-    public var sessions: [Session] { state.withLock { Array($0.sessions.values) } }
+    package var sessions: [Session] { state.withLock { Array($0.sessions.values) } }
 
     // MARK: Sessions
 
@@ -99,7 +99,7 @@ public final class Switchboard: Sendable {
     /// told `session-replaced` and closed with 4001. `whenReachable` runs once messages from anywhere
     /// reach the session: at once on a single node, after presence has it in cluster mode (or could not
     /// be asked); until then what the session sends waits.
-    public func connect(
+    package func connect(
         _ identity: UserIdentity,
         connection: ConnectionInfo,
         outlet: any SessionOutlet,
@@ -140,12 +140,12 @@ public final class Switchboard: Sendable {
     }
 
     /// Registers a new connection for `identity` when nobody needs to know when it is reachable.
-    public func connect(_ identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) -> Session {
+    package func connect(_ identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) -> Session {
         connect(identity, connection: connection, outlet: outlet, whenReachable: {})
     }
 
     /// Forgets a closed connection. A party of a call gets `calls.reconnect_grace` to come back.
-    public func disconnect(_ session: Session) {
+    package func disconnect(_ session: Session) {
         let user = session.user
         let inCall = local.call(of: user) != nil
         let wasCurrent = state.withLock { state -> Bool in
@@ -165,7 +165,7 @@ public final class Switchboard: Sendable {
     }
 
     /// The node `user` is connected to, or `nil` when offline.
-    public func presence(of user: String) async throws -> String? {
+    package func presence(of user: String) async throws -> String? {
         if state.withLock({ $0.sessions[user] != nil }) { return nodeId }
         guard let cluster else { return nil }
         return try await withCheckedThrowingContinuation { continuation in
@@ -174,17 +174,17 @@ public final class Switchboard: Sendable {
     }
 
     /// Whether the node can serve: always alone; in cluster mode, while the cluster's backend is reachable.
-    public var isReady: Bool { cluster?.isReady() ?? true }
+    package var isReady: Bool { cluster?.isReady() ?? true }
 
     /// How many questions to the cluster (presence, calls) wait for an answer; 0 on a single node. With
     /// every user on this node, the engine is quiet once it is 0 (tests wait for that).
-    public var pendingAnswerCount: Int { pending.count }
+    package var pendingAnswerCount: Int { pending.count }
 
     // MARK: Messages
 
     /// Handles one decoded message from `session`: relays it, or answers with a notice. Messages of one
     /// session take effect in the order they arrive.
-    public func receive(_ message: ChatMessage, from session: Session) {
+    package func receive(_ message: ChatMessage, from session: Session) {
         guard cluster != nil else {
             // Alone, every answer comes at once: nothing ever waits, so no queue. Whether the session is
             // still current is checked where the message takes effect, under the lock it takes anyway.
@@ -252,8 +252,15 @@ public final class Switchboard: Sendable {
 
     func log(_ name: CallEvent.Name, _ call: Call, _ session: Session?, level: String = "info", reason: String? = nil) {
         events.emit(
-            CallEvent(name, level: level, caller: call.caller, callee: call.callee, callId: call.id, reason: reason,
-                      connection: session?.connection)
+            CallEvent(
+                name,
+                level: level,
+                caller: call.caller,
+                callee: call.callee,
+                callId: call.id,
+                reason: reason,
+                connection: session?.connection
+            )
         )
     }
 }

@@ -1,14 +1,14 @@
 /// Who is on the other end of a socket, as proven by the token presented at the upgrade (PROTOCOL.md §2).
-public struct UserIdentity: Sendable, Hashable {
+package struct UserIdentity: Sendable, Hashable {
     /// The token's `sub`: 1-64 characters of `[A-Za-z0-9._@-]`.
-    public let id: String
+    package let id: String
     /// The token's `name`, stamped as `fromUsername` / `fromName`.
-    public let name: String?
+    package let name: String?
     /// The token's `avatar`.
-    public let avatar: String?
+    package let avatar: String?
 
     /// Creates an identity; `nil` when `id` is not a valid user id.
-    public init?(id: String, name: String? = nil, avatar: String? = nil) {
+    package init?(id: String, name: String? = nil, avatar: String? = nil) {
         guard Self.isValidUserID(id) else { return nil }
         self.id = id
         self.name = name
@@ -16,7 +16,7 @@ public struct UserIdentity: Sendable, Hashable {
     }
 
     /// Whether `id` is 1-64 characters of `[A-Za-z0-9._@-]`.
-    public static func isValidUserID(_ id: String) -> Bool {
+    package static func isValidUserID(_ id: String) -> Bool {
         let utf8 = id.utf8
         guard (1...64).contains(utf8.count) else { return false }
         return utf8.allSatisfy { byte in

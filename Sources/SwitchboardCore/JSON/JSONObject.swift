@@ -6,20 +6,20 @@
 ///
 /// Lookups scan linearly, which is the fastest choice for the handful of keys a signal carries.
 /// Keys compare with `String` equality.
-public struct JSONObject: Sendable, Equatable {
+package struct JSONObject: Sendable, Equatable {
     /// One member.
-    public typealias Element = (key: String, value: JSONValue)
+    package typealias Element = (key: String, value: JSONValue)
 
     @usableFromInline
     internal var storage: [Element]
 
     /// An empty object.
-    public init() {
+    package init() {
         storage = []
     }
 
     /// An object with `pairs` in order; for a duplicate key the last value wins at the first position.
-    public init(_ pairs: some Sequence<(String, JSONValue)>) {
+    package init(_ pairs: some Sequence<(String, JSONValue)>) {
         var builder = JSONObjectBuilder()
         for (key, value) in pairs {
             builder.append(key: key, value: value)
@@ -33,17 +33,17 @@ public struct JSONObject: Sendable, Equatable {
     }
 
     /// The keys, in order.
-    public var keys: [String] {
+    package var keys: [String] {
         storage.map(\.key)
     }
 
     /// The values, in key order.
-    public var values: [JSONValue] {
+    package var values: [JSONValue] {
         storage.map(\.value)
     }
 
     /// The value for `key`; assigning `nil` removes the key.
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         get {
             for member in storage where member.key == key {
                 return member.value
@@ -61,7 +61,7 @@ public struct JSONObject: Sendable, Equatable {
 
     /// Sets `value` for `key` (in place when present, appended otherwise); returns the old value.
     @discardableResult
-    public mutating func updateValue(_ value: JSONValue, forKey key: String) -> JSONValue? {
+    package mutating func updateValue(_ value: JSONValue, forKey key: String) -> JSONValue? {
         if let index = index(forKey: key) {
             let old = storage[index].value
             storage[index].value = value
@@ -73,17 +73,17 @@ public struct JSONObject: Sendable, Equatable {
 
     /// Removes `key`; returns its value when it was present.
     @discardableResult
-    public mutating func removeValue(forKey key: String) -> JSONValue? {
+    package mutating func removeValue(forKey key: String) -> JSONValue? {
         guard let index = index(forKey: key) else { return nil }
         return storage.remove(at: index).value
     }
 
     /// The position of `key`, if present.
-    public func index(forKey key: String) -> Int? {
+    package func index(forKey key: String) -> Int? {
         storage.firstIndex { $0.key == key }
     }
 
-    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+    package static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         guard lhs.storage.count == rhs.storage.count else { return false }
         for (left, right) in zip(lhs.storage, rhs.storage) {
             guard left.key == right.key, left.value == right.value else { return false }
@@ -94,23 +94,23 @@ public struct JSONObject: Sendable, Equatable {
 
 extension JSONObject: RandomAccessCollection {
     /// The first member's position (0).
-    public var startIndex: Int { storage.startIndex }
+    package var startIndex: Int { storage.startIndex }
     /// One past the last member's position.
-    public var endIndex: Int { storage.endIndex }
+    package var endIndex: Int { storage.endIndex }
     /// The member at `position`.
-    public subscript(position: Int) -> Element { storage[position] }
+    package subscript(position: Int) -> Element { storage[position] }
 }
 
 extension JSONObject: ExpressibleByDictionaryLiteral {
     /// An object with the literal's members, in the literal's order.
-    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+    package init(dictionaryLiteral elements: (String, JSONValue)...) {
         self.init(elements)
     }
 }
 
 extension JSONObject: CustomStringConvertible {
     /// The compact JSON text.
-    public var description: String { JSONValue.object(self).serialized() }
+    package var description: String { JSONValue.object(self).serialized() }
 }
 
 /// Accumulates members, applying the duplicate-key rule without going quadratic on big objects.

@@ -1,6 +1,6 @@
 extension JSONValue {
     /// The deepest nesting of arrays and objects accepted; one level more is an error.
-    public static let maximumDepth = 64
+    package static let maximumDepth = 64
 
     /// Parses one JSON text (RFC 8259, strict) from UTF-8 bytes.
     ///
@@ -9,18 +9,20 @@ extension JSONValue {
     /// ``maximumDepth``. Any value is accepted at the top level, not only objects and arrays.
     /// A contiguous collection (`[UInt8]`, `ByteBuffer` views, `String.UTF8View` of a native
     /// string) is parsed in place.
-    public init(parsing bytes: some Collection<UInt8>) throws(JSONParseError) {
+    package init(parsing bytes: some Collection<UInt8>) throws(JSONParseError) {
         let contiguous = bytes.withContiguousStorageIfAvailable { buffer in
             Result { () throws(JSONParseError) -> JSONValue in try JSONParser.parse(buffer) }
         }
-        let result = contiguous ?? Array(bytes).withUnsafeBufferPointer { buffer in
-            Result { () throws(JSONParseError) -> JSONValue in try JSONParser.parse(buffer) }
-        }
+        let result =
+            contiguous
+            ?? Array(bytes).withUnsafeBufferPointer { buffer in
+                Result { () throws(JSONParseError) -> JSONValue in try JSONParser.parse(buffer) }
+            }
         self = try result.get()
     }
 
     /// Parses one JSON text from a string; with the same rules as parsing bytes.
-    public init(parsing text: String) throws(JSONParseError) {
+    package init(parsing text: String) throws(JSONParseError) {
         var text = text
         let result = text.withUTF8 { buffer in
             Result { () throws(JSONParseError) -> JSONValue in try JSONParser.parse(buffer) }

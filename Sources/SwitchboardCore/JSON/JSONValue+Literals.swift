@@ -1,7 +1,7 @@
 extension JSONValue {
     /// Whether this is a JSON string.
-    public var isString: Bool { stringValue != nil }
+    package var isString: Bool { stringValue != nil }
 
     /// Whether this is a JSON number.
-    public var isNumber: Bool { numberLexeme != nil }
+    package var isNumber: Bool { numberLexeme != nil }
 }

@@ -7,7 +7,7 @@
 ///
 /// Equality is structural and exact: numbers compare by lexeme (`1.0 != 1`) and objects compare
 /// their keys in order.
-public enum JSONValue: Sendable, Equatable {
+package enum JSONValue: Sendable, Equatable {
     /// `null`.
     case null
     /// `true` or `false`.
@@ -25,12 +25,12 @@ public enum JSONValue: Sendable, Equatable {
 
 extension JSONValue {
     /// A number holding `value` exactly.
-    public static func integer(_ value: some BinaryInteger) -> JSONValue {
+    package static func integer(_ value: some BinaryInteger) -> JSONValue {
         .number(String(value))
     }
 
     /// A number holding `value`, or `nil` when it is infinite or NaN (JSON cannot express those).
-    public static func double(_ value: Double) -> JSONValue? {
+    package static func double(_ value: Double) -> JSONValue? {
         guard value.isFinite else { return nil }
         return .number(value.description)
     }
@@ -40,62 +40,62 @@ extension JSONValue {
 
 extension JSONValue {
     /// The string, when this is a string.
-    public var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil
     }
 
     /// The boolean, when this is `true` or `false`.
-    public var boolValue: Bool? {
+    package var boolValue: Bool? {
         if case .bool(let value) = self { return value }
         return nil
     }
 
     /// The object, when this is an object.
-    public var objectValue: JSONObject? {
+    package var objectValue: JSONObject? {
         if case .object(let value) = self { return value }
         return nil
     }
 
     /// The elements, when this is an array.
-    public var arrayValue: [JSONValue]? {
+    package var arrayValue: [JSONValue]? {
         if case .array(let value) = self { return value }
         return nil
     }
 
     /// The raw number lexeme, when this is a number.
-    public var numberLexeme: String? {
+    package var numberLexeme: String? {
         if case .number(let lexeme) = self { return lexeme }
         return nil
     }
 
     /// The number as an `Int64`, when this is a number written as an integer that fits
     /// (`42`, `-7`; not `4.2`, `1e3` or `42.0`).
-    public var int64Value: Int64? {
+    package var int64Value: Int64? {
         if case .number(let lexeme) = self { return Int64(lexeme) }
         return nil
     }
 
     /// The number as an `Int`, under the same rules as ``int64Value``.
-    public var intValue: Int? {
+    package var intValue: Int? {
         if case .number(let lexeme) = self { return Int(lexeme) }
         return nil
     }
 
     /// The number as a `Double` (nearest representable value), when this is a number.
-    public var doubleValue: Double? {
+    package var doubleValue: Double? {
         if case .number(let lexeme) = self { return Double(lexeme) }
         return nil
     }
 
     /// Whether this is `null`.
-    public var isNull: Bool {
+    package var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 
     /// The member named `key`, when this is an object that has it.
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         objectValue?[key]
     }
 }
@@ -104,37 +104,37 @@ extension JSONValue {
 
 extension JSONValue: ExpressibleByNilLiteral {
     /// `nil` is `null`.
-    public init(nilLiteral: ()) { self = .null }
+    package init(nilLiteral: ()) { self = .null }
 }
 
 extension JSONValue: ExpressibleByBooleanLiteral {
     /// A boolean literal.
-    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    package init(booleanLiteral value: Bool) { self = .bool(value) }
 }
 
 extension JSONValue: ExpressibleByIntegerLiteral {
     /// An integer literal becomes a number.
-    public init(integerLiteral value: Int) { self = .integer(value) }
+    package init(integerLiteral value: Int) { self = .integer(value) }
 }
 
 extension JSONValue: ExpressibleByStringLiteral {
     /// A string literal becomes a string (not parsed as JSON).
-    public init(stringLiteral value: String) { self = .string(value) }
+    package init(stringLiteral value: String) { self = .string(value) }
 }
 
 extension JSONValue: ExpressibleByArrayLiteral {
     /// An array literal.
-    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    package init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
 }
 
 extension JSONValue: ExpressibleByDictionaryLiteral {
     /// A dictionary literal becomes an object, keeping the literal's order.
-    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+    package init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(JSONObject(elements))
     }
 }
 
 extension JSONValue: CustomStringConvertible {
     /// The compact JSON text.
-    public var description: String { serialized() }
+    package var description: String { serialized() }
 }

@@ -2,7 +2,7 @@ import SwitchboardBasics
 
 extension JSONValue {
     /// The compact JSON text (no insignificant whitespace).
-    public func serialized() -> String {
+    package func serialized() -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(64)
         write(into: &bytes)
@@ -14,7 +14,7 @@ extension JSONValue {
     /// Strings escape `"`, `\` and control characters (`\n`, `\r`, `\t`, `\b`, `\f`, otherwise
     /// `\u00XX`); everything else, non-ASCII included, is written as UTF-8 as it is.
     /// Numbers are written as their lexeme.
-    public func write(into bytes: inout [UInt8]) {
+    package func write(into bytes: inout [UInt8]) {
         switch self {
         case .null:
             bytes.append(contentsOf: "null".utf8)
@@ -39,12 +39,12 @@ extension JSONValue {
 
 extension JSONObject {
     /// The compact JSON text of this object.
-    public func serialized() -> String {
+    package func serialized() -> String {
         JSONValue.object(self).serialized()
     }
 
     /// Appends the compact JSON text of this object as UTF-8 to `bytes`.
-    public func write(into bytes: inout [UInt8]) {
+    package func write(into bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "{"))
         for (offset, member) in storage.enumerated() {
             if offset > 0 { bytes.append(UInt8(ascii: ",")) }

@@ -7,7 +7,7 @@ import Synchronization
 /// time (`burst / rate`). Sweeps run when the table has doubled since the last one, so they cost
 /// O(1) per take on average; `maxKeys` caps the table even under a flood of distinct keys (a new
 /// key is refused while it is full of active ones).
-public final class KeyedTokenBuckets<Key: Hashable & Sendable>: Sendable {
+package final class KeyedTokenBuckets<Key: Hashable & Sendable>: Sendable {
     private struct State {
         var buckets: [Key: TokenBucket] = [:]
         var sweepAt: Int
@@ -21,7 +21,7 @@ public final class KeyedTokenBuckets<Key: Hashable & Sendable>: Sendable {
     private let state: Mutex<State>
 
     /// Buckets refilled at `rate` per `period` holding up to `burst` tokens each; at most `maxKeys` keys.
-    public init(rate: Int, per period: Duration, burst: Int, maxKeys: Int = 100_000) {
+    package init(rate: Int, per period: Duration, burst: Int, maxKeys: Int = 100_000) {
         self.rate = rate
         self.period = period
         self.burst = burst
@@ -31,7 +31,7 @@ public final class KeyedTokenBuckets<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Takes a token from `key`'s bucket at `now` (monotonic nanoseconds); `false` when it is empty.
-    public func take(_ key: Key, now: UInt64) -> Bool {
+    package func take(_ key: Key, now: UInt64) -> Bool {
         state.withLock { state in
             if var bucket = state.buckets[key] {
                 let taken = bucket.take(now: now)
@@ -51,5 +51,5 @@ public final class KeyedTokenBuckets<Key: Hashable & Sendable>: Sendable {
     }
 
     /// How many keys the table holds now (for tests and metrics).
-    public var count: Int { state.withLock { $0.buckets.count } }
+    package var count: Int { state.withLock { $0.buckets.count } }
 }

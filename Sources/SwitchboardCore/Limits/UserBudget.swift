@@ -1,5 +1,5 @@
-import Synchronization
 import SwitchboardBasics
+import Synchronization
 
 /// What one user may send (`limits.messages_per_second`, `limits.messages_burst`, PROTOCOL.md §9): every
 /// frame a client sends takes a token, pings and heartbeats included, and the budget follows the user,
@@ -11,9 +11,9 @@ import SwitchboardBasics
 /// An empty budget also tells a connection to stop reading (``readPause(now:)``) until it has refilled a
 /// little: a client that keeps sending over its budget is then held back by TCP, at a bounded cost to the
 /// node, instead of being read only to have its frames dropped.
-public final class UserBudget: Sendable {
+package final class UserBudget: Sendable {
     /// What a message may do.
-    public enum Verdict: Equatable, Sendable {
+    package enum Verdict: Equatable, Sendable {
         /// Within the budget: handle it.
         case allowed
         /// Over the budget: drop it; `notify` says whether to tell the client (`rate-limited`), which
@@ -38,7 +38,7 @@ public final class UserBudget: Sendable {
     }
 
     /// Takes a token for one message at `now` (monotonic nanoseconds).
-    public func take(now: UInt64) -> Verdict {
+    package func take(now: UInt64) -> Verdict {
         state.withLock { state in
             if state.bucket.take(now: now) { return .allowed }
             if let last = state.lastNotice, now &- last < noticeInterval { return .refused(notify: false) }
@@ -49,7 +49,7 @@ public final class UserBudget: Sendable {
 
     /// `nil` while the budget holds a token at `now`; when it is empty, the nanoseconds until it has refilled
     /// enough to resume reading (a quarter of a second's rate, at least one token).
-    public func readPause(now: UInt64) -> UInt64? {
+    package func readPause(now: UInt64) -> UInt64? {
         state.withLock { state in
             guard state.bucket.nanoseconds(untilItHolds: 1, now: now) > 0 else { return nil }
             return state.bucket.nanoseconds(untilItHolds: resumeTokens, now: now)
@@ -64,7 +64,7 @@ public final class UserBudget: Sendable {
 /// Every user's ``UserBudget`` on this node. A user's budget is forgotten once it has refilled
 /// completely (a full budget is what a new one is), so the table holds only users who sent within
 /// the last refill time; sweeps run when it has doubled since the last one.
-public final class UserBudgets: Sendable {
+package final class UserBudgets: Sendable {
     private struct State {
         var budgets: [String: UserBudget] = [:]
         var sweepAt = 1024
@@ -77,14 +77,14 @@ public final class UserBudgets: Sendable {
 
     /// Budgets of `messagesPerSecond` sustained with bursts of `burst`; `rate-limited` notices at most
     /// once per `noticeInterval` per user.
-    public init(messagesPerSecond: Int, burst: Int, noticeInterval: Duration = .seconds(1)) {
+    package init(messagesPerSecond: Int, burst: Int, noticeInterval: Duration = .seconds(1)) {
         self.messagesPerSecond = messagesPerSecond
         self.burst = burst
         self.noticeInterval = UInt64(max(0, noticeInterval.wholeNanoseconds))
     }
 
     /// The budget of `user`: the one its earlier connections used, unless that had refilled.
-    public func budget(of user: String, now: UInt64) -> UserBudget {
+    package func budget(of user: String, now: UInt64) -> UserBudget {
         state.withLock { state in
             if let budget = state.budgets[user] { return budget }
             if state.budgets.count >= state.sweepAt {
@@ -102,5 +102,5 @@ public final class UserBudgets: Sendable {
     }
 
     /// How many users the table holds now (for tests).
-    public var count: Int { state.withLock { $0.budgets.count } }
+    package var count: Int { state.withLock { $0.budgets.count } }
 }

@@ -10,8 +10,15 @@ struct CounterTable<Key: MetricLabelled>: Sendable {
     init(label: String, dimension: String, fixed: [(String, String)] = [], factory: any MetricsFactory) {
         var counters: [Counter?] = Array(repeating: nil, count: Key.allCases.count)
         for key in Key.allCases {
-            precondition(counters.indices.contains(key.metricIndex) && counters[key.metricIndex] == nil, "metricIndex of \(key) is not a unique position")
-            counters[key.metricIndex] = Counter(label: label, dimensions: fixed + [(dimension, key.metricLabel)], factory: factory)
+            precondition(
+                counters.indices.contains(key.metricIndex) && counters[key.metricIndex] == nil,
+                "metricIndex of \(key) is not a unique position"
+            )
+            counters[key.metricIndex] = Counter(
+                label: label,
+                dimensions: fixed + [(dimension, key.metricLabel)],
+                factory: factory
+            )
         }
         self.counters = counters.map { $0! }
     }

@@ -17,27 +17,27 @@ import CoreMetrics
 /// Connection gauges are not here: the node reads them at scrape time from the engine's own counts
 /// (`sessionCount`, the WebSocket gate), which are exact and cost nothing per connection.
 /// Redis metrics (command latency, pub/sub messages in and out) are counted by RedisWire's `RedisMetrics`.
-public final class SignalingMetrics: Sendable {
+package final class SignalingMetrics: Sendable {
     /// The exported metric names.
-    public enum Name {
+    package enum Name {
         /// Counter, label `route` (`local` | `remote`): messages delivered to their recipient.
-        public static let messagesRelayed = "switchboard_messages_relayed_total"
+        package static let messagesRelayed = "switchboard_messages_relayed_total"
         /// Counter, label `type` (`call-invite`, `offer`, …): signals received that parsed.
-        public static let signals = "switchboard_signals_total"
+        package static let signals = "switchboard_signals_total"
         /// Counter, label `status` (`invite`, `accepted`, `rejected`, `hung_up`, `missed`, `failed`):
         /// call record transitions, one per record snapshot written.
-        public static let calls = "switchboard_calls_total"
+        package static let calls = "switchboard_calls_total"
         /// Histogram (seconds): from the invite (`created_at`) to the accept (`start_time`).
-        public static let inviteToAccept = "switchboard_call_invite_to_accept_seconds"
+        package static let inviteToAccept = "switchboard_call_invite_to_accept_seconds"
         /// Histogram (seconds): from the accept (`start_time`) to the end (`end_time`) of answered calls.
-        public static let callDuration = "switchboard_call_duration_seconds"
+        package static let callDuration = "switchboard_call_duration_seconds"
         /// Counter, labels `notice` (`error` | `call-failed`) and `reason`: failure notices sent to clients.
-        public static let errors = "switchboard_errors_total"
+        package static let errors = "switchboard_errors_total"
     }
 
     /// Bucket upper bounds for this type's histograms, by metric name; a Prometheus factory is set up
     /// with them (`PrometheusMetricsFactory.durationHistogramBuckets`).
-    public static let histogramBuckets: [String: [Duration]] = [
+    package static let histogramBuckets: [String: [Duration]] = [
         Name.inviteToAccept: [0.5, 1, 2, 3, 5, 8, 10, 15, 20, 30, 45, 60].map(Duration.seconds),
         Name.callDuration: [1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600].map(Duration.seconds),
     ]
@@ -52,12 +52,17 @@ public final class SignalingMetrics: Sendable {
 
     /// Creates every metric with `factory`: by default the one bootstrapped for the process
     /// (`MetricsSystem.factory`, a no-op until bootstrapped).
-    public init(factory: any MetricsFactory = MetricsSystem.factory) {
+    package init(factory: any MetricsFactory = MetricsSystem.factory) {
         relayedCounters = CounterTable(label: Name.messagesRelayed, dimension: "route", factory: factory)
         signalCounters = CounterTable(label: Name.signals, dimension: "type", factory: factory)
         statusCounters = CounterTable(label: Name.calls, dimension: "status", factory: factory)
         errorCounters = CounterTable(label: Name.errors, dimension: "reason", fixed: [("notice", "error")], factory: factory)
-        callFailedCounters = CounterTable(label: Name.errors, dimension: "reason", fixed: [("notice", "call-failed")], factory: factory)
+        callFailedCounters = CounterTable(
+            label: Name.errors,
+            dimension: "reason",
+            fixed: [("notice", "call-failed")],
+            factory: factory
+        )
         inviteToAccept = Timer(label: Name.inviteToAccept, factory: factory)
         callDuration = Timer(label: Name.callDuration, factory: factory)
     }
@@ -67,17 +72,17 @@ public final class SignalingMetrics: Sendable {
     /// Count each message once, on the node that routes it: `.remote` when it publishes the message
     /// for another node; the node that delivers a message taken from pub/sub does not count it again
     /// (RedisWire counts it as a pub/sub message in).
-    public func relayed(_ route: RelayRoute) {
+    package func relayed(_ route: RelayRoute) {
         relayedCounters[route].increment()
     }
 
     /// A signal of `type` arrived and parsed, before the engine decides what it does.
-    public func signal(_ type: SignalType) {
+    package func signal(_ type: SignalType) {
         signalCounters[type].increment()
     }
 
     /// A notice went to a client: `error` and `call-failed` notices count by reason; others do not.
-    public func notice(_ notice: Notice) {
+    package func notice(_ notice: Notice) {
         switch notice {
         case .error(let reason, _):
             error(reason)
@@ -89,12 +94,12 @@ public final class SignalingMetrics: Sendable {
     }
 
     /// An `error` notice with `reason` went to a client.
-    public func error(_ reason: ErrorReason) {
+    package func error(_ reason: ErrorReason) {
         errorCounters[reason].increment()
     }
 
     /// A `call-failed` notice with `reason` went to a client.
-    public func callFailed(_ reason: CallFailureReason) {
+    package func callFailed(_ reason: CallFailureReason) {
         callFailedCounters[reason].increment()
     }
 
@@ -103,7 +108,7 @@ public final class SignalingMetrics: Sendable {
     /// `start_time` and `end_time`) records the call's duration.
     ///
     /// Call it once per transition (the snapshots a record sink receives are exactly that).
-    public func record(_ record: CallRecord) {
+    package func record(_ record: CallRecord) {
         statusCounters[record.status].increment()
         guard let start = record.startTime else { return }
         if record.status == .accepted {
@@ -115,7 +120,7 @@ public final class SignalingMetrics: Sendable {
     }
 
     /// `sink`, with every record it receives also passed to ``record(_:)`` first.
-    public func metering(_ sink: any CallRecordSink) -> any CallRecordSink {
+    package func metering(_ sink: any CallRecordSink) -> any CallRecordSink {
         MeteredCallRecordSink(base: sink, metrics: self)
     }
 }

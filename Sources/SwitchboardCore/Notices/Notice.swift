@@ -1,7 +1,7 @@
 import SwitchboardProto
 
 /// A message from the server itself (PROTOCOL.md §4): `contentType` 6, `messageType` 1, `from` "".
-public enum Notice: Sendable, Equatable {
+package enum Notice: Sendable, Equatable {
     case callRinging(callId: String, to: String)
     case callFailed(callId: String?, to: String, reason: CallFailureReason)
     case callHangup(callId: String, reason: HangupReason)
@@ -9,7 +9,7 @@ public enum Notice: Sendable, Equatable {
     case sessionReplaced
 
     /// The JSON `content` of the notice.
-    public var content: JSONObject {
+    package var content: JSONObject {
         switch self {
         case .callRinging(let callId, let to):
             ["type": "call-ringing", "callId": .string(callId), "to": .string(to)]
@@ -28,7 +28,7 @@ public enum Notice: Sendable, Equatable {
     }
 
     /// The notice as a `ChatMessage` for `recipient`, stamped at `now` (unix ms).
-    public func message(to recipient: String, now: Int64) -> ChatMessage {
+    package func message(to recipient: String, now: Int64) -> ChatMessage {
         var message = ChatMessage()
         message.to = recipient
         message.contentType = ContentType.signal

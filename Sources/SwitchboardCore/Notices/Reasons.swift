@@ -1,5 +1,5 @@
 /// The `reason` of an `error` notice (PROTOCOL.md §4).
-public enum ErrorReason: String, Sendable, CaseIterable {
+package enum ErrorReason: String, Sendable, CaseIterable {
     case invalidMessage = "invalid-message"
     case invalidSignal = "invalid-signal"
     case unknownSignal = "unknown-signal"
@@ -12,7 +12,7 @@ public enum ErrorReason: String, Sendable, CaseIterable {
 }
 
 /// The `reason` of a `call-failed` notice.
-public enum CallFailureReason: String, Sendable, CaseIterable {
+package enum CallFailureReason: String, Sendable, CaseIterable {
     case offline
     case busy
     case forbidden
@@ -20,7 +20,7 @@ public enum CallFailureReason: String, Sendable, CaseIterable {
     case unavailable
 
     /// The message sent with the notice; `offline` keeps the seed's text.
-    public var message: String {
+    package var message: String {
         switch self {
         case .offline: "用户离线"
         case .busy: "user is in another call"
@@ -32,7 +32,7 @@ public enum CallFailureReason: String, Sendable, CaseIterable {
 }
 
 /// The `reason` of a `call-hangup` sent by the server.
-public enum HangupReason: String, Sendable, CaseIterable {
+package enum HangupReason: String, Sendable, CaseIterable {
     case timeout
     case peerDisconnected = "peer-disconnected"
 }

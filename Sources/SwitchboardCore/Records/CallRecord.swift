@@ -1,5 +1,5 @@
 /// How a call ended up, as stored in `call_records.status` (PROTOCOL.md §5).
-public enum CallStatus: Int, Sendable, Codable, CaseIterable {
+package enum CallStatus: Int, Sendable, Codable, CaseIterable {
     case invite = 0
     case accepted = 1
     case rejected = 2
@@ -9,15 +9,15 @@ public enum CallStatus: Int, Sendable, Codable, CaseIterable {
 }
 
 /// Audio or video, as stored in `call_records.call_type`.
-public enum CallType: Int, Sendable, Codable, CaseIterable {
+package enum CallType: Int, Sendable, Codable, CaseIterable {
     case audio = 1
     case video = 2
 
     /// The wire name used in signals (`"audio"` / `"video"`).
-    public var wireName: String { self == .audio ? "audio" : "video" }
+    package var wireName: String { self == .audio ? "audio" : "video" }
 
     /// Parses the wire name; `nil` for anything else.
-    public init?(wireName: String) {
+    package init?(wireName: String) {
         switch wireName {
         case "audio": self = .audio
         case "video": self = .video
@@ -29,20 +29,20 @@ public enum CallType: Int, Sendable, Codable, CaseIterable {
 /// One row of `call_records`: a snapshot of a call at its latest transition.
 ///
 /// Times are unix milliseconds; `duration` is whole seconds between `startTime` and `endTime`.
-public struct CallRecord: Sendable, Equatable, Codable {
-    public var callId: String
-    public var callerId: String
-    public var calleeId: String
-    public var callType: CallType
-    public var status: CallStatus
-    public var startTime: Int64?
-    public var endTime: Int64?
-    public var duration: Int
-    public var endReason: String?
-    public var createdAt: Int64
-    public var updatedAt: Int64
+package struct CallRecord: Sendable, Equatable, Codable {
+    package var callId: String
+    package var callerId: String
+    package var calleeId: String
+    package var callType: CallType
+    package var status: CallStatus
+    package var startTime: Int64?
+    package var endTime: Int64?
+    package var duration: Int
+    package var endReason: String?
+    package var createdAt: Int64
+    package var updatedAt: Int64
 
-    public init(
+    package init(
         callId: String,
         callerId: String,
         calleeId: String,

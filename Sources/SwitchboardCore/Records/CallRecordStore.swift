@@ -1,7 +1,7 @@
 /// Durable storage of call records (`call_records`, PROTOCOL.md §5).
 ///
 /// Implementations never block an event loop: SQLite runs on its own thread pool, PostgreSQL is non-blocking.
-public protocol CallRecordStore: Sendable {
+package protocol CallRecordStore: Sendable {
     /// Creates or migrates the schema. Called once at start-up, before any other method.
     func migrate() async throws
     /// Inserts the record, or updates the row with the same `callId` (an upsert keeping its `id`,

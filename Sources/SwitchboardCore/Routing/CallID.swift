@@ -1,8 +1,8 @@
 import SwitchboardBasics
 
 /// Server-generated call ids: 128 random bits as 32 lowercase hex digits.
-public enum CallID {
-    public static func generate() -> String {
+package enum CallID {
+    package static func generate() -> String {
         var generator = SystemRandomNumberGenerator()
         let high = generator.next() as UInt64
         let low = generator.next() as UInt64

@@ -1,7 +1,7 @@
 import SwitchboardProto
 
 /// The write side of one connected user's socket. Calls never block; delivery keeps the order of calls.
-public protocol SessionOutlet: Sendable {
+package protocol SessionOutlet: Sendable {
     /// Queues `message` for the socket.
     func deliver(_ message: ChatMessage)
     /// Queues a close frame with `code` after what was delivered before.
@@ -9,41 +9,41 @@ public protocol SessionOutlet: Sendable {
 }
 
 /// Runs work later, off the caller's stack (an event loop in the server, a fake clock in tests).
-public protocol TimerScheduler: Sendable {
+package protocol TimerScheduler: Sendable {
     /// Runs `action` once after `delay`, unless cancelled first.
     func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> any ScheduledTimer
 }
 
 /// A timer that can still be cancelled.
-public protocol ScheduledTimer: Sendable {
+package protocol ScheduledTimer: Sendable {
     func cancel()
 }
 
 /// Takes call record snapshots for durable storage, in order, without blocking.
-public protocol CallRecordSink: Sendable {
+package protocol CallRecordSink: Sendable {
     func enqueue(_ record: CallRecord)
 }
 
 /// Takes call events for the log (PROTOCOL.md §7), without blocking.
-public protocol CallEventSink: Sendable {
+package protocol CallEventSink: Sendable {
     func emit(_ event: CallEvent)
 }
 
 /// Where a session comes from, for call event metadata.
-public struct ConnectionInfo: Sendable, Equatable {
-    public var userAgent: String
-    public var ip: String
+package struct ConnectionInfo: Sendable, Equatable {
+    package var userAgent: String
+    package var ip: String
 
-    public init(userAgent: String, ip: String) {
+    package init(userAgent: String, ip: String) {
         self.userAgent = userAgent
         self.ip = ip
     }
 }
 
 /// One line of the call event log, in the seed's format.
-public struct CallEvent: Sendable, Equatable {
+package struct CallEvent: Sendable, Equatable {
     /// The event names of the seed, e.g. `webrtc_call_invite`.
-    public enum Name: String, Sendable {
+    package enum Name: String, Sendable {
         case invite = "webrtc_call_invite"
         case ringing = "webrtc_call_ringing"
         case accept = "webrtc_call_accept"
@@ -53,15 +53,15 @@ public struct CallEvent: Sendable, Equatable {
         case failed = "webrtc_call_failed"
     }
 
-    public var name: Name
-    public var level: String
-    public var caller: String
-    public var callee: String
-    public var callId: String
-    public var reason: String?
-    public var connection: ConnectionInfo?
+    package var name: Name
+    package var level: String
+    package var caller: String
+    package var callee: String
+    package var callId: String
+    package var reason: String?
+    package var connection: ConnectionInfo?
 
-    public init(
+    package init(
         _ name: Name,
         level: String = "info",
         caller: String,

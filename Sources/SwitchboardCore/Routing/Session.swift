@@ -1,12 +1,12 @@
 /// One authenticated connection of a user to this node.
-public struct Session: Sendable {
+package struct Session: Sendable {
     /// Distinguishes this connection from an earlier or later one of the same user.
-    public let id: UInt64
-    public let identity: UserIdentity
-    public let connection: ConnectionInfo
-    public let outlet: any SessionOutlet
+    package let id: UInt64
+    package let identity: UserIdentity
+    package let connection: ConnectionInfo
+    package let outlet: any SessionOutlet
 
-    public init(id: UInt64, identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) {
+    package init(id: UInt64, identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) {
         self.id = id
         self.identity = identity
         self.connection = connection
@@ -14,13 +14,13 @@ public struct Session: Sendable {
     }
 
     /// The user's id.
-    public var user: String { identity.id }
+    package var user: String { identity.id }
 }
 
 /// WebSocket close codes the node uses beyond RFC 6455's.
-public enum CloseCode {
+package enum CloseCode {
     /// A newer connection of the same user took over (PROTOCOL.md §2).
-    public static let sessionReplaced: UInt16 = 4001
+    package static let sessionReplaced: UInt16 = 4001
     /// The node is shutting down: reconnect (to another node).
-    public static let goingAway: UInt16 = 1001
+    package static let goingAway: UInt16 = 1001
 }

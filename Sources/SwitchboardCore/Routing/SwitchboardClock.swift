@@ -5,17 +5,17 @@ import Darwin
 #endif
 
 /// Wall-clock milliseconds for timestamps and records, monotonic nanoseconds for rate limits.
-public struct SwitchboardClock: Sendable {
-    public let nowMilliseconds: @Sendable () -> Int64
-    public let monotonicNanoseconds: @Sendable () -> UInt64
+package struct SwitchboardClock: Sendable {
+    package let nowMilliseconds: @Sendable () -> Int64
+    package let monotonicNanoseconds: @Sendable () -> UInt64
 
-    public init(nowMilliseconds: @escaping @Sendable () -> Int64, monotonicNanoseconds: @escaping @Sendable () -> UInt64) {
+    package init(nowMilliseconds: @escaping @Sendable () -> Int64, monotonicNanoseconds: @escaping @Sendable () -> UInt64) {
         self.nowMilliseconds = nowMilliseconds
         self.monotonicNanoseconds = monotonicNanoseconds
     }
 
     /// The system clocks.
-    public static let system = SwitchboardClock(
+    package static let system = SwitchboardClock(
         nowMilliseconds: {
             var time = timespec()
             clock_gettime(CLOCK_REALTIME, &time)

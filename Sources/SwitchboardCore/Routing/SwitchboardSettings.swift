@@ -1,15 +1,15 @@
 /// The call and limit settings the switchboard enforces.
-public struct SwitchboardSettings: Sendable, Equatable {
+package struct SwitchboardSettings: Sendable, Equatable {
     /// This node's id, reported by presence.
-    public var nodeId: String
+    package var nodeId: String
     /// How long an unanswered invite rings (`calls.ring_timeout`).
-    public var ringTimeout: Duration
+    package var ringTimeout: Duration
     /// How long a party of a call may be disconnected before the call ends (`calls.reconnect_grace`).
-    public var reconnectGrace: Duration
+    package var reconnectGrace: Duration
     /// Invites a user may send per minute (`limits.invites_per_minute`).
-    public var invitesPerMinute: Int
+    package var invitesPerMinute: Int
 
-    public init(nodeId: String, ringTimeout: Duration, reconnectGrace: Duration, invitesPerMinute: Int) {
+    package init(nodeId: String, ringTimeout: Duration, reconnectGrace: Duration, invitesPerMinute: Int) {
         self.nodeId = nodeId
         self.ringTimeout = ringTimeout
         self.reconnectGrace = reconnectGrace

@@ -1,7 +1,7 @@
 import SwitchboardProto
 
 /// A client's message once checked and stamped: what the engines act on (PROTOCOL.md §1–§3).
-public enum Intake: Sendable {
+package enum Intake: Sendable {
     /// A direct message of content types 1-5, to relay as it is.
     case plain(ChatMessage)
     /// A WebRTC signal and the message that carried it.
@@ -13,7 +13,7 @@ public enum Intake: Sendable {
 extension ChatMessage {
     /// Checks the message type, recipient and content of a message `sender` sent, stamps it at `now`,
     /// and parses a signal's JSON.
-    public func intake(from sender: UserIdentity, now: Int64) -> Intake {
+    package func intake(from sender: UserIdentity, now: Int64) -> Intake {
         switch messageType {
         case MessageType.direct, 0:
             break

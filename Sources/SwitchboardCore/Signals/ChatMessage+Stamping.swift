@@ -2,7 +2,7 @@ import SwitchboardProto
 
 extension ChatMessage {
     /// Stamps the sender over whatever the client claimed, and the time when the client left it 0.
-    public mutating func stamp(sender: UserIdentity, now: Int64) {
+    package mutating func stamp(sender: UserIdentity, now: Int64) {
         from = sender.id
         fromUsername = sender.name ?? ""
         if let avatar = sender.avatar { self.avatar = avatar }
@@ -10,7 +10,7 @@ extension ChatMessage {
     }
 
     /// The reply to an application heartbeat (`type` "heatbeat"/"heartbeat", content "ping"), else `nil`.
-    public var heartbeatReply: ChatMessage? {
+    package var heartbeatReply: ChatMessage? {
         guard type == "heatbeat" || type == "heartbeat", content == "ping" else { return nil }
         var reply = ChatMessage()
         reply.type = type

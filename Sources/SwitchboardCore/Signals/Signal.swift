@@ -2,20 +2,20 @@ import SwitchboardProto
 
 /// A parsed WebRTC signal: the typed fields the server acts on, and the whole JSON object, which is relayed
 /// with unknown fields preserved.
-public struct Signal: Sendable {
+package struct Signal: Sendable {
     /// What the signal asks for.
-    public let type: SignalType
+    package let type: SignalType
     /// The call it refers to; `nil` means "the call between sender and recipient".
-    public var callId: String?
+    package var callId: String?
     /// `call-invite` only: audio unless the client asked for video.
-    public let callType: CallType
+    package let callType: CallType
     /// The JSON object as received, later stamped by the server.
-    public private(set) var body: JSONObject
+    package private(set) var body: JSONObject
 
     /// Longest accepted `callId`.
-    public static let maxCallIDLength = 128
+    package static let maxCallIDLength = 128
     /// Longest accepted `reason` of a hangup or reject (PROTOCOL.md §8): it is stored and logged.
-    public static let maxReasonLength = 64
+    package static let maxReasonLength = 64
 
     /// Whether `reason` is 1-64 characters of `[a-z0-9-]`.
     static func isValidReason(_ reason: String) -> Bool {
@@ -25,7 +25,7 @@ public struct Signal: Sendable {
     }
 
     /// Parses and validates a signal's `content`.
-    public init(content: String) throws(SignalError) {
+    package init(content: String) throws(SignalError) {
         let parsed: JSONValue
         do {
             parsed = try JSONValue(parsing: content)
@@ -39,7 +39,7 @@ public struct Signal: Sendable {
     }
 
     /// Validates a signal given as a JSON object.
-    public init(body: JSONObject) throws(SignalError) {
+    package init(body: JSONObject) throws(SignalError) {
         guard let typeValue = body["type"] else { throw SignalError(.invalidSignal, "missing \"type\"") }
         guard case .string(let typeName) = typeValue else { throw SignalError(.invalidSignal, "\"type\" must be a string") }
         guard let type = SignalType(rawValue: typeName) else {
@@ -105,7 +105,7 @@ public struct Signal: Sendable {
     }
 
     /// Stamps the sender (a client can never speak as someone else) and the call the signal belongs to.
-    public mutating func stamp(sender: UserIdentity, callId: String) {
+    package mutating func stamp(sender: UserIdentity, callId: String) {
         self.callId = callId
         body["callId"] = .string(callId)
         body["from"] = .string(sender.id)
@@ -113,10 +113,10 @@ public struct Signal: Sendable {
     }
 
     /// The stamped JSON text to relay.
-    public func serialized() -> String { JSONValue.object(body).serialized() }
+    package func serialized() -> String { JSONValue.object(body).serialized() }
 
     /// `message` carrying this signal stamped as sent by `sender` in call `callId`: what is relayed.
-    public func relayed(in message: ChatMessage, from sender: UserIdentity, callId: String) -> ChatMessage {
+    package func relayed(in message: ChatMessage, from sender: UserIdentity, callId: String) -> ChatMessage {
         var signal = self
         signal.stamp(sender: sender, callId: callId)
         var relayed = message
@@ -126,13 +126,13 @@ public struct Signal: Sendable {
 }
 
 /// Why a signal was refused before it reached the call logic.
-public struct SignalError: Error, Sendable, Equatable {
+package struct SignalError: Error, Sendable, Equatable {
     /// `invalid-signal` or `unknown-signal`.
-    public let reason: ErrorReason
+    package let reason: ErrorReason
     /// A human-readable explanation, sent back in the `error` notice.
-    public let message: String
+    package let message: String
 
-    public init(_ reason: ErrorReason, _ message: String) {
+    package init(_ reason: ErrorReason, _ message: String) {
         self.reason = reason
         self.message = message
     }

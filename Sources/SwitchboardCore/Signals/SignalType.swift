@@ -1,5 +1,5 @@
 /// The `type` of a WebRTC signal a client may send (PROTOCOL.md §3).
-public enum SignalType: String, Sendable, CaseIterable {
+package enum SignalType: String, Sendable, CaseIterable {
     case callInvite = "call-invite"
     case callAccept = "call-accept"
     case callReject = "call-reject"
@@ -9,7 +9,7 @@ public enum SignalType: String, Sendable, CaseIterable {
     case iceCandidate = "ice-candidate"
 
     /// Signals that carry media negotiation inside a ringing or active call.
-    public var isNegotiation: Bool {
+    package var isNegotiation: Bool {
         switch self {
         case .offer, .answer, .iceCandidate: true
         default: false

@@ -1,17 +1,17 @@
 /// `ChatMessage.contentType` values (PROTOCOL.md §1).
-public enum ContentType {
-    public static let text: Int32 = 1
-    public static let file: Int32 = 2
-    public static let image: Int32 = 3
-    public static let voice: Int32 = 4
-    public static let video: Int32 = 5
-    public static let signal: Int32 = 6
+package enum ContentType {
+    package static let text: Int32 = 1
+    package static let file: Int32 = 2
+    package static let image: Int32 = 3
+    package static let voice: Int32 = 4
+    package static let video: Int32 = 5
+    package static let signal: Int32 = 6
     /// Content types relayed as they are.
-    public static let plain: ClosedRange<Int32> = 1...5
+    package static let plain: ClosedRange<Int32> = 1...5
 }
 
 /// `ChatMessage.messageType` values.
-public enum MessageType {
-    public static let direct: Int32 = 1
-    public static let group: Int32 = 2
+package enum MessageType {
+    package static let direct: Int32 = 1
+    package static let group: Int32 = 2
 }

@@ -63,7 +63,10 @@ struct BoundedParcelQueue<Element> {
     /// last element that goes before it. Makes room first (``makeRoom(forBytes:reserved:)``) and
     /// returns what was given up for it; `nil` when it cannot fit at all (it was not added).
     mutating func add(
-        _ element: Element, bytes: Int, since: UInt64, reserved: Usage = Usage(),
+        _ element: Element,
+        bytes: Int,
+        since: UInt64,
+        reserved: Usage = Usage(),
         after isBefore: ((Element) -> Bool)? = nil
     ) -> [Element]? {
         guard let givenUp = makeRoom(forBytes: bytes, reserved: reserved) else { return nil }

@@ -3,27 +3,31 @@
 ///
 /// Bytes count each envelope's encoded size plus ``NodeOutbox/Parcel/overhead`` (what keeping one
 /// costs besides its bytes), so that many small envelopes are bounded too.
-public struct ClusterBufferLimits: Sendable, Equatable {
+package struct ClusterBufferLimits: Sendable, Equatable {
     /// Envelopes to one node whose delivery is open: sent and not answered yet, or held while that
     /// node's inbox has no subscriber and published again every 100 ms for up to `maxAge`. Beyond the
     /// bytes or count, the oldest held ones give way and their senders are told `unavailable`.
-    public var retryMaxBytes: Int
-    public var retryMaxMessages: Int
-    public var retryMaxAge: Duration
+    package var retryMaxBytes: Int
+    package var retryMaxMessages: Int
+    package var retryMaxAge: Duration
     /// Envelopes to one node that Redis counted as received, kept to publish again should the
     /// receiving node ask (they were lost with its subscriber connection). Beyond, the oldest are dropped.
-    public var replayMaxBytes: Int
-    public var replayMaxMessages: Int
-    public var replayMaxAge: Duration
+    package var replayMaxBytes: Int
+    package var replayMaxMessages: Int
+    package var replayMaxAge: Duration
     /// Envelopes from one node that arrived ahead of a missing number and wait for it. Beyond, the
     /// wait ends early: they are delivered, and the missing ones still are if they come in time.
-    public var reorderMaxBytes: Int
+    package var reorderMaxBytes: Int
 
     /// - Parameters: see the properties; every one is at least 1 (`retryMaxBytes` should be above the
     ///   largest message a client may send, or such messages cannot cross).
-    public init(
-        retryMaxBytes: Int, retryMaxMessages: Int, retryMaxAge: Duration,
-        replayMaxBytes: Int, replayMaxMessages: Int, replayMaxAge: Duration,
+    package init(
+        retryMaxBytes: Int,
+        retryMaxMessages: Int,
+        retryMaxAge: Duration,
+        replayMaxBytes: Int,
+        replayMaxMessages: Int,
+        replayMaxAge: Duration,
         reorderMaxBytes: Int
     ) {
         self.retryMaxBytes = retryMaxBytes
@@ -37,9 +41,13 @@ public struct ClusterBufferLimits: Sendable, Equatable {
 
     /// The configuration's defaults (`SwitchboardConfiguration+Keys.swift`; a test keeps them equal):
     /// 32 MiB for retries and 32 MiB for replays per destination node, 64 MiB together.
-    public static let standard = ClusterBufferLimits(
-        retryMaxBytes: 32 << 20, retryMaxMessages: 16_384, retryMaxAge: .seconds(2),
-        replayMaxBytes: 32 << 20, replayMaxMessages: 4096, replayMaxAge: .seconds(10),
+    package static let standard = ClusterBufferLimits(
+        retryMaxBytes: 32 << 20,
+        retryMaxMessages: 16_384,
+        retryMaxAge: .seconds(2),
+        replayMaxBytes: 32 << 20,
+        replayMaxMessages: 4096,
+        replayMaxAge: .seconds(10),
         reorderMaxBytes: 16 << 20
     )
 

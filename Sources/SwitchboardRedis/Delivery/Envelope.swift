@@ -103,8 +103,13 @@ extension Envelope {
             else { throw EnvelopeError(message: "truncated call in envelope") }
             effect = .update(
                 Call(
-                    id: id, caller: caller, callee: callee, callType: callType, createdAt: createdAt,
-                    state: stateByte == 1 ? .active : .ringing, startedAt: startedAt < 0 ? nil : startedAt
+                    id: id,
+                    caller: caller,
+                    callee: callee,
+                    callType: callType,
+                    createdAt: createdAt,
+                    state: stateByte == 1 ? .active : .ringing,
+                    startedAt: startedAt < 0 ? nil : startedAt
                 )
             )
         case 2:
@@ -114,8 +119,14 @@ extension Envelope {
             throw EnvelopeError(message: "unknown call effect \(effectTag)")
         }
         self.init(
-            kind: kind, origin: origin, user: user, effect: effect, isRetry: flags & 1 == 1, message: buffer,
-            incarnation: incarnation, sequence: sequence
+            kind: kind,
+            origin: origin,
+            user: user,
+            effect: effect,
+            isRetry: flags & 1 == 1,
+            message: buffer,
+            incarnation: incarnation,
+            sequence: sequence
         )
     }
 }

@@ -172,8 +172,12 @@ extension InboxStateMachine.Stream {
         let numbers = passed[index].numbers
         let until = passed[index].until
         passed.remove(at: index)
-        if number < numbers.upperBound { passed.insert(.init(numbers: (number + 1)...numbers.upperBound, until: until), at: index) }
-        if number > numbers.lowerBound { passed.insert(.init(numbers: numbers.lowerBound...(number - 1), until: until), at: index) }
+        if number < numbers.upperBound {
+            passed.insert(.init(numbers: (number + 1)...numbers.upperBound, until: until), at: index)
+        }
+        if number > numbers.lowerBound {
+            passed.insert(.init(numbers: numbers.lowerBound...(number - 1), until: until), at: index)
+        }
         return true
     }
 }

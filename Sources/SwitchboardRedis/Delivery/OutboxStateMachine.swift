@@ -263,7 +263,8 @@ extension OutboxStateMachine.Destination {
             let since = parcel.firstHeld ?? now
             parcel.firstHeld = since
             let sequence = parcel.sequence
-            givenUp += held.add(parcel, bytes: parcel.cost, since: since, reserved: inFlight) { $0.sequence < sequence } ?? [parcel]
+            givenUp +=
+                held.add(parcel, bytes: parcel.cost, since: since, reserved: inFlight) { $0.sequence < sequence } ?? [parcel]
         }
         guard !retryScheduled, !held.isEmpty else { return (givenUp, false) }
         retryScheduled = true

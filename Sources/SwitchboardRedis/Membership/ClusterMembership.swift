@@ -10,7 +10,7 @@ import SwitchboardCore
 /// reconnects, it asks the other nodes to publish again what the old connection may have lost. On graceful shutdown it takes
 /// its users out of presence and marks itself dead, so that the others' reapers end the calls of users
 /// who do not come back.
-public final class ClusterMembership: Service {
+package final class ClusterMembership: Service {
     private let engine: Switchboard
     private let scripts: ClusterScripts
     private let delivery: ClusterDelivery
@@ -37,7 +37,7 @@ public final class ClusterMembership: Service {
         self.logger = logger
     }
 
-    public func run() async throws {
+    package func run() async throws {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask {

@@ -1,9 +1,9 @@
 import Logging
 import NIOCore
 import RedisWire
-import Synchronization
 import SwitchboardCore
 import SwitchboardProto
+import Synchronization
 
 /// The cluster's ``RemoteDelivery``, both ways: envelopes to other nodes' inboxes through ``NodeOutbox``,
 /// and what arrives in this node's inbox (in order, through ``InboxSequencer``) or on the channel every
@@ -23,12 +23,20 @@ final class ClusterDelivery: RemoteDelivery {
 
     /// Delivery for node `nodeId` over `redis`, running on `eventLoop`, keeping within `limits` per other node.
     init(
-        nodeId: String, redis: any RedisCommandSender, keys: ClusterKeys, eventLoop: any EventLoop, limits: ClusterBufferLimits,
+        nodeId: String,
+        redis: any RedisCommandSender,
+        keys: ClusterKeys,
+        eventLoop: any EventLoop,
+        limits: ClusterBufferLimits,
         logger: Logger
     ) {
         self.nodeId = nodeId
         self.outbox = NodeOutbox(redis: redis, nodesKey: keys.nodes, eventLoop: eventLoop, limits: limits, channel: keys.inbox)
-        self.sequencer = InboxSequencer(gapTimeout: limits.gapTimeout, maxWaitingBytes: limits.reorderMaxBytes, eventLoop: eventLoop)
+        self.sequencer = InboxSequencer(
+            gapTimeout: limits.gapTimeout,
+            maxWaitingBytes: limits.reorderMaxBytes,
+            eventLoop: eventLoop
+        )
         self.eventLoop = eventLoop
         self.logger = logger
     }
@@ -56,7 +64,12 @@ final class ClusterDelivery: RemoteDelivery {
             return  // proto3 messages without required fields always serialize
         }
         let envelope = Envelope(
-            kind: .deliver, origin: nodeId, user: user, effect: effect, isRetry: isRetry, message: ByteBuffer(bytes: bytes),
+            kind: .deliver,
+            origin: nodeId,
+            user: user,
+            effect: effect,
+            isRetry: isRetry,
+            message: ByteBuffer(bytes: bytes),
             incarnation: incarnation
         )
         outbox.publish(envelope.encoded(), to: node, on: eventLoop) { failure, envelope in
@@ -123,11 +136,18 @@ final class ClusterDelivery: RemoteDelivery {
         switch envelope.kind {
         case .deliver:
             guard let message = decodedMessage(of: envelope) else { return }
-            let delivered = engine?.deliverFromCluster(message, to: envelope.user, effect: envelope.effect, from: envelope.origin) ?? false
+            let delivered =
+                engine?.deliverFromCluster(message, to: envelope.user, effect: envelope.effect, from: envelope.origin) ?? false
             if !delivered, !isBroadcast, envelope.origin != nodeId { bounce(envelope) }
         case .bounce:
             guard let message = decodedMessage(of: envelope) else { return }
-            engine?.bounced(message, for: envelope.user, effect: envelope.effect, isRetry: envelope.isRetry, from: envelope.origin)
+            engine?.bounced(
+                message,
+                for: envelope.user,
+                effect: envelope.effect,
+                isRetry: envelope.isRetry,
+                from: envelope.origin
+            )
         case .replay:
             var range = envelope.message
             guard let incarnation = range.readInteger(as: UInt64.self), incarnation == self.incarnation,
@@ -170,7 +190,10 @@ extension RemoteDeliveryFailure {
 extension ClusterPorts {
     /// A node's ports on Redis: presence and calls by script, delivery through `delivery`.
     static func redis(
-        _ scripts: ClusterScripts, delivery: ClusterDelivery, ringTimeout: Duration, isReady: @escaping @Sendable () -> Bool
+        _ scripts: ClusterScripts,
+        delivery: ClusterDelivery,
+        ringTimeout: Duration,
+        isReady: @escaping @Sendable () -> Bool
     ) -> ClusterPorts {
         ClusterPorts(
             presence: RedisPresence(scripts: scripts),

@@ -10,16 +10,18 @@ struct RedisCallStore: CallStore {
 
     func invite(_ call: Call, then done: @escaping @Sendable (CallStoreResult<InviteOutcome>) -> Void) {
         scripts.invite(call, ringTTL: ringTTL).whenComplete { result in
-            done(Self.read(result) { reply in
-                switch reply.outcome {
-                case "ok": .ringing(try reply.requireCall(), calleeNode: reply.detail)
-                case "offline": .offline(idIsLive: reply.detail == "live")
-                case "busy": .busy(idIsLive: reply.detail == "live")
-                case "forbidden": .forbidden
-                case "duplicate": .duplicate
-                default: throw ScriptReplyError(outcome: reply.outcome)
+            done(
+                Self.read(result) { reply in
+                    switch reply.outcome {
+                    case "ok": .ringing(try reply.requireCall(), calleeNode: reply.detail)
+                    case "offline": .offline(idIsLive: reply.detail == "live")
+                    case "busy": .busy(idIsLive: reply.detail == "live")
+                    case "forbidden": .forbidden
+                    case "duplicate": .duplicate
+                    default: throw ScriptReplyError(outcome: reply.outcome)
+                    }
                 }
-            })
+            )
         }
     }
 
@@ -32,16 +34,18 @@ struct RedisCallStore: CallStore {
         then done: @escaping @Sendable (CallStoreResult<TransitionOutcome>) -> Void
     ) {
         scripts.transition(operation.rawValue, from: sender, to: recipient, callId: callId, now: now).whenComplete { result in
-            done(Self.read(result) { reply in
-                switch reply.outcome {
-                case "accepted": .accepted(try reply.requireCall(), peerNode: reply.node)
-                case "rejected": .ended(try reply.requireCall(), status: .rejected, peerNode: reply.node)
-                case "ended": .ended(try reply.requireCall(), status: .hungUp, peerNode: reply.node)
-                case "found": .found(try reply.requireCall(), peerNode: reply.node)
-                case "no-call": .noCall(message: reply.detail)
-                default: throw ScriptReplyError(outcome: reply.outcome)
+            done(
+                Self.read(result) { reply in
+                    switch reply.outcome {
+                    case "accepted": .accepted(try reply.requireCall(), peerNode: reply.node)
+                    case "rejected": .ended(try reply.requireCall(), status: .rejected, peerNode: reply.node)
+                    case "ended": .ended(try reply.requireCall(), status: .hungUp, peerNode: reply.node)
+                    case "found": .found(try reply.requireCall(), peerNode: reply.node)
+                    case "no-call": .noCall(message: reply.detail)
+                    default: throw ScriptReplyError(outcome: reply.outcome)
+                    }
                 }
-            })
+            )
         }
     }
 
@@ -53,9 +57,11 @@ struct RedisCallStore: CallStore {
 
     func abandon(_ user: String, now: Int64, then done: @escaping @Sendable (CallStoreResult<PartedCall?>) -> Void) {
         scripts.abandon(user, now: now).whenComplete { result in
-            done(Self.read(result) { reply in
-                reply.outcome == "ended" ? PartedCall(call: try reply.requireCall(), peerNode: reply.node) : nil
-            })
+            done(
+                Self.read(result) { reply in
+                    reply.outcome == "ended" ? PartedCall(call: try reply.requireCall(), peerNode: reply.node) : nil
+                }
+            )
         }
     }
 

@@ -5,7 +5,8 @@ import SwitchboardCore
 struct RedisPresence: PresenceDirectory {
     let scripts: ClusterScripts
 
-    func register(_ user: String, now: Int64, then done: @escaping @Sendable (Result<Registration, PresenceUnavailable>) -> Void) {
+    func register(_ user: String, now: Int64, then done: @escaping @Sendable (Result<Registration, PresenceUnavailable>) -> Void)
+    {
         scripts.register(user, now: now).whenComplete { result in
             done(result.map { Registration(previousNode: $0.previous, call: $0.call) }.mapError(Self.unavailable))
         }

@@ -73,7 +73,8 @@ struct ClusterScripts: Sendable {
     /// Starts ringing a call unless the callee is offline or a party is busy.
     func invite(_ call: Call, ringTTL: Duration) -> EventLoopFuture<ScriptReply> {
         calls(
-            "invite", now: call.createdAt,
+            "invite",
+            now: call.createdAt,
             [
                 RESPArgument(call.id), RESPArgument(call.caller), RESPArgument(call.callee),
                 RESPArgument(call.callType.rawValue), RESPArgument(Self.milliseconds(ringTTL)),
@@ -82,7 +83,13 @@ struct ClusterScripts: Sendable {
     }
 
     /// Applies `accept`, `reject`, `hangup` or `lookup` from `sender` to the call with `recipient`.
-    func transition(_ op: String, from sender: String, to recipient: String, callId: String?, now: Int64)
+    func transition(
+        _ op: String,
+        from sender: String,
+        to recipient: String,
+        callId: String?,
+        now: Int64
+    )
         -> EventLoopFuture<ScriptReply>
     {
         calls(op, now: now, [RESPArgument(sender), RESPArgument(recipient), RESPArgument(callId ?? "")])
@@ -101,7 +108,8 @@ struct ClusterScripts: Sendable {
     /// Writes a call this node knows of back, if Redis lost it.
     func restore(_ call: Call, ringTTL: Duration, now: Int64) -> EventLoopFuture<ScriptReply> {
         calls(
-            "restore", now: now,
+            "restore",
+            now: now,
             [
                 RESPArgument(call.id), RESPArgument(call.caller), RESPArgument(call.callee),
                 RESPArgument(call.callType.rawValue), RESPArgument(call.state == .active ? "active" : "ringing"),
@@ -115,7 +123,8 @@ struct ClusterScripts: Sendable {
 
     private func presence(_ op: String, now: Int64, _ arguments: [RESPArgument]) -> EventLoopFuture<RESPValue> {
         Self.presenceScript.run(
-            on: redis, [RESPArgument(keys.prefix), RESPArgument(op), RESPArgument(node), RESPArgument(now)] + arguments
+            on: redis,
+            [RESPArgument(keys.prefix), RESPArgument(op), RESPArgument(node), RESPArgument(now)] + arguments
         )
     }
 

@@ -26,8 +26,13 @@ struct ScriptReply: Sendable {
             let createdAt = Int64(strings[5])
         else { throw ScriptReplyError(reply: reply) }
         return Call(
-            id: strings[0], caller: strings[1], callee: strings[2], callType: callType, createdAt: createdAt,
-            state: strings[4] == "active" ? .active : .ringing, startedAt: Int64(strings[6])
+            id: strings[0],
+            caller: strings[1],
+            callee: strings[2],
+            callType: callType,
+            createdAt: createdAt,
+            state: strings[4] == "active" ? .active : .ringing,
+            startedAt: Int64(strings[6])
         )
     }
 }

@@ -15,7 +15,7 @@ import SwitchboardStorage
 /// Opens (and migrates) the call record store; everything else starts when the application runs.
 /// The node's metrics are created in `metrics`, which `/metrics` renders: `switchboard serve` passes
 /// the process-wide one (``bootstrapMetrics()``); by default each application has its own registry.
-public func buildApplication(
+package func buildApplication(
     _ configuration: SwitchboardConfiguration,
     logger: Logger,
     metrics: PrometheusMetrics = PrometheusMetrics()
@@ -23,7 +23,10 @@ public func buildApplication(
     let store = try CallRecordStores.open(url: configuration.database.url, logger: logger)
     try await store.migrate()
     let recordWriter = CallRecordWriter(
-        store: store, maxQueued: configuration.records.maxQueued, metrics: metrics.factory, logger: logger
+        store: store,
+        maxQueued: configuration.records.maxQueued,
+        metrics: metrics.factory,
+        logger: logger
     )
 
     let eventLoopGroup =
@@ -65,7 +68,10 @@ public func buildApplication(
         services += cluster.services
     } else {
         switchboard = Switchboard(
-            settings: settings, scheduler: scheduler, records: recordWriter, events: CallEventLog(),
+            settings: settings,
+            scheduler: scheduler,
+            records: recordWriter,
+            events: CallEventLog(),
             metrics: SignalingMetrics(factory: metrics.factory)
         )
     }
@@ -84,7 +90,10 @@ public func buildApplication(
         pingInterval: configuration.websocket.pingInterval,
         pongTimeout: configuration.websocket.pongTimeout
     )
-    let budgets = UserBudgets(messagesPerSecond: configuration.limits.messagesPerSecond, burst: configuration.limits.messagesBurst)
+    let budgets = UserBudgets(
+        messagesPerSecond: configuration.limits.messagesPerSecond,
+        burst: configuration.limits.messagesBurst
+    )
     let isCallIDTaken: SignalingHandler.CallIDCheck = { callId in
         await recordWriter.isTaken(callId: callId)
     }
@@ -94,8 +103,11 @@ public func buildApplication(
     if let metricsPort = configuration.metrics.port {
         services.append(
             edge.metricsListener(
-                port: metricsPort, host: configuration.server.host, metrics: nodeMetrics,
-                eventLoopGroup: eventLoopGroup, logger: logger
+                port: metricsPort,
+                host: configuration.server.host,
+                metrics: nodeMetrics,
+                eventLoopGroup: eventLoopGroup,
+                logger: logger
             )
         )
     }
@@ -150,6 +162,6 @@ public func buildApplication(
 }
 
 /// Routes swift-log to JSON lines on standard output at `level`.
-public func bootstrapLogging(level: Logger.Level) {
+package func bootstrapLogging(level: Logger.Level) {
     LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
 }

@@ -1,4 +1,5 @@
 import Synchronization
+
 #if canImport(Glibc)
 import CMalloc
 #endif
@@ -10,7 +11,7 @@ import CMalloc
 /// client made the node buffer megabytes, later buffers of that size come from the heap and stay
 /// resident after they are freed. A fixed threshold turns that off (PROTOCOL.md §9: what an attacking
 /// client costs, it costs only while connected). Call once, before the node starts.
-public func returnLargeBuffersToTheSystem() {
+package func returnLargeBuffersToTheSystem() {
     #if canImport(Glibc)
     // Setting either value fixes both thresholds (no dynamic adjustment).
     _ = mallopt(M_MMAP_THRESHOLD, 256 * 1024)
@@ -26,7 +27,7 @@ private let lastTrim = Atomic<UInt64>(0)
 /// After a connection that was backpressured closes, the many small buffers it held are free but their
 /// pages stay resident in the allocator's arenas; trimming returns them. The rate bound keeps a client
 /// that makes connections close this way from turning trims into work for the node.
-public func returnFreedMemoryToTheSystem(now: UInt64) {
+package func returnFreedMemoryToTheSystem(now: UInt64) {
     let last = lastTrim.load(ordering: .relaxed)
     guard now &- last >= 1_000_000_000 || last == 0,
         lastTrim.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged

@@ -2,18 +2,18 @@
 ///
 /// Its description reads like `websocket.read_timeout: "abc" is not a duration (write 500ms, 30s, 2m);
 /// set by environment variable SWITCHBOARD_WEBSOCKET_READ_TIMEOUT`.
-public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The key path (`websocket.read_timeout`), when the problem concerns one key.
-    public let key: String?
+    package let key: String?
     /// The offending value as written; `nil` for secrets and when the problem is not a value.
-    public let value: String?
+    package let value: String?
     /// What is wrong, e.g. `is not a duration (write 500ms, 30s, 2m)`.
-    public let problem: String
+    package let problem: String
     /// Where the value came from (`config.yaml:3`, `environment variable …`, `command line`).
-    public let source: String?
+    package let source: String?
 
     /// Creates an error.
-    public init(key: String?, value: String? = nil, problem: String, source: String? = nil) {
+    package init(key: String?, value: String? = nil, problem: String, source: String? = nil) {
         self.key = key
         self.value = value
         self.problem = problem
@@ -21,7 +21,7 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
     }
 
     /// `key: "value" problem; set by source`.
-    public var description: String {
+    package var description: String {
         var text = ""
         if let key { text += "\(key): " }
         if let value {

@@ -41,14 +41,19 @@ enum ConfigurationFile {
         return entries
     }
 
-    private static func walk(_ mapping: Node.Mapping, prefix: String, file: String, into entries: inout [Entry]) throws(ConfigurationError) {
+    private static func walk(
+        _ mapping: Node.Mapping,
+        prefix: String,
+        file: String,
+        into entries: inout [Entry]
+    ) throws(ConfigurationError) {
         for (keyNode, valueNode) in mapping {
             let source = location(of: keyNode, in: file)
             guard case .scalar(let keyScalar) = keyNode else {
                 throw ConfigurationError(key: prefix.isEmpty ? nil : prefix, problem: "keys must be plain names", source: source)
             }
             let path = prefix.isEmpty ? keyScalar.string : prefix + "." + keyScalar.string
-            if isNull(valueNode) { 
+            if isNull(valueNode) {
                 guard isKnown(path) else { throw unknownKey(path, source: source) }
                 continue
             }
@@ -62,7 +67,9 @@ enum ConfigurationFile {
                         }
                         items.append(scalar.string)
                     }
-                    entries.append(Entry(path: path, value: items.joined(separator: ","), source: location(of: valueNode, in: file)))
+                    entries.append(
+                        Entry(path: path, value: items.joined(separator: ","), source: location(of: valueNode, in: file))
+                    )
                     continue
                 }
                 guard case .scalar(let scalar) = valueNode else {

@@ -29,7 +29,9 @@ extension ConfigurationValueParser where Value == String {
     static func secret(minimumBytes: Int) -> Self {
         Self { (text: String) throws(InvalidConfigurationValue) -> String in
             guard text.utf8.count >= minimumBytes else {
-                throw InvalidConfigurationValue("must be at least \(minimumBytes) bytes (generate one with `openssl rand -hex 32`)")
+                throw InvalidConfigurationValue(
+                    "must be at least \(minimumBytes) bytes (generate one with `openssl rand -hex 32`)"
+                )
             }
             return text
         }
@@ -89,7 +91,9 @@ extension ConfigurationValueParser where Value == TrustedProxies {
             let trimmed = entry.trimmingWhitespace()
             guard !trimmed.isEmpty else { continue }
             guard let network = IPNetwork(trimmed) else {
-                throw InvalidConfigurationValue("has \"\(trimmed)\", which is not an IP address or CIDR network (write 10.0.0.0/8, 192.0.2.7, fd00::/8)")
+                throw InvalidConfigurationValue(
+                    "has \"\(trimmed)\", which is not an IP address or CIDR network (write 10.0.0.0/8, 192.0.2.7, fd00::/8)"
+                )
             }
             networks.append(network)
         }
@@ -138,10 +142,10 @@ extension ConfigurationValueParser where Value == Duration {
 }
 
 /// Durations as the configuration writes them.
-public enum DurationText {
+package enum DurationText {
     /// `500ms`, `30s`, `2m`, `1h`, or a bare integer of seconds (`45`); `nil` for anything else
     /// (negative numbers, fractions, unknown units, empty text). Surrounding whitespace is ignored.
-    public static func parse(_ text: String) -> Duration? {
+    package static func parse(_ text: String) -> Duration? {
         let trimmed = text.trimmingWhitespace()
         let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
         let unit = trimmed[digits.endIndex...]
@@ -156,7 +160,7 @@ public enum DurationText {
     }
 
     /// `duration` in the largest unit that writes it exactly (`1h`, `2m`, `30s`, `500ms`).
-    public static func format(_ duration: Duration) -> String {
+    package static func format(_ duration: Duration) -> String {
         let milliseconds = duration.wholeMilliseconds
         if milliseconds != 0, milliseconds % 3_600_000 == 0 { return "\(milliseconds / 3_600_000)h" }
         if milliseconds != 0, milliseconds % 60_000 == 0 { return "\(milliseconds / 60_000)m" }

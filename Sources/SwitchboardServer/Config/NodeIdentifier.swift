@@ -1,3 +1,5 @@
+import SwitchboardBasics
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,8 +7,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-import SwitchboardBasics
 
 /// The default `server.node_id`: this host's name, a dash and six random hex digits, made once per process.
 enum NodeIdentifier {

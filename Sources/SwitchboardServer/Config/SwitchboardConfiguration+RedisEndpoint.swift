@@ -5,7 +5,7 @@ extension SwitchboardConfiguration.Redis {
     /// `redis.host` (an IPv6 address with or without brackets), `redis.port` (6379 when unset),
     /// `redis.password` (none when unset or empty) and `redis.db` (0 when unset), taken as they are.
     /// - Throws: `RedisError` with code `invalidURL` for a `redis.url` that is not a valid `redis://` URL.
-    public func endpoint() throws(RedisError) -> RedisEndpoint? {
+    package func endpoint() throws(RedisError) -> RedisEndpoint? {
         if let url { return try RedisEndpoint(url: url) }
         guard let host else { return nil }
         let unbracketed = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host

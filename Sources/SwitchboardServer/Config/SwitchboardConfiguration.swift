@@ -6,165 +6,165 @@ import Logging
 /// `SWITCHBOARD_*` environment variables over the YAML file over the defaults, all driven by one
 /// table of keys (see ``referenceMarkdown``). The property initial values below are placeholders
 /// that loading always replaces; the defaults live in the key table only.
-public struct SwitchboardConfiguration: Sendable, Equatable {
+package struct SwitchboardConfiguration: Sendable, Equatable {
     /// `server.*`: where and as whom this node listens.
-    public struct Server: Sendable, Equatable {
+    package struct Server: Sendable, Equatable {
         /// `server.host`: the address to bind.
-        public var host: String = ""
+        package var host: String = ""
         /// `server.port`: the TCP port; 0 picks any free port.
-        public var port: Int = 0
+        package var port: Int = 0
         /// `server.threads`: event loop threads, 0 for one per core.
-        public var threads: Int = 0
+        package var threads: Int = 0
         /// `server.node_id`: this node's name in the cluster (presence entries, heartbeats, logs).
-        public var nodeID: String = ""
+        package var nodeID: String = ""
         /// `server.request_timeout`: how long a connection may take to deliver a complete request
         /// head, from accept and again after each response; longer, and it is closed.
-        public var requestTimeout: Duration = .zero
+        package var requestTimeout: Duration = .zero
         /// `server.max_pending_connections`: connections not upgraded to WebSocket held at once.
-        public var maxPendingConnections: Int = 0
+        package var maxPendingConnections: Int = 0
         /// `server.max_pending_connections_per_address`: the same, per client address.
-        public var maxPendingConnectionsPerAddress: Int = 0
+        package var maxPendingConnectionsPerAddress: Int = 0
         /// `server.trusted_proxies`: whose `X-Forwarded-For` is believed.
-        public var trustedProxies = TrustedProxies()
+        package var trustedProxies = TrustedProxies()
     }
 
     /// `database.*`: where call records go.
-    public struct Database: Sendable, Equatable {
+    package struct Database: Sendable, Equatable {
         /// `database.url`: `sqlite:PATH` or `postgres://…`.
-        public var url: String = ""
+        package var url: String = ""
     }
 
     /// `records.*`: the queue of call records on their way to the database.
-    public struct Records: Sendable, Equatable {
+    package struct Records: Sendable, Equatable {
         /// `records.max_queued`: calls whose records may wait at once; beyond, a new call's record is dropped.
-        public var maxQueued: Int = 0
+        package var maxQueued: Int = 0
     }
 
     /// `redis.*`: the cluster backend; absent means single-node mode.
-    public struct Redis: Sendable, Equatable {
+    package struct Redis: Sendable, Equatable {
         /// `redis.channels.*`: pub/sub channel names.
-        public struct Channels: Sendable, Equatable {
+        package struct Channels: Sendable, Equatable {
             /// `redis.channels.webrtc_signals`: where messages for users on other nodes are published.
-            public var webrtcSignals: String = ""
+            package var webrtcSignals: String = ""
         }
 
         /// `redis.url`: the Redis to use, `redis://[:password@]host:port[/db]`, as given; when it is
         /// `nil`, `redis.host` (and friends) name the Redis, and without them this is single-node mode.
         /// ``endpoint()`` is the Redis either way.
-        public var url: String?
+        package var url: String?
         /// `redis.host`: seed-compatible alternative to `redis.url`.
-        public var host: String?
+        package var host: String?
         /// `redis.port`: with `redis.host`; 6379 when only the host is given.
-        public var port: Int?
+        package var port: Int?
         /// `redis.password`: with `redis.host`.
-        public var password: String?
+        package var password: String?
         /// `redis.db`: with `redis.host`.
-        public var db: Int?
+        package var db: Int?
         /// Pub/sub channel names.
-        public var channels = Channels()
+        package var channels = Channels()
         /// `redis.heartbeat_interval`: how often this node refreshes its entry in `webrtc:nodes`.
-        public var heartbeatInterval: Duration = .zero
+        package var heartbeatInterval: Duration = .zero
         /// `redis.retry_max_bytes`: bytes of messages per other node whose delivery is open.
-        public var retryMaxBytes: Int = 0
+        package var retryMaxBytes: Int = 0
         /// `redis.retry_max_messages`: the same in messages.
-        public var retryMaxMessages: Int = 0
+        package var retryMaxMessages: Int = 0
         /// `redis.retry_max_age`: how long a message for a node whose inbox is away is retried.
-        public var retryMaxAge: Duration = .zero
+        package var retryMaxAge: Duration = .zero
         /// `redis.replay_max_bytes`: bytes of delivered messages per other node kept for a replay.
-        public var replayMaxBytes: Int = 0
+        package var replayMaxBytes: Int = 0
         /// `redis.replay_max_messages`: the same in messages.
-        public var replayMaxMessages: Int = 0
+        package var replayMaxMessages: Int = 0
         /// `redis.replay_max_age`: how long a delivered message is kept for a replay.
-        public var replayMaxAge: Duration = .zero
+        package var replayMaxAge: Duration = .zero
         /// `redis.reorder_max_bytes`: bytes of messages per other node waiting for a missing one.
-        public var reorderMaxBytes: Int = 0
+        package var reorderMaxBytes: Int = 0
 
         /// Whether a cluster backend is configured (`redis.url` or `redis.host`).
-        public var isEnabled: Bool { url != nil || host != nil }
+        package var isEnabled: Bool { url != nil || host != nil }
     }
 
     /// `websocket.*`: per-connection limits and keep-alive.
-    public struct WebSocket: Sendable, Equatable {
+    package struct WebSocket: Sendable, Equatable {
         /// `websocket.max_connections`: open WebSockets this node accepts at once.
-        public var maxConnections: Int = 0
+        package var maxConnections: Int = 0
         /// `websocket.read_timeout`: a socket silent this long (no frame, no pong) is closed.
-        public var readTimeout: Duration = .zero
+        package var readTimeout: Duration = .zero
         /// `websocket.write_timeout`: a write that cannot complete this fast closes the socket.
-        public var writeTimeout: Duration = .zero
+        package var writeTimeout: Duration = .zero
         /// `websocket.ping_interval`: how often the server pings an idle socket.
-        public var pingInterval: Duration = .zero
+        package var pingInterval: Duration = .zero
         /// `websocket.pong_timeout`: how long a ping may go unanswered.
-        public var pongTimeout: Duration = .zero
+        package var pongTimeout: Duration = .zero
         /// `websocket.max_message_bytes`: the largest frame/message accepted; larger closes with 1009.
-        public var maxMessageBytes: Int = 0
+        package var maxMessageBytes: Int = 0
         /// `websocket.max_pending_bytes`: unsent data held for a client that does not read; more closes with 1008.
-        public var maxPendingBytes: Int = 0
+        package var maxPendingBytes: Int = 0
     }
 
     /// `calls.*`: call lifecycle timers.
-    public struct Calls: Sendable, Equatable {
+    package struct Calls: Sendable, Equatable {
         /// `calls.ring_timeout`: how long an invite rings before both parties get `call-hangup` (timeout).
-        public var ringTimeout: Duration = .zero
+        package var ringTimeout: Duration = .zero
         /// `calls.reconnect_grace`: how long a party's dropped socket may stay away during a call.
-        public var reconnectGrace: Duration = .zero
+        package var reconnectGrace: Duration = .zero
     }
 
     /// `limits.*`: per-user rate limits.
-    public struct Limits: Sendable, Equatable {
+    package struct Limits: Sendable, Equatable {
         /// `limits.messages_per_second`: messages a user may send per second, sustained.
-        public var messagesPerSecond: Int = 0
+        package var messagesPerSecond: Int = 0
         /// `limits.messages_burst`: messages a user may send back to back.
-        public var messagesBurst: Int = 0
+        package var messagesBurst: Int = 0
         /// `limits.invites_per_minute`: `call-invite`s a user may send per minute.
-        public var invitesPerMinute: Int = 0
+        package var invitesPerMinute: Int = 0
         /// `limits.upgrades_per_second`: WebSocket upgrades per second per user and per client address.
-        public var upgradesPerSecond: Int = 0
+        package var upgradesPerSecond: Int = 0
     }
 
     /// `log.*`.
-    public struct Log: Sendable, Equatable {
+    package struct Log: Sendable, Equatable {
         /// `log.level`: the lowest level written.
-        public var level: Logger.Level = .info
+        package var level: Logger.Level = .info
     }
 
     /// `metrics.*`: where `/metrics` is served.
-    public struct Metrics: Sendable, Equatable {
+    package struct Metrics: Sendable, Equatable {
         /// `metrics.port`: serve `/metrics` on its own listener on this port (and not on the main
         /// port); `nil` serves it on the main port.
-        public var port: Int?
+        package var port: Int?
     }
 
     /// `testing.*`: switches for conformance and integration tests.
-    public struct TestingOptions: Sendable, Equatable {
+    package struct TestingOptions: Sendable, Equatable {
         /// `testing.echo_route`: also serve a WebSocket echo at `/autobahn`.
-        public var echoRoute: Bool = false
+        package var echoRoute: Bool = false
     }
 
     /// `server.*`.
-    public var server = Server()
+    package var server = Server()
     /// `jwt_secret`: the HS256 secret tokens are signed with (required).
-    public var jwtSecret: String = ""
+    package var jwtSecret: String = ""
     /// `database.*`.
-    public var database = Database()
+    package var database = Database()
     /// `records.*`.
-    public var records = Records()
+    package var records = Records()
     /// `redis.*`.
-    public var redis = Redis()
+    package var redis = Redis()
     /// `websocket.*`.
-    public var websocket = WebSocket()
+    package var websocket = WebSocket()
     /// `calls.*`.
-    public var calls = Calls()
+    package var calls = Calls()
     /// `limits.*`.
-    public var limits = Limits()
+    package var limits = Limits()
     /// `log.*`.
-    public var log = Log()
+    package var log = Log()
     /// `metrics.*`.
-    public var metrics = Metrics()
+    package var metrics = Metrics()
     /// `testing.*`.
-    public var testing = TestingOptions()
+    package var testing = TestingOptions()
 
     /// The defaults for every key, with `jwtSecret` as the secret (for tests and embedding).
-    public init(jwtSecret: String) {
+    package init(jwtSecret: String) {
         self.init(placeholders: ())
         for key in Self.keys {
             do throws(ConfigurationError) {
@@ -188,7 +188,7 @@ extension SwitchboardConfiguration {
     /// variables are ignored. An empty value clears an optional key (e.g. `redis.url`) and is invalid
     /// for the others. When `redis.url` is not set but `redis.host` is, the Redis is `redis.host`,
     /// `redis.port` (default 6379), `redis.password` and `redis.db` (see ``Redis-swift.struct/endpoint()``).
-    public static func load(
+    package static func load(
         file: String?,
         environment: [String: String],
         overrides: [String: String]
@@ -227,8 +227,10 @@ extension SwitchboardConfiguration {
         }
         if configuration.redis.retryMaxBytes < configuration.websocket.maxMessageBytes + 65536 {
             throw ConfigurationError(
-                key: "redis.retry_max_bytes", value: "\(configuration.redis.retryMaxBytes)",
-                problem: "must be at least websocket.max_message_bytes (\(configuration.websocket.maxMessageBytes)) + 64 KiB, or the largest messages could never cross the cluster"
+                key: "redis.retry_max_bytes",
+                value: "\(configuration.redis.retryMaxBytes)",
+                problem:
+                    "must be at least websocket.max_message_bytes (\(configuration.websocket.maxMessageBytes)) + 64 KiB, or the largest messages could never cross the cluster"
             )
         }
         return configuration

@@ -3,25 +3,25 @@ import NIOHTTP1
 
 /// `server.trusted_proxies`: the proxies whose `X-Forwarded-For` is believed. Empty (the default)
 /// trusts nobody: the client is always the TCP peer.
-public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
+package struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
     /// The trusted networks, in the order configured.
-    public var networks: [IPNetwork]
+    package var networks: [IPNetwork]
 
     /// Trusts the given networks.
-    public init(_ networks: [IPNetwork] = []) {
+    package init(_ networks: [IPNetwork] = []) {
         self.networks = networks
     }
 
     /// Whether `address` is one of the trusted proxies.
-    public func contains(_ address: IPAddress) -> Bool {
+    package func contains(_ address: IPAddress) -> Bool {
         networks.contains { $0.contains(address) }
     }
 
     /// Whether no proxy is trusted.
-    public var isEmpty: Bool { networks.isEmpty }
+    package var isEmpty: Bool { networks.isEmpty }
 
     /// The networks, comma-separated (as the environment variable writes them).
-    public var description: String { networks.map(\.description).joined(separator: ",") }
+    package var description: String { networks.map(\.description).joined(separator: ",") }
 }
 
 /// Who the client of a connection is, for logs (`metadata.ip`) and per-address limits.
@@ -60,7 +60,8 @@ enum ClientAddress {
     /// channel without one (unit tests), nobody is trusted.
     static func of(_ headers: HTTPHeaders, channel: any Channel) -> String {
         let trusted =
-            (try? channel.pipeline.syncOperations.handler(type: PendingConnectionHandler.self))?.trustedProxies ?? TrustedProxies()
+            (try? channel.pipeline.syncOperations.handler(type: PendingConnectionHandler.self))?.trustedProxies
+            ?? TrustedProxies()
         return text(peer: channel.remoteAddress, headers: headers, trusted: trusted)
     }
 

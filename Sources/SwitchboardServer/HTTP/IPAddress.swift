@@ -1,3 +1,5 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,19 +7,18 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOCore
 
 /// An IPv4 or IPv6 address as 128 bits. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a
 /// dual-stack listener reports for an IPv4 peer) is the IPv4 address: the two spellings compare equal.
-public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
+package struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// The address family.
-    public enum Family: Sendable, Hashable {
+    package enum Family: Sendable, Hashable {
         case v4
         case v6
     }
 
     /// `.v4` or `.v6`.
-    public let family: Family
+    package let family: Family
     /// The upper 64 bits (IPv6); 0 for IPv4.
     let high: UInt64
     /// The lower 64 bits (IPv6), or the IPv4 address in the lower 32 bits.
@@ -39,7 +40,7 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `1.2.3.4` or any IPv6 text form (`::1`, `2001:db8::7`, `::ffff:1.2.3.4`); `nil` for
     /// anything else (host names, ports, brackets, zone ids, surrounding whitespace).
-    public init?(_ text: some StringProtocol) {
+    package init?(_ text: some StringProtocol) {
         let text = String(text)
         guard !text.isEmpty, text.utf8.count <= 45 else { return nil }
         var v4 = in_addr()
@@ -53,7 +54,7 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The IP address of an `AF_INET` / `AF_INET6` socket address; `nil` for a Unix socket.
-    public init?(_ address: SocketAddress) {
+    package init?(_ address: SocketAddress) {
         switch address {
         case .v4(let v4): self.init(v4: UInt32(bigEndian: v4.address.sin_addr.s_addr))
         case .v6(let v6): self.init(v6Bytes: v6.address.sin6_addr)
@@ -96,7 +97,7 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `1.2.3.4`, or the RFC 5952 form of an IPv6 address (`2001:db8::1`).
-    public var description: String {
+    package var description: String {
         switch family {
         case .v4:
             let value = UInt32(truncatingIfNeeded: low)
@@ -115,15 +116,15 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// An IP network written as CIDR (`10.0.0.0/8`, `fd00::/8`), or a single address (`/32`, `/128`).
-public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
+package struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
     /// The network's first address (host bits cleared).
-    public let address: IPAddress
+    package let address: IPAddress
     /// How many leading bits are the network.
-    public let prefixLength: Int
+    package let prefixLength: Int
 
     /// Parses `ADDRESS` or `ADDRESS/PREFIX`; `nil` when either part is invalid or the prefix is
     /// longer than the address. Host bits after the prefix are ignored (`10.1.2.3/8` is `10.0.0.0/8`).
-    public init?(_ text: some StringProtocol) {
+    package init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         guard let address = IPAddress(parts[0]) else { return nil }
         // An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is the IPv4 network it maps.
@@ -146,10 +147,10 @@ public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Whether `candidate` is in this network (never across families).
-    public func contains(_ candidate: IPAddress) -> Bool {
+    package func contains(_ candidate: IPAddress) -> Bool {
         candidate.family == address.family && candidate.masked(toPrefix: prefixLength) == address
     }
 
     /// `ADDRESS/PREFIX`.
-    public var description: String { "\(address)/\(prefixLength)" }
+    package var description: String { "\(address)/\(prefixLength)" }
 }

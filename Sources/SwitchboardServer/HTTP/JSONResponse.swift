@@ -14,7 +14,11 @@ extension Response {
     }
 
     /// A plain-text response.
-    static func text(_ text: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {
+    static func text(
+        _ text: String,
+        status: HTTPResponse.Status = .ok,
+        contentType: String = "text/plain; charset=utf-8"
+    ) -> Response {
         var body = ByteBuffer()
         body.writeString(text)
         return Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: body))

@@ -152,7 +152,10 @@ final class PendingConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
             timeout = nil
             guard !isFinished, requestsInFlight == 0 else { return }
             registry.recordTimeout()
-            logger.debug("no request head within server.request_timeout: closing", metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"])
+            logger.debug(
+                "no request head within server.request_timeout: closing",
+                metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"]
+            )
             context.close(promise: nil)
         }
     }

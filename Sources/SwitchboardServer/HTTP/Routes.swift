@@ -32,7 +32,9 @@ extension Router where Context == BasicRequestContext {
             } catch {
                 throw HTTPError(.serviceUnavailable, message: "presence unavailable: Redis unreachable")
             }
-            return Response.json(["user": .string(user), "online": .bool(node != nil), "node": node.map(JSONValue.string) ?? .null])
+            return Response.json([
+                "user": .string(user), "online": .bool(node != nil), "node": node.map(JSONValue.string) ?? .null,
+            ])
         }
         get("api/calls") { request, _ in
             let identity = try dependencies.authenticator.authenticate(request)

@@ -1,7 +1,8 @@
+import NIOPosix
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import NIOPosix
 
 /// Writes whole lines to standard output on a thread of its own, so no event loop ever waits on a slow
 /// reader of the log. Lines keep the order they were given in.

@@ -10,14 +10,14 @@ import SwitchboardCore
 /// applications in one process (tests) each get their own registry without touching the global
 /// `MetricsSystem`. `switchboard serve` also bootstraps the global system with it
 /// (``bootstrapMetrics()``), so libraries that use the facade report into the same registry.
-public struct PrometheusMetrics: Sendable {
+package struct PrometheusMetrics: Sendable {
     /// The collector registry `/metrics` renders.
-    public let registry: PrometheusCollectorRegistry
+    package let registry: PrometheusCollectorRegistry
     /// A factory that creates metrics in ``registry``.
-    public let factory: PrometheusMetricsFactory
+    package let factory: PrometheusMetricsFactory
 
     /// Metrics in `registry` (by default a new, empty one).
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets = Self.histogramBuckets
         self.registry = registry
@@ -35,7 +35,7 @@ public struct PrometheusMetrics: Sendable {
 ///
 /// Call it once per process, at start-up (`MetricsSystem.bootstrap` traps when called twice);
 /// tests pass their own ``PrometheusMetrics`` to `buildApplication` instead.
-public func bootstrapMetrics() -> PrometheusMetrics {
+package func bootstrapMetrics() -> PrometheusMetrics {
     let metrics = PrometheusMetrics()
     MetricsSystem.bootstrap(metrics.factory)
     return metrics

@@ -1,8 +1,8 @@
 import CoreMetrics
 import Logging
 import ServiceLifecycle
-import Synchronization
 import SwitchboardCore
+import Synchronization
 
 /// Saves call record snapshots in the order the switchboard produced them, off the event loops.
 ///

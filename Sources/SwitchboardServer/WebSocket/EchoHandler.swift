@@ -5,17 +5,17 @@ import NIOWebSocket
 ///
 /// Mounted behind `WebSocketSessionHandler` at `/autobahn` when `testing.echo_route` is on, so the
 /// Autobahn conformance suite exercises the same pipeline and settings as `/ws`.
-public final class EchoHandler: ChannelInboundHandler {
-    public typealias InboundIn = WebSocketMessage
-    public typealias OutboundOut = WebSocketFrame
+package final class EchoHandler: ChannelInboundHandler {
+    package typealias InboundIn = WebSocketMessage
+    package typealias OutboundOut = WebSocketFrame
 
     /// Whether a write is waiting for the flush at the end of this read burst.
     private var needsFlush = false
 
     /// An echo handler.
-    public init() {}
+    package init() {}
 
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame: WebSocketFrame
         switch Self.unwrapInboundIn(data) {
         case .text(let payload):
@@ -27,7 +27,7 @@ public final class EchoHandler: ChannelInboundHandler {
         needsFlush = true
     }
 
-    public func channelReadComplete(context: ChannelHandlerContext) {
+    package func channelReadComplete(context: ChannelHandlerContext) {
         if needsFlush {
             needsFlush = false
             context.flush()

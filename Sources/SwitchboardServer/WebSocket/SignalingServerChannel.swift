@@ -44,7 +44,10 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            let verdict = NIOLoopBoundBox<Result<WebSocketGate.Acceptance, WebSocketGate.Refusal>?>(nil, eventLoop: channel.eventLoop)
+            let verdict = NIOLoopBoundBox<Result<WebSocketGate.Acceptance, WebSocketGate.Refusal>?>(
+                nil,
+                eventLoop: channel.eventLoop
+            )
             let application = NIOLoopBoundBox<WebSocketApplication?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: settings.maxMessageBytes,
@@ -134,7 +137,9 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
                 body.writeString(refusal.message + "\n")
                 let head = HTTPResponse(
                     status: refusal.status,
-                    headerFields: [.connection: "close", .contentType: "text/plain; charset=utf-8", .contentLength: "\(body.readableBytes)"]
+                    headerFields: [
+                        .connection: "close", .contentType: "text/plain; charset=utf-8", .contentLength: "\(body.readableBytes)",
+                    ]
                 )
                 try await outbound.write(contentsOf: [.head(head), .body(body), .end(nil)])
             }
@@ -145,14 +150,18 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
 
     /// NIO only upgrades the first request of a connection; a later upgrade request on a keep-alive
     /// connection is redirected to the same URI on a new connection (as Hummingbird does).
-    private static func redirectingLateUpgrades(_ responder: @escaping HTTPChannelHandler.Responder) -> HTTPChannelHandler.Responder {
+    private static func redirectingLateUpgrades(
+        _ responder: @escaping HTTPChannelHandler.Responder
+    ) -> HTTPChannelHandler.Responder {
         struct RedirectClose: Error {}
         return { request, writer, channel in
             guard request.headers[.upgrade]?.lowercased() == "websocket" else {
                 return try await responder(request, writer, channel)
             }
             let location = request.uri.query.map { "\(request.uri.path)?\($0)" } ?? request.uri.path
-            try await writer.writeResponse(HTTPResponse(status: .temporaryRedirect, headerFields: [.connection: "close", .location: location]))
+            try await writer.writeResponse(
+                HTTPResponse(status: .temporaryRedirect, headerFields: [.connection: "close", .location: location])
+            )
             throw RedirectClose()
         }
     }

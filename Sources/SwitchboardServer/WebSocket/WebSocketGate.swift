@@ -1,9 +1,9 @@
 import HTTPTypes
 import NIOCore
 import NIOHTTP1
-import Synchronization
 import SwitchboardAuth
 import SwitchboardCore
+import Synchronization
 
 /// Decides, before the upgrade, whether a WebSocket request may upgrade: the route exists, the client
 /// address and the user are within `limits.upgrades_per_second` (429), the token is valid (PROTOCOL.md §2)
@@ -77,7 +77,9 @@ final class WebSocketGate: Sendable {
         var responseHeaders = HTTPHeaders()
         if route == .signaling {
             guard upgradesByAddress.take(ip, now: clock.monotonicNanoseconds()) else {
-                return .failure(Refusal(status: .tooManyRequests, message: "too many upgrades from \(ip): over limits.upgrades_per_second"))
+                return .failure(
+                    Refusal(status: .tooManyRequests, message: "too many upgrades from \(ip): over limits.upgrades_per_second")
+                )
             }
             guard
                 let (token, protocolEntry) = BearerToken.extract(
@@ -94,7 +96,9 @@ final class WebSocketGate: Sendable {
                 return .failure(Refusal(status: .unauthorized, message: error.message))
             }
             guard let user = identity?.id, upgradesByUser.take(user, now: clock.monotonicNanoseconds()) else {
-                return .failure(Refusal(status: .tooManyRequests, message: "too many upgrades for this user: over limits.upgrades_per_second"))
+                return .failure(
+                    Refusal(status: .tooManyRequests, message: "too many upgrades for this user: over limits.upgrades_per_second")
+                )
             }
             if let protocolEntry { responseHeaders.add(name: "Sec-WebSocket-Protocol", value: protocolEntry) }
         }

@@ -1,5 +1,5 @@
 /// Why `WebSocketSessionHandler` refused an outbound write.
-public struct WebSocketSessionError: Error, Hashable, Sendable, CustomStringConvertible {
+package struct WebSocketSessionError: Error, Hashable, Sendable, CustomStringConvertible {
     private enum Code: Hashable, Sendable {
         case closing
     }
@@ -7,9 +7,9 @@ public struct WebSocketSessionError: Error, Hashable, Sendable, CustomStringConv
     private let code: Code
 
     /// The connection is closing (a close frame was sent): no more frames may be written.
-    public static let closing = WebSocketSessionError(code: .closing)
+    package static let closing = WebSocketSessionError(code: .closing)
 
-    public var description: String {
+    package var description: String {
         switch code {
         case .closing: "WebSocket connection is closing"
         }

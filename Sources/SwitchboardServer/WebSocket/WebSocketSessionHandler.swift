@@ -1,8 +1,9 @@
 import NIOCore
+import NIOWebSocket
+
 #if canImport(Glibc)
 import Glibc  // linger
 #endif
-import NIOWebSocket
 
 /// RFC 6455 connection semantics between NIO's WebSocket frame codec and an application handler.
 ///
@@ -43,11 +44,11 @@ import NIOWebSocket
 ///
 /// Outbound frames pass through, forced to `fin: true`, unmasked and without reserved bits.
 /// A `.connectionClose` frame written by the application is treated as a close request.
-public final class WebSocketSessionHandler: ChannelDuplexHandler {
-    public typealias InboundIn = WebSocketFrame
-    public typealias InboundOut = WebSocketMessage
-    public typealias OutboundIn = WebSocketFrame
-    public typealias OutboundOut = WebSocketFrame
+package final class WebSocketSessionHandler: ChannelDuplexHandler {
+    package typealias InboundIn = WebSocketFrame
+    package typealias InboundOut = WebSocketMessage
+    package typealias OutboundIn = WebSocketFrame
+    package typealias OutboundOut = WebSocketFrame
 
     /// Where the close handshake stands.
     private enum State {
@@ -76,7 +77,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
     private var timerDeadline: NIODeadline?
 
     /// A handler applying `settings`; `admitsPing`, when given, decides whether a ping is answered now.
-    public init(settings: WebSocketSettings, admitsPing: (() -> Bool)? = nil) {
+    package init(settings: WebSocketSettings, admitsPing: (() -> Bool)? = nil) {
         self.settings = settings
         self.admitsPing = admitsPing
         self.closeTimeout = TimeAmount(enabled: settings.closeTimeout) ?? .zero
@@ -85,7 +86,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
 
     // MARK: Lifecycle
 
-    public func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         // The pending-data cap is only checked while unwritable: the high mark must not be above it.
         var high = max(settings.writeBufferHighWaterMark, settings.writeBufferLowWaterMark)
         if settings.maxPendingBytes > 0 { high = min(high, settings.maxPendingBytes) }
@@ -100,17 +101,17 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         }
     }
 
-    public func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimer()
         assembler.reset()
     }
 
-    public func channelActive(context: ChannelHandlerContext) {
+    package func channelActive(context: ChannelHandlerContext) {
         startTimers(context: context)
         context.fireChannelActive()
     }
 
-    public func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         state = .closed
         cancelTimer()
         assembler.reset()
@@ -121,7 +122,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         }
     }
 
-    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             keepalive?.becameWritable()
             // Once closing, what a peer sent while its reads were held is not worth reading: it would
@@ -139,7 +140,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? NIOWebSocketError {
             // A frame the decoder refused. NIO's WebSocketProtocolErrorHandler, when installed,
             // has already sent the close frame and is closing TCP.
@@ -161,7 +162,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
 
     // MARK: Inbound
 
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = Self.unwrapInboundIn(data)
         keepalive?.activity()
 
@@ -233,7 +234,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
 
     // MARK: Outbound
 
-    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         guard case .open = state else {
             promise?.fail(WebSocketSessionError.closing)
             return
@@ -265,7 +266,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
     }
 
     /// Holds the pipeline's read while the peer does not take what it is sent.
-    public func read(context: ChannelHandlerContext) {
+    package func read(context: ChannelHandlerContext) {
         guard context.channel.isWritable else {
             readHeld = true
             return
@@ -273,7 +274,7 @@ public final class WebSocketSessionHandler: ChannelDuplexHandler {
         context.read()
     }
 
-    public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+    package func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         switch event {
         case let request as WebSocketCloseRequest:
             guard case .open = state else {

@@ -6,14 +6,14 @@ import NIOWebSocket
 /// The handler sends one close frame with `code` and `reason`, ignores further inbound data and
 /// drops TCP when the peer's close arrives or after `WebSocketSettings.closeTimeout`.
 /// Send it with `context.closeWebSocket(code:reason:)`.
-public struct WebSocketCloseRequest: Sendable, Equatable {
+package struct WebSocketCloseRequest: Sendable, Equatable {
     /// The close code to send.
-    public var code: WebSocketErrorCode
+    package var code: WebSocketErrorCode
     /// The close reason; cut at a character boundary to fit the 123 bytes a close frame allows.
-    public var reason: String
+    package var reason: String
 
     /// A request to close with `code` and `reason`.
-    public init(code: WebSocketErrorCode, reason: String = "") {
+    package init(code: WebSocketErrorCode, reason: String = "") {
         self.code = code
         self.reason = reason
     }
@@ -23,19 +23,19 @@ public struct WebSocketCloseRequest: Sendable, Equatable {
 ///
 /// `WebSocketSessionHandler` counts it like an inbound frame for the read timeout.
 /// Send it with `context.reportWebSocketActivity()`.
-public struct WebSocketActivity: Sendable, Hashable {
+package struct WebSocketActivity: Sendable, Hashable {
     /// The event.
-    public init() {}
+    package init() {}
 }
 
 extension ChannelHandlerContext {
     /// Asks the `WebSocketSessionHandler` in front of this handler to close the connection.
-    public func closeWebSocket(code: WebSocketErrorCode, reason: String = "", promise: EventLoopPromise<Void>? = nil) {
+    package func closeWebSocket(code: WebSocketErrorCode, reason: String = "", promise: EventLoopPromise<Void>? = nil) {
         self.triggerUserOutboundEvent(WebSocketCloseRequest(code: code, reason: reason), promise: promise)
     }
 
     /// Tells the `WebSocketSessionHandler` in front of this handler that the peer is alive.
-    public func reportWebSocketActivity() {
+    package func reportWebSocketActivity() {
         self.triggerUserOutboundEvent(WebSocketActivity(), promise: nil)
     }
 }

@@ -7,7 +7,7 @@ extension PostgresCallRecordStore {
     /// Nothing is opened yet (see ``init(url:maximumConnections:eventLoopGroup:logger:)``); the accepted
     /// forms are those of ``PostgresDatabaseURL``.
     /// - Throws: ``CallRecordStoreError`` with code `invalidURL` or `tlsNotSupported`.
-    public static func open(
+    package static func open(
         url: String,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "switchboard.storage.postgres")

@@ -21,9 +21,9 @@ import SwitchboardCore
 /// shutdown, on cancellation, or when ``shutdown()`` has stopped the pool. ``shutdown()`` waits for
 /// operations in flight, then stops the pool and waits until its connections are closed; it is
 /// idempotent, and later calls throw ``CallRecordStoreError/Code-swift.struct/storeShutDown``.
-public actor PostgresCallRecordStore: CallRecordStore, Service {
+package actor PostgresCallRecordStore: CallRecordStore, Service {
     /// Where the database is (``PostgresDatabaseURL/description`` hides the password).
-    public nonisolated let url: PostgresDatabaseURL
+    package nonisolated let url: PostgresDatabaseURL
 
     private let client: PostgresClient
     private let eventLoopGroup: any EventLoopGroup
@@ -52,7 +52,7 @@ public actor PostgresCallRecordStore: CallRecordStore, Service {
     ///     `max_connections` is 100, shared by every node).
     ///   - eventLoopGroup: Runs the connections. The singleton suits the server.
     ///   - logger: Receives migration messages, and the pool's own (failed connection attempts at `info`).
-    public init(
+    package init(
         url: PostgresDatabaseURL,
         maximumConnections: Int = 20,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -76,7 +76,7 @@ public actor PostgresCallRecordStore: CallRecordStore, Service {
     /// operations wait for a run in progress.
     /// - Throws: ``CallRecordStoreError`` with code `connectionFailed` (the server's reason in the
     ///   message), `schemaTooNew`, or `databaseError`.
-    public func migrate() async throws {
+    package func migrate() async throws {
         if let running = migration { return try await running.value }
         let run = Task { try await self.runMigrations() }
         migration = run
@@ -86,7 +86,7 @@ public actor PostgresCallRecordStore: CallRecordStore, Service {
 
     /// Inserts the record or, when a row with its `callId` exists, replaces every column of that row
     /// except `id` and `created_at` (the first snapshot's creation time is kept).
-    public func save(_ record: CallRecord) async throws {
+    package func save(_ record: CallRecord) async throws {
         let upsert = try record.postgresUpsert()
         _ = try await withClient("saving call \(record.callId)") { [logger] client in
             try await client.query(upsert, logger: logger).collect()
@@ -94,7 +94,7 @@ public actor PostgresCallRecordStore: CallRecordStore, Service {
     }
 
     /// The record with `callId`, if any.
-    public func record(callId: String) async throws -> CallRecord? {
+    package func record(callId: String) async throws -> CallRecord? {
         let rows = try await withClient("reading call \(callId)") { [logger] client in
             try await client.query(
                 "SELECT \(unescaped: CallRecord.postgresColumns) FROM call_records WHERE call_id = \(callId)",
@@ -106,7 +106,7 @@ public actor PostgresCallRecordStore: CallRecordStore, Service {
 
     /// Up to `limit` records where `user` is caller or callee, newest `created_at` first (ties: last inserted
     /// first). A `limit` of zero or less returns nothing.
-    public func records(involving user: String, limit: Int) async throws -> [CallRecord] {
+    package func records(involving user: String, limit: Int) async throws -> [CallRecord] {
         guard limit > 0 else { return [] }
         let rows = try await withClient("listing the calls of \(user)") { [logger] client in
             try await client.query(
@@ -123,7 +123,7 @@ public actor PostgresCallRecordStore: CallRecordStore, Service {
     }
 
     /// Waits for operations in flight, then stops the pool and waits until its connections are closed.
-    public func shutdown() async throws {
+    package func shutdown() async throws {
         guard !isShutDown else { return }
         isShutDown = true
         if case .idle(let waiters) = pool {
@@ -147,7 +147,7 @@ public actor PostgresCallRecordStore: CallRecordStore, Service {
     /// Run it in the application's `ServiceGroup`, ahead of the services that write records, and not in a
     /// detached task: the pool then obeys the group's graceful shutdown, which reaches it only after
     /// those services have finished.
-    public func run() async {
+    package func run() async {
         guard case .idle(let waiters) = pool else { return }
         let (stopped, stop) = AsyncStream<Never>.makeStream()
         pool = .running(stop: stop, finished: [])
@@ -175,7 +175,11 @@ public actor PostgresCallRecordStore: CallRecordStore, Service {
         try await tracked(waitingForMigration: true) {
             if case .idle = pool {
                 await withCheckedContinuation { continuation in
-                    if case .idle(let waiters) = pool { pool = .idle(waiters: waiters + [continuation]) } else { continuation.resume() }
+                    if case .idle(let waiters) = pool {
+                        pool = .idle(waiters: waiters + [continuation])
+                    } else {
+                        continuation.resume()
+                    }
                 }
             }
             guard !isStopped else {  // shut down before it ever ran, or its pool already closed
@@ -216,11 +220,16 @@ public actor PostgresCallRecordStore: CallRecordStore, Service {
             let connection: PostgresConnection
             do {
                 connection = try await PostgresConnection.connect(
-                    on: eventLoopGroup.any(), configuration: url.connectionConfiguration, id: 0, logger: logger
+                    on: eventLoopGroup.any(),
+                    configuration: url.connectionConfiguration,
+                    id: 0,
+                    logger: logger
                 )
             } catch {
                 throw CallRecordStoreError.wrappingPostgres(
-                    error, as: .connectionFailed, "could not connect to PostgreSQL at \(url)"
+                    error,
+                    as: .connectionFailed,
+                    "could not connect to PostgreSQL at \(url)"
                 )
             }
             do {

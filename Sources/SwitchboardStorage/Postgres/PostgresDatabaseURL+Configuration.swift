@@ -7,11 +7,19 @@ extension PostgresDatabaseURL {
         switch endpoint {
         case .tcp(let host, let port):
             configuration = .init(
-                host: host, port: port, username: username, password: password, database: database, tls: .disable
+                host: host,
+                port: port,
+                username: username,
+                password: password,
+                database: database,
+                tls: .disable
             )
         case .unixSocket:
             configuration = .init(
-                unixSocketPath: unixSocketPath ?? "", username: username, password: password, database: database
+                unixSocketPath: unixSocketPath ?? "",
+                username: username,
+                password: password,
+                database: database
             )
         }
         configuration.options.connectTimeout = connectTimeout
@@ -25,11 +33,19 @@ extension PostgresDatabaseURL {
         switch endpoint {
         case .tcp(let host, let port):
             configuration = .init(
-                host: host, port: port, username: username, password: password, database: database, tls: .disable
+                host: host,
+                port: port,
+                username: username,
+                password: password,
+                database: database,
+                tls: .disable
             )
         case .unixSocket:
             configuration = .init(
-                unixSocketPath: unixSocketPath ?? "", username: username, password: password, database: database
+                unixSocketPath: unixSocketPath ?? "",
+                username: username,
+                password: password,
+                database: database
             )
         }
         configuration.options.connectTimeout = TimeAmount(connectTimeout)

@@ -25,9 +25,9 @@ import SwitchboardBasics
 ///
 /// Anything else (another scheme, no user, several hosts, an unknown parameter, a malformed escape) throws
 /// ``CallRecordStoreError`` with code `invalidURL` and a message naming the problem.
-public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
+package struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
     /// How to reach the server.
-    public enum Endpoint: Sendable, Hashable {
+    package enum Endpoint: Sendable, Hashable {
         /// TCP to a host name or IP address.
         case tcp(host: String, port: Int)
         /// The Unix socket `DIRECTORY/.s.PGSQL.PORT`.
@@ -35,25 +35,25 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The port PostgreSQL listens on unless told otherwise.
-    public static let defaultPort = 5432
+    package static let defaultPort = 5432
     /// How long opening a connection may take when the URL has no `connect_timeout`.
-    public static let defaultConnectTimeout: Duration = .seconds(10)
+    package static let defaultConnectTimeout: Duration = .seconds(10)
 
     /// How to reach the server.
-    public var endpoint: Endpoint
+    package var endpoint: Endpoint
     /// The role to log in as.
-    public var username: String
+    package var username: String
     /// The password, or `nil` for none (trust or peer authentication).
-    public var password: String?
+    package var password: String?
     /// The database to open; `nil` means the one named like ``username``.
-    public var database: String?
+    package var database: String?
     /// The `application_name` the server shows for these connections.
-    public var applicationName: String?
+    package var applicationName: String?
     /// How long opening a connection may take.
-    public var connectTimeout: Duration
+    package var connectTimeout: Duration
 
     /// Creates a description of a database from its parts.
-    public init(
+    package init(
         endpoint: Endpoint,
         username: String,
         password: String? = nil,
@@ -70,18 +70,18 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether `url` starts with `postgres://` or `postgresql://` (any case): whether it is meant for this store.
-    public static func hasPostgresScheme(_ url: String) -> Bool {
+    package static func hasPostgresScheme(_ url: String) -> Bool {
         schemeLength(of: url) != nil
     }
 
     /// The path of the Unix socket for a ``Endpoint/unixSocket(directory:port:)`` endpoint, else `nil`.
-    public var unixSocketPath: String? {
+    package var unixSocketPath: String? {
         guard case .unixSocket(let directory, let port) = endpoint else { return nil }
         return (directory.hasSuffix("/") ? directory : directory + "/") + ".s.PGSQL.\(port)"
     }
 
     /// The URL with the password replaced by `***`, fit for logs.
-    public var description: String {
+    package var description: String {
         var text = "postgres://" + PercentEncoding.encode(username)
         if password != nil { text += ":***" }
         text += "@"
@@ -105,7 +105,7 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
     /// Parses a `postgres://` or `postgresql://` URL (see the type's documentation for the accepted forms).
     /// - Throws: ``CallRecordStoreError`` with code `invalidURL`, or `tlsNotSupported` for an
     ///   `sslmode` that demands TLS. Messages never repeat the password.
-    public init(parsing url: String) throws {
+    package init(parsing url: String) throws {
         guard let schemeLength = Self.schemeLength(of: url) else {
             throw Self.invalid("expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE or postgresql://…")
         }
@@ -185,7 +185,8 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
                 case "disable", "allow", "prefer": break
                 case "require", "verify-ca", "verify-full":
                     throw CallRecordStoreError(
-                        .postgres, .tlsNotSupported,
+                        .postgres,
+                        .tlsNotSupported,
                         "sslmode=\(value) asks for TLS, which this build does not support for PostgreSQL: "
                             + "use sslmode=disable on a trusted network, or a Unix socket (?host=/dir)"
                     )
@@ -219,8 +220,12 @@ public struct PostgresDatabaseURL: Sendable, Hashable, CustomStringConvertible {
             endpoint = .tcp(host: host, port: port)
         }
         self.init(
-            endpoint: endpoint, username: username, password: password, database: database,
-            applicationName: applicationName, connectTimeout: connectTimeout
+            endpoint: endpoint,
+            username: username,
+            password: password,
+            database: database,
+            applicationName: applicationName,
+            connectTimeout: connectTimeout
         )
     }
 

@@ -21,7 +21,8 @@ struct PostgresTimestamp: Sendable, Hashable {
     init(milliseconds: Int64) throws {
         guard (Self.minMilliseconds...Self.maxMilliseconds).contains(milliseconds) else {
             throw CallRecordStoreError(
-                .postgres, .timeOutOfRange,
+                .postgres,
+                .timeOutOfRange,
                 "\(milliseconds) ms is outside what timestamptz holds (4713 BC … 294276 AD)"
             )
         }
@@ -47,7 +48,10 @@ extension PostgresTimestamp: PostgresNonThrowingEncodable {
     static var psqlType: PostgresDataType { .timestamptz }
     static var psqlFormat: PostgresFormat { .binary }
 
-    func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+    func encode<JSONEncoder: PostgresJSONEncoder>(
+        into byteBuffer: inout ByteBuffer,
+        context: PostgresEncodingContext<JSONEncoder>
+    ) {
         byteBuffer.writeInteger(microseconds)
     }
 }

@@ -27,7 +27,8 @@ extension CallRecord {
     init(sqliteRow row: SQLiteRow) throws {
         func corrupt(_ column: String) -> CallRecordStoreError {
             CallRecordStoreError(
-                .sqlite, .corruptRow,
+                .sqlite,
+                .corruptRow,
                 "call_records.\(column) holds \(row.column(column)?.description ?? "nothing") (call_id \(row.column("call_id")?.description ?? "?"))"
             )
         }

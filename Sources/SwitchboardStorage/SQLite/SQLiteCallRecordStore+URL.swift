@@ -12,19 +12,22 @@ extension SQLiteCallRecordStore {
     /// Nothing is opened yet (see ``init(path:threadPool:eventLoopGroup:logger:)``).
     /// - Throws: ``CallRecordStoreError`` with code `invalidURL` for any other scheme, an empty path,
     ///   or a query string (`?…`, not supported).
-    public static func open(
+    package static func open(
         url: String,
         threadPool: NIOThreadPool = .singleton,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "switchboard.storage.sqlite")
     ) throws -> SQLiteCallRecordStore {
         SQLiteCallRecordStore(
-            path: try path(fromURL: url), threadPool: threadPool, eventLoopGroup: eventLoopGroup, logger: logger
+            path: try path(fromURL: url),
+            threadPool: threadPool,
+            eventLoopGroup: eventLoopGroup,
+            logger: logger
         )
     }
 
     /// The file path (or `":memory:"`) a `sqlite:` URL names; see ``open(url:threadPool:eventLoopGroup:logger:)``.
-    public static func path(fromURL url: String) throws -> String {
+    package static func path(fromURL url: String) throws -> String {
         let scheme = "sqlite:"
         guard url.count > scheme.count, url.prefix(scheme.count).lowercased() == scheme else {
             throw CallRecordStoreError(.sqlite, .invalidURL, "expected sqlite:PATH or sqlite::memory:, got \"\(url)\"")

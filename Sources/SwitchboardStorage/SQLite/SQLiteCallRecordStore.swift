@@ -1,11 +1,12 @@
+import Logging
+import SQLiteNIO
+import SwitchboardCore
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import Logging
-import SQLiteNIO
-import SwitchboardCore
 
 /// Call records in an SQLite database file (or in memory): the embedded default store.
 ///
@@ -17,9 +18,9 @@ import SwitchboardCore
 /// Call ``migrate()`` once before anything else and ``shutdown()`` once at the end: shutdown waits for
 /// in-flight operations, then closes the connection (SQLiteNIO asserts in debug builds if a connection
 /// is dropped unclosed).
-public actor SQLiteCallRecordStore: CallRecordStore {
+package actor SQLiteCallRecordStore: CallRecordStore {
     /// The database file path, or `":memory:"`.
-    public nonisolated let path: String
+    package nonisolated let path: String
 
     private let threadPool: NIOThreadPool
     private let eventLoopGroup: any EventLoopGroup
@@ -39,7 +40,7 @@ public actor SQLiteCallRecordStore: CallRecordStore {
     ///   - threadPool: Runs every SQLite call. The singleton suits the server.
     ///   - eventLoopGroup: Supplies the event loop SQLiteNIO attaches to the connection for its futures.
     ///   - logger: Receives migration and configuration messages.
-    public init(
+    package init(
         path: String,
         threadPool: NIOThreadPool = .singleton,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -52,14 +53,14 @@ public actor SQLiteCallRecordStore: CallRecordStore {
     }
 
     /// Whether ``path`` names an in-memory database rather than a file.
-    public nonisolated var isInMemory: Bool { path == ":memory:" }
+    package nonisolated var isInMemory: Bool { path == ":memory:" }
 
     // MARK: CallRecordStore
 
     /// Creates `call_records` and its indexes, or applies the migrations a file from an older build lacks.
     ///
     /// Idempotent. Concurrent calls share one run, and other operations wait for a run in progress.
-    public func migrate() async throws {
+    package func migrate() async throws {
         if let running = migration { return try await running.value }
         let run = Task { try await self.runMigrations() }
         migration = run
@@ -70,7 +71,7 @@ public actor SQLiteCallRecordStore: CallRecordStore {
     /// Inserts the record or, when a row with its `callId` and the same parties exists, replaces every
     /// column of that row except `id`, `created_at` and the parties; a row of other parties is kept as it
     /// is, and so is one whose call the snapshot would take back (ended → accepted → invite).
-    public func save(_ record: CallRecord) async throws {
+    package func save(_ record: CallRecord) async throws {
         let binds = try record.sqliteBinds()
         try await withConnection { connection in
             _ = try await connection.query(
@@ -94,7 +95,7 @@ public actor SQLiteCallRecordStore: CallRecordStore {
     }
 
     /// The record with `callId`, if any.
-    public func record(callId: String) async throws -> CallRecord? {
+    package func record(callId: String) async throws -> CallRecord? {
         let rows = try await withConnection { connection in
             try await connection.query(
                 "SELECT \(CallRecord.sqliteColumns) FROM call_records WHERE call_id = ?1",
@@ -106,7 +107,7 @@ public actor SQLiteCallRecordStore: CallRecordStore {
 
     /// Up to `limit` records where `user` is caller or callee, newest `created_at` first (ties: last inserted
     /// first). A `limit` of zero or less returns nothing.
-    public func records(involving user: String, limit: Int) async throws -> [CallRecord] {
+    package func records(involving user: String, limit: Int) async throws -> [CallRecord] {
         guard limit > 0 else { return [] }
         let rows = try await withConnection { connection in
             try await connection.query(
@@ -124,7 +125,7 @@ public actor SQLiteCallRecordStore: CallRecordStore {
 
     /// Waits for operations in flight, then closes the connection. Idempotent; later calls to other
     /// methods throw ``CallRecordStoreError/Code/storeShutDown``.
-    public func shutdown() async throws {
+    package func shutdown() async throws {
         guard !isShutDown else { return }
         isShutDown = true
         if inFlight > 0 {
@@ -170,7 +171,11 @@ public actor SQLiteCallRecordStore: CallRecordStore {
         if let opening = connectionTask { return try await opening.value }
         let opening = Task { [path, isInMemory, threadPool, eventLoopGroup, logger] in
             try await Self.open(
-                path: path, isInMemory: isInMemory, threadPool: threadPool, eventLoop: eventLoopGroup.any(), logger: logger
+                path: path,
+                isInMemory: isInMemory,
+                threadPool: threadPool,
+                eventLoop: eventLoopGroup.any(),
+                logger: logger
             )
         }
         connectionTask = opening
@@ -183,7 +188,11 @@ public actor SQLiteCallRecordStore: CallRecordStore {
     }
 
     private static func open(
-        path: String, isInMemory: Bool, threadPool: NIOThreadPool, eventLoop: any EventLoop, logger: Logger
+        path: String,
+        isInMemory: Bool,
+        threadPool: NIOThreadPool,
+        eventLoop: any EventLoop,
+        logger: Logger
     ) async throws -> SQLiteConnection {
         if !isInMemory, let slash = path.lastIndex(of: "/"), slash != path.startIndex {
             let directory = String(path[..<slash])
@@ -192,7 +201,10 @@ public actor SQLiteCallRecordStore: CallRecordStore {
             }
         }
         let connection = try await SQLiteConnection.open(
-            storage: isInMemory ? .memory : .file(path: path), threadPool: threadPool, logger: logger, on: eventLoop
+            storage: isInMemory ? .memory : .file(path: path),
+            threadPool: threadPool,
+            logger: logger,
+            on: eventLoop
         )
         do {
             try await SQLiteSchema.configure(connection, isMemory: isInMemory, logger: logger)

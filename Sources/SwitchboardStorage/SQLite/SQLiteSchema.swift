@@ -16,27 +16,30 @@ enum SQLiteSchema {
 
     /// Every migration, oldest first.
     static let migrations: [Migration] = [
-        Migration(version: 1, statements: [
-            """
-            CREATE TABLE IF NOT EXISTS call_records (
-                id          INTEGER PRIMARY KEY AUTOINCREMENT,
-                call_id     TEXT    NOT NULL UNIQUE,
-                caller_id   TEXT    NOT NULL,
-                callee_id   TEXT    NOT NULL,
-                call_type   INTEGER NOT NULL,
-                status      INTEGER NOT NULL,
-                start_time  TEXT,
-                end_time    TEXT,
-                duration    INTEGER NOT NULL DEFAULT 0,
-                end_reason  TEXT,
-                created_at  TEXT    NOT NULL,
-                updated_at  TEXT    NOT NULL
-            )
-            """,
-            "CREATE INDEX IF NOT EXISTS idx_call_records_caller_id ON call_records (caller_id)",
-            "CREATE INDEX IF NOT EXISTS idx_call_records_callee_id ON call_records (callee_id)",
-            "CREATE INDEX IF NOT EXISTS idx_call_records_created_at ON call_records (created_at)",
-        ]),
+        Migration(
+            version: 1,
+            statements: [
+                """
+                CREATE TABLE IF NOT EXISTS call_records (
+                    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+                    call_id     TEXT    NOT NULL UNIQUE,
+                    caller_id   TEXT    NOT NULL,
+                    callee_id   TEXT    NOT NULL,
+                    call_type   INTEGER NOT NULL,
+                    status      INTEGER NOT NULL,
+                    start_time  TEXT,
+                    end_time    TEXT,
+                    duration    INTEGER NOT NULL DEFAULT 0,
+                    end_reason  TEXT,
+                    created_at  TEXT    NOT NULL,
+                    updated_at  TEXT    NOT NULL
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idx_call_records_caller_id ON call_records (caller_id)",
+                "CREATE INDEX IF NOT EXISTS idx_call_records_callee_id ON call_records (callee_id)",
+                "CREATE INDEX IF NOT EXISTS idx_call_records_created_at ON call_records (created_at)",
+            ]
+        )
     ]
 
     /// The version a fully migrated database reports.
@@ -75,7 +78,8 @@ enum SQLiteSchema {
             let current = rows.first?.column("version")?.integer ?? 0
             guard current <= latestVersion else {
                 throw CallRecordStoreError(
-                    .sqlite, .schemaTooNew,
+                    .sqlite,
+                    .schemaTooNew,
                     "database schema version \(current) is newer than this build's \(latestVersion)"
                 )
             }

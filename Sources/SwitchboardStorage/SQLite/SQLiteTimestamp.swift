@@ -13,7 +13,8 @@ enum SQLiteTimestamp {
     static func format(_ milliseconds: Int64) throws -> String {
         guard (minMilliseconds...maxMilliseconds).contains(milliseconds) else {
             throw CallRecordStoreError(
-                .sqlite, .timeOutOfRange,
+                .sqlite,
+                .timeOutOfRange,
                 "\(milliseconds) ms is outside 0000-01-01…9999-12-31 and cannot be stored as ISO-8601 text"
             )
         }

@@ -37,6 +37,16 @@ package struct CallBook: Sendable {
         return .success(call)
     }
 
+    /// The call of `sender`'s with `recipient` that a signal names (`callId`, or the one `sender` is in).
+    package func find(from sender: String, to recipient: String, callId: String?) -> Result<Call, NoCall> {
+        guard let id = callId ?? callOfUser[sender], let call = calls[id],
+            call.involves(sender), call.peer(of: sender) == recipient, sender != recipient
+        else {
+            return .failure(NoCall(message: callId == nil ? "no call with \(recipient)" : "no such call for you"))
+        }
+        return .success(call)
+    }
+
     /// Applies a signal other than `call-invite` from `sender` to `recipient`, naming `callId` or not.
     package mutating func apply(
         _ type: SignalType,
@@ -45,11 +55,9 @@ package struct CallBook: Sendable {
         callId: String?,
         now: Int64
     ) -> Result<CallTransition, NoCall> {
-        guard let id = callId ?? callOfUser[sender], var call = calls[id],
-            call.involves(sender), call.peer(of: sender) == recipient, sender != recipient
-        else {
-            return .failure(NoCall(message: callId == nil ? "no call with \(recipient)" : "no such call for you"))
-        }
+        let found = find(from: sender, to: recipient, callId: callId)
+        guard case .success(var call) = found else { return found.map(CallTransition.relayed) }
+        let id = call.id
         switch type {
         case .callAccept:
             guard call.state == .ringing, sender == call.callee else {

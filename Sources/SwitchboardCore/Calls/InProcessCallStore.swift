@@ -28,9 +28,7 @@ package final class InProcessCallStore: CallStore {
     /// The call of `sender`'s with `recipient` that a negotiation signal names (`callId`, or the one
     /// `sender` is in), changing nothing and asking no presence.
     package func find(from sender: String, to recipient: String, callId: String?) -> Result<Call, NoCall> {
-        book.withLock { book in
-            book.apply(.offer, from: sender, to: recipient, callId: callId, now: 0).map(\.call)
-        }
+        book.withLock { $0.find(from: sender, to: recipient, callId: callId) }
     }
 
     /// Keeps `call` as another store decided it (a cache of the cluster's calls), replacing the calls its

@@ -1,14 +1,8 @@
 import Foundation
-import Logging
-import NIOPosix
-import RedisTestSupport
-import RedisWire
 import SwitchboardCore
 import SwitchboardProto
 import Synchronization
 import Testing
-
-@testable import SwitchboardRedis
 
 // MARK: - Fakes
 
@@ -138,156 +132,6 @@ final class ManualClock: Sendable {
 }
 
 // MARK: - Harness
-
-/// One user's connection in a test.
-struct Peer {
-    let session: Session
-    let outlet: FakeOutlet
-    var user: String { session.user }
-}
-
-/// How the engine under test runs: alone, or as a cluster node on a real redis-server (its presence,
-/// calls and delivery ports on Redis; every user of the test on this node).
-enum EngineMode: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case singleNode
-    case cluster
-
-    var testDescription: String { rawValue }
-}
-
-/// A redis-server and a running client for one cluster-mode harness; both stop when it goes.
-final class ClusterBackend {
-    let server: RedisServerProcess
-    let client: RedisClient
-    private let running: Task<Void, any Error>
-
-    init() async throws {
-        let server = try await RedisServerProcess.started()
-        let client = try RedisClient(url: server.url())
-        let states = client.stateChanges()
-        self.server = server
-        self.client = client
-        running = Task { try await client.run() }
-        try await awaitState(.connected, in: states)
-    }
-
-    deinit {
-        running.cancel()
-        server.stop()
-    }
-}
-
-/// A switchboard wired to fakes (and, in cluster mode, to a real redis-server).
-struct Harness {
-    static let start: Int64 = 1_700_000_000_000
-
-    let clock = ManualClock(milliseconds: start)
-    let scheduler = ManualScheduler()
-    let recordSink = RecordingRecordSink()
-    let eventSink = RecordingEventSink()
-    let board: Switchboard
-    let backend: ClusterBackend?
-
-    init(_ mode: EngineMode, invitesPerMinute: Int = 1000, metrics: SignalingMetrics = SignalingMetrics()) async throws {
-        let settings = SwitchboardSettings(
-            nodeId: "node-1",
-            ringTimeout: .seconds(60),
-            reconnectGrace: .seconds(10),
-            invitesPerMinute: invitesPerMinute
-        )
-        var ports: ClusterPorts?
-        if mode == .cluster {
-            let backend = try await ClusterBackend()
-            let keys = ClusterKeys()
-            let delivery = ClusterDelivery(
-                nodeId: settings.nodeId,
-                redis: backend.client,
-                keys: keys,
-                eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
-                limits: .standard,
-                logger: Logger(label: "test")
-            )
-            ports = .redis(
-                ClusterScripts(redis: backend.client, keys: keys, node: settings.nodeId),
-                delivery: delivery,
-                ringTimeout: settings.ringTimeout,
-                isReady: { true }
-            )
-            self.backend = backend
-        } else {
-            self.backend = nil
-        }
-        board = Switchboard(
-            settings: settings,
-            cluster: ports,
-            scheduler: scheduler,
-            records: recordSink,
-            events: eventSink,
-            clock: clock.clock,
-            metrics: metrics
-        )
-    }
-
-    /// Waits until the engine has handled every answer it waits for (at once on a single node).
-    func settle(sourceLocation: SourceLocation = #_sourceLocation) async {
-        let deadline = ContinuousClock.now + .seconds(5)
-        while board.pendingAnswerCount > 0 {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("the engine still waits for \(board.pendingAnswerCount) answers", sourceLocation: sourceLocation)
-                return
-            }
-            try? await Task.sleep(for: .milliseconds(1))
-        }
-    }
-
-    var records: [CallRecord] { recordSink.records }
-    var events: [CallEvent] { eventSink.events }
-
-    static func connection(of user: String) -> ConnectionInfo {
-        ConnectionInfo(userAgent: "agent/\(user)", ip: "10.0.0.\(user.utf8.count)")
-    }
-
-    func connect(_ user: String, name: String? = nil, ip: String? = nil) async -> Peer {
-        let identity = UserIdentity(id: user, name: name)!
-        var info = Self.connection(of: user)
-        if let ip { info.ip = ip }
-        let outlet = FakeOutlet()
-        let peer = Peer(session: board.connect(identity, connection: info, outlet: outlet), outlet: outlet)
-        await settle()
-        return peer
-    }
-
-    func send(_ message: ChatMessage, from peer: Peer) async {
-        board.receive(message, from: peer.session)
-        await settle()
-    }
-
-    /// Sends a signal whose `content` is `json`.
-    func signal(_ json: String, from peer: Peer, to recipient: String) async {
-        board.receive(signalMessage(to: recipient, json), from: peer.session)
-        await settle()
-    }
-
-    /// Rings `callee` from `caller` with `callId` and empties both outlets.
-    func ring(_ caller: Peer, _ callee: Peer, callId: String = "c1", callType: String = "audio") async {
-        await signal(#"{"type":"call-invite","callId":"\#(callId)","callType":"\#(callType)"}"#, from: caller, to: callee.user)
-        _ = caller.outlet.take()
-        _ = callee.outlet.take()
-    }
-
-    /// Rings and accepts a call, emptying both outlets.
-    func establish(_ caller: Peer, _ callee: Peer, callId: String = "c1") async {
-        await ring(caller, callee, callId: callId)
-        await signal(#"{"type":"call-accept","callId":"\#(callId)"}"#, from: callee, to: caller.user)
-        _ = caller.outlet.take()
-        _ = callee.outlet.take()
-    }
-
-    /// The ring timer of the most recent invite.
-    var ringTimers: [ManualTimer] { scheduler.timers.filter { $0.delay == .seconds(60) } }
-    /// Reconnect grace timers.
-    var graceTimers: [ManualTimer] { scheduler.timers.filter { $0.delay == .seconds(10) } }
-}
 
 func textMessage(
     to recipient: String,
@@ -445,8 +289,7 @@ func expectError(
         let h = try await Harness(mode)
         let alice = await h.connect("alice")
         let bob = await h.connect("bob")
-        h.board.disconnect(bob.session)
-        await h.settle()
+        await h.disconnect(bob)
         await h.send(textMessage(to: "bob", "hello?"), from: alice)
         try expectError(alice.outlet.take(), to: "alice", reason: "offline")
         #expect(bob.outlet.messages.isEmpty)
@@ -526,10 +369,6 @@ func expectError(
         try expectError(alice.outlet.take(), to: "alice", reason: "no-call")
         #expect(bob.outlet.messages.isEmpty)
     }
-}
-
-extension Harness {
-    var callCount: Int { board.callCount }
 }
 
 // MARK: - Calls
@@ -1023,8 +862,7 @@ extension Harness {
         let alice = await h.connect("alice")
         let bob = await h.connect("bob")
         await h.establish(alice, bob)
-        h.board.disconnect(bob.session)
-        await h.settle()
+        await h.disconnect(bob)
         await h.signal(SignalParsingTests.minimal(.offer), from: alice, to: "bob")
         try expectError(alice.outlet.take(), to: "alice", reason: "offline")
         #expect(h.callCount == 1)
@@ -1082,8 +920,7 @@ extension Harness {
             try #require(h.ringTimers.first).fire()
             await h.settle()
         default:
-            h.board.disconnect(bob.session)
-            await h.settle()
+            await h.disconnect(bob)
             try #require(h.graceTimers.first).fire()
             await h.settle()
             bob = await h.connect("bob")
@@ -1108,12 +945,11 @@ extension Harness {
         #expect((try await h.board.presence(of: "alice")) == nil)
         let alice = await h.connect("alice")
         #expect((try await h.board.presence(of: "alice")) == "node-1")
-        #expect(h.board.sessionCount == 1)
-        #expect(h.board.sessions.map(\.user) == ["alice"])
-        h.board.disconnect(alice.session)
-        await h.settle()
+        #expect(h.sessionCount == 1)
+        #expect(h.sessions.map(\.user) == ["alice"])
+        await h.disconnect(alice)
         #expect((try await h.board.presence(of: "alice")) == nil)
-        #expect(h.board.sessionCount == 0)
+        #expect(h.sessionCount == 0)
         #expect(h.scheduler.timers.isEmpty)
     }
 
@@ -1122,7 +958,9 @@ extension Harness {
         let first = await h.connect("alice")
         let second = await h.connect("bob")
         let third = await h.connect("alice")
-        #expect(Set([first.session.id, second.session.id, third.session.id]).count == 3)
+        // Ids are a node's own: distinct among the sessions of one engine.
+        let ids = [first, second, third].map { "\(ObjectIdentifier($0.board)):\($0.session.id)" }
+        #expect(Set(ids).count == 3)
         #expect(third.session.connection == Harness.connection(of: "alice"))
     }
 
@@ -1142,23 +980,21 @@ extension Harness {
         #expect(CloseCode.sessionReplaced == 4001)
         #expect(new.outlet.messages.isEmpty)
         #expect(new.outlet.closes.isEmpty)
-        #expect(h.board.sessionCount == 2)
+        #expect(h.sessionCount == 2)
 
         await h.send(textMessage(to: "alice", "to the new one"), from: bob)
         #expect(new.outlet.take().map(\.content) == ["to the new one"])
         #expect(old.outlet.messages.isEmpty)
 
         // The old socket closing afterwards must not unregister the new one.
-        h.board.disconnect(old.session)
-        await h.settle()
+        await h.disconnect(old)
         #expect((try await h.board.presence(of: "alice")) == "node-1")
-        #expect(h.board.sessionCount == 2)
+        #expect(h.sessionCount == 2)
         await h.send(textMessage(to: "alice", "still there"), from: bob)
         #expect(new.outlet.take().map(\.content) == ["still there"])
         #expect(bob.outlet.messages.isEmpty)
 
-        h.board.disconnect(new.session)
-        await h.settle()
+        await h.disconnect(new)
         #expect((try await h.board.presence(of: "alice")) == nil)
     }
 
@@ -1185,8 +1021,7 @@ extension Harness {
         let bob = await h.connect("bob")
         await h.establish(alice, bob)
         let alice2 = await h.connect("alice")
-        h.board.disconnect(alice.session)
-        await h.settle()
+        await h.disconnect(alice)
         #expect(h.graceTimers.isEmpty)
         await h.signal(SignalParsingTests.minimal(.offer), from: bob, to: "alice")
         #expect(alice2.outlet.take().count == 1)
@@ -1197,10 +1032,8 @@ extension Harness {
         let h = try await Harness(mode)
         let alice = await h.connect("alice")
         _ = await h.connect("bob")
-        h.board.disconnect(alice.session)
-        await h.settle()
-        h.board.disconnect(alice.session)
-        await h.settle()
+        await h.disconnect(alice)
+        await h.disconnect(alice)
         #expect(h.scheduler.timers.isEmpty)
     }
 
@@ -1216,8 +1049,7 @@ extension Harness {
         let (gone, stays) = leaver == "alice" ? (alice, bob) : (bob, alice)
 
         h.clock.advance(by: .seconds(30))
-        h.board.disconnect(gone.session)
-        await h.settle()
+        await h.disconnect(gone)
         let grace = try #require(h.graceTimers.first)
         #expect(h.graceTimers.count == 1)
         #expect(grace.delay == .seconds(10))
@@ -1253,8 +1085,7 @@ extension Harness {
         let alice = await h.connect("alice")
         let bob = await h.connect("bob")
         await h.establish(alice, bob)
-        h.board.disconnect(bob.session)
-        await h.settle()
+        await h.disconnect(bob)
         let grace = try #require(h.graceTimers.first)
         h.clock.advance(by: .seconds(5))
         let bob2 = await h.connect("bob")
@@ -1283,8 +1114,7 @@ extension Harness {
         let alice = await h.connect("alice")
         let bob = await h.connect("bob")
         await h.establish(alice, bob)
-        h.board.disconnect(bob.session)
-        await h.settle()
+        await h.disconnect(bob)
         await h.signal(#"{"type":"call-hangup","callId":"c1"}"#, from: alice, to: "bob")
         #expect(alice.outlet.messages.isEmpty)  // not an error: the call did end
         let grace = try #require(h.graceTimers.first)
@@ -1301,8 +1131,7 @@ extension Harness {
         let alice = await h.connect("alice")
         let bob = await h.connect("bob")
         await h.ring(alice, bob)
-        h.board.disconnect(alice.session)
-        await h.settle()
+        await h.disconnect(alice)
         let grace = try #require(h.graceTimers.first)
         #expect(grace.fire())
         await h.settle()
@@ -1317,8 +1146,7 @@ extension Harness {
         let alice = await h.connect("alice")
         let bob = await h.connect("bob")
         await h.ring(alice, bob)
-        h.board.disconnect(bob.session)
-        await h.settle()
+        await h.disconnect(bob)
         #expect(try #require(h.ringTimers.first).fire())
         await h.settle()
         #expect(try notice(alice.outlet.take().first, to: "alice")["reason"] == "timeout")
@@ -1335,10 +1163,8 @@ extension Harness {
         let alice = await h.connect("alice")
         let bob = await h.connect("bob")
         await h.establish(alice, bob)
-        h.board.disconnect(alice.session)
-        await h.settle()
-        h.board.disconnect(bob.session)
-        await h.settle()
+        await h.disconnect(alice)
+        await h.disconnect(bob)
         #expect(h.graceTimers.count == 2)
         #expect(h.graceTimers[0].fire())
         await h.settle()

@@ -169,6 +169,8 @@ extension Switchboard {
             break
         case .update(let call):
             if recipient != nil { local.cache(call) }
+            // Accepted on the other party's node: the ring timer here (the caller's) has nothing to do.
+            if call.state == .active { state.withLock { $0.ringTimers.removeValue(forKey: call.id)?.cancel() } }
         case .end(let callId):
             if let call = local.forget(callId: callId) { state.withLock { $0.cancelTimers(of: call) } }
         }

@@ -13,14 +13,14 @@ import Synchronization
 ///   the shared store decided in cluster mode, so that offers, answers and ICE candidates are checked and
 ///   routed with no round trip. While the shared store is unreachable, calls between users of this node
 ///   go on there (and are written back when it returns).
-/// - Each session's messages take effect in order: while one waits for an answer, later ones queue
-///   (``SessionQueues``).
+/// - Each session's messages take effect in order: in cluster mode, while one waits for an answer, later
+///   ones queue (``SessionQueues``); alone, every answer comes at once.
 ///
-/// The WebSocket and HTTP layers use it directly. Every method is safe to call from any thread and never
-/// blocks; work that waits for the cluster completes later. Thread-safe: connections on any event loop
-/// call in concurrently. State changes happen under one short
-/// lock; effects (socket writes, records, log lines) follow it. Lock order: the local store's lock may
-/// be held when the state's is taken (its presence is the state's sessions), never the other way round.
+/// The WebSocket and HTTP layers use it directly. Every method is safe to call from any thread (connections
+/// on any event loop call in concurrently) and never blocks; work that waits for the cluster completes
+/// later. State changes happen under one short lock; effects (socket writes, records, log lines) follow
+/// it. Lock order: the local store's lock may be held when the state's is taken (its presence is the
+/// state's sessions), never the other way round.
 package final class Switchboard: Sendable {
     struct State: Sendable {
         var sessions: [String: Session] = [:]

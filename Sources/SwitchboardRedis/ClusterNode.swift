@@ -16,8 +16,8 @@ package struct ClusterNode: Sendable {
     ///   - signalsChannel: `redis.channels.webrtc_signals`.
     ///   - bufferLimits: `redis.retry_*`, `redis.replay_*`, `redis.reorder_max_bytes`: what is kept per
     ///     other node.
-    ///   - beforeDelivery: runs on the subscriber's event loop before each inbox message is delivered
-    ///     (the server batches the socket writes of a burst of messages there).
+    ///   - beforeDelivery: runs on the subscriber's event loop (its argument) before each inbox message is
+    ///     delivered (the server batches the socket writes of a burst of messages there).
     package init(
         endpoint: RedisEndpoint,
         signalsChannel: String,
@@ -32,7 +32,7 @@ package struct ClusterNode: Sendable {
         metrics: SignalingMetrics = SignalingMetrics(),
         redisMetrics: RedisMetrics = RedisMetrics(),
         logger: Logger,
-        beforeDelivery: @escaping @Sendable () -> Void = {}
+        beforeDelivery: @escaping @Sendable (any EventLoop) -> Void = { _ in }
     ) {
         let keys = ClusterKeys(signalsChannel: signalsChannel)
         let configuration = RedisConnectionConfiguration(
@@ -69,7 +69,7 @@ package struct ClusterNode: Sendable {
             logger: logger,
             metrics: redisMetrics
         ) { message in
-            beforeDelivery()
+            beforeDelivery(deliveryLoop)
             delivery.receive(message.payload, isBroadcast: message.channel == keys.signalsChannel)
         }
         let ports = ClusterPorts.redis(

@@ -61,7 +61,7 @@ package func buildApplication(
             redisMetrics: RedisMetrics(factory: metrics.factory),
             logger: logger,
             beforeDelivery: {
-                if let loop = MultiThreadedEventLoopGroup.currentEventLoop { batcher.batchUntilEndOfTick(on: loop) }
+                batcher.batchUntilEndOfTick(on: $0)
             }
         )
         switchboard = cluster.engine

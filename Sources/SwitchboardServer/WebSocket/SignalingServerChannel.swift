@@ -42,8 +42,13 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
         self.makeSignaling = makeSignaling
     }
 
+    /// Reads start at 512 bytes (NIO's default is 2 KiB) and grow with the traffic: the read buffer a
+    /// channel keeps between reads is what an idle connection costs most (issue 10's heap profile).
+    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536)
+
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            try channel.syncOptions?.setOption(.recvAllocator, value: Self.receiveAllocator)
             let verdict = NIOLoopBoundBox<Result<WebSocketGate.Acceptance, WebSocketGate.Refusal>?>(
                 nil,
                 eventLoop: channel.eventLoop

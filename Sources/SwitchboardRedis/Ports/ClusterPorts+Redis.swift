@@ -1,0 +1,19 @@
+import SwitchboardCore
+
+extension ClusterPorts {
+    /// A node's ports on Redis: presence and calls by script, delivery through `delivery`.
+    static func redis(
+        _ scripts: ClusterScripts,
+        delivery: ClusterDelivery,
+        ringTimeout: Duration,
+        isReady: @escaping @Sendable () -> Bool
+    ) -> ClusterPorts {
+        ClusterPorts(
+            presence: RedisPresence(scripts: scripts),
+            // Redis keeps a ringing call a little longer than its timer, should every timer for it be lost.
+            calls: RedisCallStore(scripts: scripts, ringTTL: ringTimeout + .seconds(10)),
+            delivery: delivery,
+            isReady: isReady
+        )
+    }
+}

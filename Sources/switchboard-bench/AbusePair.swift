@@ -274,7 +274,7 @@ final class AbusePair: ConnectionDelegate {
         if message.from.isEmpty {  // a server notice
             let reason = Wire.rawStringField("reason", in: message.content).map(String.init)
             switch type {
-            case "call-ringing":
+            case "call-ringing", "ice-servers":  // ice-servers: every connection's first frame (PROTOCOL.md §8)
                 break
             case "call-failed" where slot == 0:
                 endCall(ok: false, why: "call-failed \(reason ?? "?")")

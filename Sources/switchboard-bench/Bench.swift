@@ -413,6 +413,8 @@ final class Bench: ConnectionDelegate {
                 }  // else: the busy answer to a repeated invite while the first one rings: expected
             case "call-ringing" where !measuring:
                 break
+            case "ice-servers":
+                break  // every connection's first frame (PROTOCOL.md §8)
             default:
                 note(reason.map { "\(type) \($0)" } ?? type)
             }

@@ -150,11 +150,13 @@ import Testing
             identity: identity,
             channel: channel,
             budgets: UserBudgets(messagesPerSecond: 100, burst: 100),
+            iceServers: ICEServerIssuer(stunURLs: [], turnURLs: [], secret: nil, ttl: .seconds(60)),
             isCallIDTaken: { _ in false },
             batcher: FlushBatcher(group: channel.embeddedEventLoop)
         )
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        #expect(try channel.readOutbound(as: WebSocketFrame.self) != nil)  // `ice-servers`, which is not counted
 
         try channel.writeInbound(WebSocketMessage.text(ByteBuffer(string: "hello")))
         try channel.writeInbound(WebSocketMessage.binary(ByteBuffer(bytes: [0xFF, 0xFF])))  // not a ChatMessage

@@ -183,6 +183,9 @@ class Client:
             legacy=True,  # websockets 17: return the connection directly (no context manager)
             **connect_kwargs,
         )
+        # PROTOCOL.md §8: the first frame after the upgrade is always the `ice-servers` notice.
+        first = self.expect_signal("ice-servers")
+        self.ice_servers: dict = json.loads(first.content)
         if sync:
             self.heartbeat()
 
@@ -477,6 +480,13 @@ class RawWebSocket:
         self.buf = head.split(b"\r\n\r\n", 1)[1]
         self.closed = False
         self.close_code: int | None = None
+        # PROTOCOL.md §8: the first frame after the upgrade is always the `ice-servers` notice.
+        frame = self.read_frame(DEFAULT_TIMEOUT)
+        assert frame is not None and frame[0] == self.OP_BINARY, f"first frame is not the ice-servers notice: {frame}"
+        first = ChatMessage()
+        first.ParseFromString(frame[1])
+        self.ice_servers: dict = json.loads(first.content)
+        assert self.ice_servers.get("type") == "ice-servers", f"first frame: {first}"
 
     def _read_exact(self, n: int, deadline: float) -> bytes | None:
         while len(self.buf) < n:

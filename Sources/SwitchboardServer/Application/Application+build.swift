@@ -76,6 +76,12 @@ package func buildApplication(
         )
     }
     let authenticator = JWTAuthenticator(secret: configuration.jwtSecret)
+    let iceServers = ICEServerIssuer(
+        stunURLs: configuration.ice.stunURLs,
+        turnURLs: configuration.turn.urls,
+        secret: configuration.turn.secret,
+        ttl: configuration.turn.ttl
+    )
     let gate = WebSocketGate(
         authenticator: authenticator,
         maxConnections: configuration.websocket.maxConnections,
@@ -118,6 +124,7 @@ package func buildApplication(
             switchboard: switchboard,
             store: store,
             authenticator: authenticator,
+            iceServers: iceServers,
             metrics: nodeMetrics
         ),
         servingMetrics: configuration.metrics.port == nil
@@ -130,6 +137,7 @@ package func buildApplication(
                 identity: acceptance.identity!,  // the gate authenticates every `/ws` acceptance
                 channel: channel,
                 budgets: budgets,
+                iceServers: iceServers,
                 isCallIDTaken: isCallIDTaken,
                 batcher: batcher
             ).application

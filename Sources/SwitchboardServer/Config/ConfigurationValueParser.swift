@@ -101,6 +101,26 @@ extension ConfigurationValueParser where Value == TrustedProxies {
     }
 }
 
+extension ConfigurationValueParser where Value == [String] {
+    /// Comma-separated URLs whose schemes are among `schemes` (`stun:host:3478,stuns:host:5349`); empty for none.
+    static func urlList(schemes: [String]) -> Self {
+        Self { (text: String) throws(InvalidConfigurationValue) -> [String] in
+            var urls: [String] = []
+            for entry in text.split(separator: ",") {
+                let url = String(entry.trimmingWhitespace())
+                guard !url.isEmpty else { continue }
+                let known = schemes.contains { url.hasPrefix($0 + ":") && url.count > $0.count + 1 }
+                guard known, !url.contains(where: \.isWhitespace) else {
+                    let written = schemes.map { "\($0):host:port" }.joined(separator: " or ")
+                    throw InvalidConfigurationValue("has \"\(url)\", which is not a URL of the form \(written)")
+                }
+                urls.append(url)
+            }
+            return urls
+        }
+    }
+}
+
 extension ConfigurationValueParser where Value == Bool {
     /// `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0`), in any case.
     static let boolean = Self { (text: String) throws(InvalidConfigurationValue) -> Bool in

@@ -8,12 +8,13 @@ struct RouteDependencies: Sendable {
     let switchboard: Switchboard
     let store: any CallRecordStore
     let authenticator: JWTAuthenticator
+    let iceServers: ICEServerIssuer
     let metrics: NodeMetrics
 }
 
 extension Router where Context == BasicRequestContext {
     /// `/healthz`, `/readyz`, `/metrics` (unless `servingMetrics` is false: `metrics.port` serves it
-    /// on a listener of its own), `/api/presence/{user}`, `/api/calls` (PROTOCOL.md §7).
+    /// on a listener of its own), `/api/presence/{user}`, `/api/calls` (PROTOCOL.md §7), `/api/ice-servers` (§8).
     func addSwitchboardRoutes(_ dependencies: RouteDependencies, servingMetrics: Bool = true) {
         get("healthz") { _, _ in Response.json(["status": "ok"]) }
         get("readyz") { _, _ in
@@ -35,6 +36,11 @@ extension Router where Context == BasicRequestContext {
             return Response.json([
                 "user": .string(user), "online": .bool(node != nil), "node": node.map(JSONValue.string) ?? .null,
             ])
+        }
+        get("api/ice-servers") { request, _ in
+            let identity = try dependencies.authenticator.authenticate(request)
+            let now = SwitchboardClock.system.nowMilliseconds() / 1000
+            return Response.json(.object(dependencies.iceServers.servers(for: identity.id, now: now).content))
         }
         get("api/calls") { request, _ in
             let identity = try dependencies.authenticator.authenticate(request)

@@ -1,13 +1,14 @@
 import NIOCore
 import NIOWebSocket
 import SwiftProtobuf
+import SwitchboardAuth
 import SwitchboardCore
 import SwitchboardProto
 
 /// The application end of a `/ws` connection: decodes each whole message and hands it to the switchboard.
 ///
-/// Made on the connection's event loop when the upgrade is accepted, before the 101 is written: its
-/// session is registered at once (PROTOCOL.md §9: reachable before the client sees the 101), and what is
+/// Made on the connection's event loop when the upgrade is accepted, before the 101 is written: the
+/// `ice-servers` notice is queued first, then its session is registered at once (PROTOCOL.md §9: reachable before the client sees the 101), and what is
 /// sent to it waits in its outlet until the pipeline is in place. Runs with no hop per message.
 ///
 /// Every frame takes a token from the user's ``UserBudget`` first (heartbeats and pings too); over the
@@ -54,6 +55,7 @@ final class SignalingHandler: ChannelDuplexHandler {
         identity: UserIdentity,
         channel: any Channel,
         budgets: UserBudgets,
+        iceServers: ICEServerIssuer,
         isCallIDTaken: @escaping CallIDCheck,
         batcher: FlushBatcher
     ) {
@@ -65,6 +67,10 @@ final class SignalingHandler: ChannelDuplexHandler {
         self.outlet = ChannelOutlet(channel: channel, batcher: batcher, slot: acceptance.slot, open: false)
         let reachable = channel.eventLoop.makePromise(of: Void.self)
         self.reachable = reachable
+        // Before the session is reachable: `ice-servers` is the first frame the client receives (§8).
+        let now = SwitchboardClock.system.nowMilliseconds()
+        let servers = Notice.iceServers(iceServers.servers(for: identity.id, now: now / 1000))
+        outlet.deliver(servers.message(to: identity.id, now: now))
         let session = switchboard.connect(identity, connection: acceptance.connection, outlet: outlet) {
             reachable.succeed()
         }

@@ -117,6 +117,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The landing page, the demo page and the browser client module, compiled into the binary.
+        .target(name: "SwitchboardWeb", resources: [.embedInCode("Files")], swiftSettings: strict),
         // The node: WebSocket and HTTP on Hummingbird 2, configuration, auth, logging.
         .target(
             name: "SwitchboardServer",
@@ -128,6 +130,7 @@ let package = Package(
                 "SwitchboardProto",
                 "SwitchboardStorage",
                 "SwitchboardRedis",
+                "SwitchboardWeb",
                 "RedisWire",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

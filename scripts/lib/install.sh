@@ -16,8 +16,9 @@ SWITCHBOARD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SWITCHBOARD_BUILD_APT_PACKAGES=(libhiredis-dev)
 # nginx, curl: deploy/local-cluster behind nginx (test_nginx.py, test_deploy.py); docker-compose:
 # validating docker-compose.yml (`docker-compose config`; no Docker engine needed); postgresql:
-# the PostgreSQL call-record store tests.
-SWITCHBOARD_TEST_APT_PACKAGES=(redis-server nginx curl docker-compose postgresql)
+# the PostgreSQL call-record store tests; nodejs: runs switchboard-client.js (test_client_protobuf.py);
+# chromium, chromium-driver: the demo page in real browsers (test_demo_browser.py).
+SWITCHBOARD_TEST_APT_PACKAGES=(redis-server nginx curl docker-compose postgresql nodejs chromium chromium-driver)
 SWITCHBOARD_RUN_APT_PACKAGES=()
 
 sb_log() { printf '%s: %s\n' "${SB_SCRIPT:-switchboard}" "$*" >&2; }

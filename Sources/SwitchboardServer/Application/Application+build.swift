@@ -129,6 +129,7 @@ package func buildApplication(
         ),
         servingMetrics: configuration.metrics.port == nil
     )
+    if configuration.server.demo { router.addWebRoutes() }
     @Sendable func signalingChannel(_ responder: @escaping HTTPChannelHandler.Responder) -> SignalingServerChannel {
         SignalingServerChannel(responder: responder, gate: gate, settings: webSocketSettings) { acceptance, channel in
             SignalingHandler(

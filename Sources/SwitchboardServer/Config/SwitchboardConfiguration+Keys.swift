@@ -60,6 +60,13 @@ extension SwitchboardConfiguration {
             list: true
         ),
         ConfigurationKey(
+            "server.demo",
+            \.server.demo,
+            default: .value("true"),
+            .boolean,
+            "Serve the demo pages (`/`, `/demo`) and the browser client (`/switchboard-client.js`); `false` answers them 404, for production."
+        ),
+        ConfigurationKey(
             "jwt_secret",
             \.jwtSecret,
             default: .required,

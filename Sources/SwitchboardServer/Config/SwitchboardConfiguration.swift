@@ -26,6 +26,8 @@ package struct SwitchboardConfiguration: Sendable, Equatable {
         package var maxPendingConnectionsPerAddress: Int = 0
         /// `server.trusted_proxies`: whose `X-Forwarded-For` is believed.
         package var trustedProxies = TrustedProxies()
+        /// `server.demo`: serve `/`, `/demo` and the browser client module (off in production).
+        package var demo: Bool = false
     }
 
     /// `database.*`: where call records go.

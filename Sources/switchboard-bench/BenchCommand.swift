@@ -14,12 +14,13 @@ import Darwin
 extension MessageKind: ExpressibleByArgument {}
 
 /// `switchboard-bench`: the project's own load generator. `load` (the default, so `switchboard-bench --url …`
-/// is `switchboard-bench load --url …`) is wsload's scenario on SwiftNIO; `abuse` measures a node under attack.
+/// is `switchboard-bench load --url …`) is wsload's scenario on SwiftNIO; `abuse` measures a node under attack;
+/// `idle`, `upgrades` and `storm` measure any server (a node or the peer) at connections, upgrades and calls.
 struct SwitchboardBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard-bench",
         abstract: "Load generator for the Switchboard wire protocol.",
-        subcommands: [Load.self, Abuse.self],
+        subcommands: [Load.self, Abuse.self, Idle.self, Upgrades.self, CallStorm.self],
         defaultSubcommand: Load.self
     )
 }

@@ -364,7 +364,8 @@ def test_docker_nginx_entrypoint_follows_the_replicas(standalone: LocalCluster, 
 
         wait_until(serving, 15, "nginx from docker-entrypoint to proxy /healthz")
         site = conf_dir / "switchboard.conf"
-        assert re.findall(r"^\s*server (\S+) ", site.read_text(), re.M) == [f"127.0.0.1:{node_port}"]
+        # Each replica twice: in the HTTP upstream and in the WebSocket one.
+        assert re.findall(r"^\s*server (\S+) ", site.read_text(), re.M) == [f"127.0.0.1:{node_port}"] * 2
         user = unique_user("dock")
         client = Client(f"ws://127.0.0.1:{listen}/ws", make_token(user, secret=SECRET), user=user)
         client.heartbeat()
@@ -373,7 +374,7 @@ def test_docker_nginx_entrypoint_follows_the_replicas(standalone: LocalCluster, 
         replicas.write_text("127.0.0.1\n127.0.0.2\n")
         wait_until(lambda: "reloading" in log.read_text(), 10, "the entrypoint to reload nginx")
         assert re.findall(r"^\s*server (\S+) ", site.read_text(), re.M) == [
-            f"127.0.0.1:{node_port}", f"127.0.0.2:{node_port}"]
+            f"127.0.0.1:{node_port}", f"127.0.0.2:{node_port}"] * 2
         client.heartbeat()  # an open WebSocket survives the reload
         client.close()
         wait_until(serving, 10, "nginx to serve after the reload")

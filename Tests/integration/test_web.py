@@ -7,13 +7,21 @@ with `server.demo` off.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import urllib.parse
 from pathlib import Path
 
+import jwt
 import pytest
 
 from switchboard_client import http_get, http_request
 
-FILES = Path(__file__).resolve().parents[2] / "Sources" / "SwitchboardWeb" / "Files"
+REPO = Path(__file__).resolve().parents[2]
+FILES = REPO / "Sources" / "SwitchboardWeb" / "Files"
+BINARY = Path(os.environ.get("SWITCHBOARD_BIN") or REPO / ".build" / "debug" / "switchboard")
 SERVED = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/demo": ("demo.html", "text/html; charset=utf-8"),
@@ -69,3 +77,50 @@ def test_demo_off_answers_404(node_factory):
     for path in SERVED:
         assert http_get(off.http_url, path).status == 404, path
     assert http_get(off.http_url, "/healthz").status == 200
+
+
+def test_run_script_prints_demo_links(tmp_path, node_factory):
+    """scripts/run, making a development secret, prints a working demo link for alice and bob.
+
+    Runs a copy of scripts/ whose `swift build` is a no-op and whose release binary is the one
+    under test (the script execs `serve`; it is stopped once the links are out).
+    """
+    shutil.copytree(REPO / "scripts", tmp_path / "scripts")
+    (tmp_path / ".build" / "release").mkdir(parents=True)
+    (tmp_path / ".build" / "release" / "switchboard").symlink_to(BINARY)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "swift").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "swift").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+    env["PATH"] = f"{tmp_path / 'bin'}:{env['PATH']}"
+    proc = subprocess.Popen(
+        [str(tmp_path / "scripts" / "run"), "--host", "127.0.0.1", "--port", "0",
+         "--database", f"sqlite:{tmp_path / 'calls.sqlite'}"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines = []
+        assert proc.stderr
+        for line in proc.stderr:
+            lines.append(line)
+            if line.strip().startswith("bob:"):
+                break
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    text = "".join(lines)
+    secret = re.search(r"export SWITCHBOARD_JWT_SECRET=(\w+)", text).group(1)
+    links = dict(re.findall(r"^\s+(alice|bob):\s+(\S+)$", text, re.M))
+    assert sorted(links) == ["alice", "bob"], text
+    for user, peer in (("alice", "bob"), ("bob", "alice")):
+        url = urllib.parse.urlsplit(links[user])
+        assert (url.scheme, url.netloc, url.path) == ("http", "localhost:0", "/demo"), links[user]
+        fragment = dict(urllib.parse.parse_qsl(url.fragment))
+        assert fragment["peer"] == peer
+        claims = jwt.decode(fragment["token"], secret, algorithms=["HS256"])  # signed with that secret
+        assert claims["sub"] == user and claims["exp"] > 0
+
+    # The links' tokens open a session on a node that runs with the printed secret.
+    node = node_factory(SWITCHBOARD_JWT_SECRET=secret)
+    token = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(links["alice"]).fragment))["token"]
+    assert http_get(node.http_url, "/api/presence/bob", token=token).status == 200

@@ -47,6 +47,14 @@ function endMessage(call) {
   }
 }
 
+// How much an ending needs attention: the other side hanging up is news, a failure is an error.
+function endKind(call) {
+  if (["offline", "busy", "declined", "timeout", "peer-disconnected"].includes(call.endReason)) return "warning";
+  if (call.endReason === "not-connected") return "warning";
+  if (call.endReason === "user-hangup" || !call.endReason) return "info";
+  return "error";
+}
+
 const STATE_TEXT = {
   inviting: (c) => `Calling ${c.peerName || c.peer}…`,
   ringing: (c) => `Ringing ${c.peerName || c.peer}…`,
@@ -163,7 +171,7 @@ function wire(c) {
       // What the other side or the server did is news; what this person just did is not.
       const call = detail.call;
       const theirs = call.endedBy !== "local" || !["user-hangup", "declined"].includes(call.endReason);
-      if (theirs && call.endReason !== "glare") showNotice(endMessage(call), "error");
+      if (theirs && call.endReason !== "glare") showNotice(endMessage(call), endKind(call));
       stopMedia();
       ui.peer.focus();
       pollPresence();

@@ -20,7 +20,6 @@ import os
 import shutil
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -48,7 +47,7 @@ pytestmark = pytest.mark.timeout(180)
 class Browser:
     """One headless Chromium showing the demo page, with fake media devices."""
 
-    def __init__(self, name: str, size: tuple[int, int] = DESKTOP, phone: bool = False):
+    def __init__(self, name: str, size: tuple[int, int] = DESKTOP, phone: bool = False, devices: bool = True):
         assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), (
             f"need Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): scripts/test installs them"
         )
@@ -61,10 +60,9 @@ class Browser:
             "--disable-dev-shm-usage",
             "--disable-gpu",
             f"--window-size={size[0]},{size[1]}",
-            "--use-fake-device-for-media-stream",
             "--use-fake-ui-for-media-stream",  # grants the camera and microphone prompt
             "--autoplay-policy=no-user-gesture-required",
-        ):
+        ) + (("--use-fake-device-for-media-stream",) if devices else ()):
             options.add_argument(flag)
         if phone:  # a desktop window is at least 500 px wide: emulate the phone's viewport instead
             options.add_experimental_option(
@@ -137,11 +135,11 @@ class Browser:
 
 
 @pytest.fixture
-def browsers() -> Iterator[Callable[[str], Browser]]:
+def browsers() -> Iterator[Callable[..., Browser]]:
     opened: list[Browser] = []
 
-    def _open(name: str) -> Browser:
-        browser = Browser(name)
+    def _open(name: str, **kwargs: Any) -> Browser:
+        browser = Browser(name, **kwargs)
         opened.append(browser)
         return browser
 
@@ -215,6 +213,113 @@ def test_video_call_between_two_browsers_on_one_node(node, browsers, request):
     assert record["caller_id"] == alice_id and record["callee_id"] == bob_id and record["call_type"] == 2
 
 
+def signed_in(browser: Browser, base: str, user: str, secret: str, peer: str | None = None) -> Browser:
+    browser.open(demo_link(base, make_token(user, name=user.split("-")[0].title(), secret=secret), peer=peer))
+    browser.wait_attr("connection", "data-status", "open", timeout=10)
+    return browser
+
+
+def frames_logged(browser: Browser) -> str:
+    return browser.text("log")
+
+
+def test_page_says_what_went_wrong(node, browsers, connect):
+    """Offline, busy, declined and no camera, each said in words on the page."""
+    alice_id, bob_id = unique_user("alice"), unique_user("bob")
+    alice = signed_in(browsers("alice", devices=False), node.http_url, alice_id, node.secret, peer=bob_id)
+
+    # bob is not online yet: the page says so before and after calling.
+    alice.wait_attr("presence", "data-online", "false", timeout=10)
+    alice.el("call").click()
+    alice.wait_attr("call-state", "data-state", "ended", timeout=10)
+    assert alice.text("notice") == f"{bob_id} is offline.", alice.text("notice")
+
+    bob = signed_in(browsers("bob"), node.http_url, bob_id, node.secret)
+    alice.wait_attr("presence", "data-online", "true", timeout=10)
+
+    # bob is busy: a third user's invite rings at his page.
+    carol = connect(node, unique_user("carol"))
+    carol.send_signal(bob_id, "call-invite", callType="audio")
+    carol.expect_notice("call-ringing")
+    bob.wait_visible("incoming")
+    alice.el("call").click()
+    alice.wait_attr("call-state", "data-state", "ended", timeout=10)
+    assert alice.text("notice") == f"{bob_id} is busy in another call.", alice.text("notice")
+    bob.el("decline").click()
+    assert carol.expect_signal("call-reject").json["reason"] == "declined"
+    bob.wait_attr("call-state", "data-state", "ended", timeout=10)
+
+    # bob declines alice; alice has no camera or microphone at all (no fake devices): she is told,
+    # and her call still rings (she would receive bob's media).
+    alice.el("call").click()
+    bob.wait_visible("incoming")
+    assert "No camera found." in alice.text("notice") and "will not hear or see you" in alice.text("notice"), (
+        alice.text("notice"))
+    bob.el("decline").click()
+    alice.wait_attr("call-state", "data-state", "ended", timeout=10)
+    assert alice.text("notice") == f"{bob_id} declined the call.", alice.text("notice")
+    assert bob.text("notice") == "" and not bob.el("notice").is_displayed(), "declining is not news to bob"
+
+
+def test_call_without_devices_receives_the_other_side(node, browsers, request):
+    """A caller without camera and microphone still gets a connected call and bob's media."""
+    alice_id, bob_id = unique_user("alice"), unique_user("bob")
+    bob = signed_in(browsers("bob"), node.http_url, bob_id, node.secret)
+    alice = signed_in(browsers("alice", devices=False), node.http_url, alice_id, node.secret, peer=bob_id)
+    alice.el("call").click()
+    bob.wait_visible("incoming")
+    bob.el("answer").click()
+    for b in (alice, bob):
+        b.wait_attr("call-state", "data-state", "connected")
+    wait_until(lambda: alice.bytes_received() > 20_000, 15, "alice receiving bob's media", interval=0.25)
+    assert alice.inbound_kinds() == ["audio", "video"]
+    assert bob.inbound_kinds() == [], "alice sends nothing: she has no devices"
+    alice.el("hangup").click()
+    bob.wait_attr("call-state", "data-state", "ended", timeout=10)
+
+
+def test_call_survives_a_dropped_socket_and_both_calling_at_once_makes_one_call(node, browsers, request):
+    """Glare: alice and bob press Call at the same moment and end up in one call. Resume: alice's
+    WebSocket drops mid-call (her relay cuts it; the media is peer to peer and keeps flowing); her
+    page reconnects, the server resumes the call, and hanging up still reaches bob."""
+    alice_id, bob_id = unique_user("alice"), unique_user("bob")
+    relay = SourceRelay(("127.0.0.1", node.port), "127.0.0.1")
+    try:
+        alice = signed_in(browsers("alice"), relay.url, alice_id, node.secret, peer=bob_id)
+        bob = signed_in(browsers("bob"), node.http_url, bob_id, node.secret, peer=alice_id)
+        for b in (alice, bob):
+            b.wait_attr("presence", "data-online", "true", timeout=10)
+        # Both press Call together (the clicks run in threads, released at once).
+        start = threading.Barrier(2)
+        threads = [threading.Thread(target=lambda b=b: (start.wait(), b.driver.execute_script(
+            "document.getElementById('call').click()"))) for b in (alice, bob)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        for b in (alice, bob):
+            b.wait_attr("call-state", "data-state", "connected")
+        call_ids = {b.driver.execute_script("return demo.client.currentCall.id") for b in (alice, bob)}
+        assert len(call_ids) == 1, f"two calls: {call_ids}"
+        records = node.api_calls(alice_id)
+        assert [r["call_id"] for r in records] == list(call_ids), records
+
+        relay.drop_connections()
+        alice.wait_attr("connection", "data-status", "reconnecting", timeout=10)
+        alice.wait_attr("connection", "data-status", "open", timeout=15)
+        wait_until(lambda: "call-resumed" in frames_logged(alice), 10, "alice's page to get call-resumed")
+        wait_until(lambda: "peer-reconnected" in frames_logged(bob), 10, "bob's page to get peer-reconnected")
+        assert alice.attr("call-state", "data-state") == "connected"
+        before = bob.bytes_received()
+        wait_until(lambda: bob.bytes_received() > before + 20_000, 10, "media still flowing", interval=0.25)
+
+        alice.el("hangup").click()
+        bob.wait_attr("call-state", "data-state", "ended", timeout=10)
+        assert "hung up" in bob.text("notice"), bob.text("notice")
+    finally:
+        relay.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # nginx in front of two nodes over Redis
 
@@ -264,11 +369,20 @@ class SourceRelay:
             except OSError:
                 pass
 
+    def drop_connections(self) -> None:
+        """Cuts every relayed connection (new ones are still relayed): a network blip."""
+        sockets, self.sockets = self.sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
     def close(self) -> None:
         self.closed = True
         self.listener.close()
-        for s in self.sockets:
-            s.close()
+        self.drop_connections()
 
 
 cluster = cluster_fixture(2, env={"SWITCHBOARD_REDIS_HEARTBEAT_INTERVAL": "500ms"})

@@ -200,7 +200,8 @@ function renderCall(call) {
     ui.incomingText.textContent = `${call.peerName ? `${call.peerName} (${call.peer})` : call.peer} is calling you: ${call.video ? "video" : "audio"} call`;
   }
   ui.state.dataset.state = call ? call.state : "idle";
-  document.querySelector("main.demo").dataset.live = String(!!live);
+  // On a phone the video goes first during a call, but not over a ringing call's Answer button.
+  document.querySelector("main.demo").dataset.live = String(!!live && call.state !== "incoming");
   clearInterval(clockTimer);
   if (!live) {
     ui.state.textContent = call ? "Call ended" : online ? "No call" : "Not connected";

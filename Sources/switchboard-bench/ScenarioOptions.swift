@@ -50,23 +50,17 @@ struct ScenarioOptions: ParsableArguments {
     }
 
     /// The summed CPU seconds of the `--pid` processes now (nil without any, or when one cannot be read).
-    func serverCPUSeconds() -> Double? {
-        guard !pid.isEmpty else { return nil }
-        var total = 0.0
-        for pid in pid {
-            guard let seconds = ProcessStats.cpuSeconds(pid: pid) else { return nil }
-            total += seconds
-        }
-        return total
-    }
+    func serverCPUSeconds() -> Double? { summed(ProcessStats.cpuSeconds) }
 
     /// The summed VmRSS of the `--pid` processes now, in KiB.
-    func serverRSSKiB() -> Int? {
+    func serverRSSKiB() -> Int? { summed(ProcessStats.rssKiB) }
+
+    private func summed<Value: AdditiveArithmetic>(_ read: (Int32) -> Value?) -> Value? {
         guard !pid.isEmpty else { return nil }
-        var total = 0
+        var total = Value.zero
         for pid in pid {
-            guard let kib = ProcessStats.rssKiB(pid: pid) else { return nil }
-            total += kib
+            guard let value = read(pid) else { return nil }
+            total += value
         }
         return total
     }

@@ -27,6 +27,7 @@ import pytest
 from selenium import webdriver  # Tests/integration/requirements.txt
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from local_cluster import LocalCluster, cluster_fixture, source
 from switchboard_client import make_token, unique_user, wait_until
@@ -35,6 +36,7 @@ ARTIFACTS = Path(os.environ.get("SWITCHBOARD_TEST_ARTIFACTS") or Path(__file__).
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 DESKTOP = (1280, 860)
+PHONE = (390, 844)
 CALL_TIMEOUT = 30.0
 
 pytestmark = pytest.mark.timeout(180)
@@ -261,6 +263,47 @@ def test_page_says_what_went_wrong(node, browsers, connect):
     assert bob.text("notice") == "" and not bob.el("notice").is_displayed(), "declining is not news to bob"
 
 
+def test_keyboard_only_on_a_phone_and_what_stops_reconnecting(node, browsers, connect, request):
+    """Sign in, call, answer and hang up with the keyboard alone (bob's page at a phone's width);
+    a refused token and a session taken over elsewhere stop the page, which says why."""
+    artifacts = ARTIFACTS / request.node.name
+    alice_id, bob_id = unique_user("alice"), unique_user("bob")
+    bob = browsers("bob", size=PHONE, phone=True)
+    bob.open(f"{node.http_url}/demo")
+    keys = lambda b, *k: b.driver.switch_to.active_element.send_keys(*k)  # noqa: E731
+    assert bob.driver.switch_to.active_element == bob.el("token"), "the token field has the focus"
+
+    # A token signed with another secret: the upgrade is refused; the page asks the API why and stops.
+    keys(bob, make_token(bob_id, secret="another-secret-of-at-least-32-bytes!!"), Keys.ENTER)
+    bob.wait_attr("connection", "data-status", "unauthorized", timeout=10)
+    assert "Signing in failed: the server rejected the token" in bob.text("notice"), bob.text("notice")
+    bob.el("signout").send_keys(Keys.ENTER)
+    assert bob.driver.switch_to.active_element == bob.el("token")
+    keys(bob, make_token(bob_id, name="Bob", secret=node.secret), Keys.ENTER)
+    bob.wait_attr("connection", "data-status", "open", timeout=10)
+
+    alice = signed_in(browsers("alice"), node.http_url, alice_id, node.secret, peer=bob_id)
+    alice.wait_attr("presence", "data-online", "true", timeout=10)
+    assert alice.driver.switch_to.active_element == alice.el("call"), "with a peer given, Call has the focus"
+    keys(alice, Keys.ENTER)
+    bob.wait_visible("incoming")
+    assert bob.driver.switch_to.active_element == bob.el("answer")
+    keys(bob, Keys.ENTER)
+    for b in (alice, bob):
+        b.wait_attr("call-state", "data-state", "connected")
+    bob.screenshot(artifacts / "bob-phone-connected.png")
+    assert alice.driver.switch_to.active_element == alice.el("hangup"), "in a call, Hang up has the focus"
+    keys(alice, Keys.ENTER)
+    for b in (alice, bob):
+        b.wait_attr("call-state", "data-state", "ended", timeout=10)
+
+    # alice signs in elsewhere (a Python client): her page gets 4001, says so, and stays off.
+    elsewhere = connect(node, alice_id)
+    alice.wait_attr("connection", "data-status", "replaced", timeout=10)
+    assert "signed in somewhere else" in alice.text("notice"), alice.text("notice")
+    elsewhere.expect_no_message(within=2.0)  # the page reconnecting would replace this session
+
+
 def test_call_without_devices_receives_the_other_side(node, browsers, request):
     """A caller without camera and microphone still gets a connected call and bob's media."""
     alice_id, bob_id = unique_user("alice"), unique_user("bob")
@@ -409,7 +452,7 @@ def test_video_call_between_two_browsers_through_nginx_on_two_nodes(cluster, bro
     relays = [SourceRelay((nginx[0], int(nginx[1])), source(g)) for g in (group_a, group_b)]
     try:
         alice_id, bob_id = unique_user("alice"), unique_user("bob")
-        alice, bob = browsers("alice"), browsers("bob")
+        alice, bob = browsers("alice"), browsers("bob", size=PHONE, phone=True)
         bob.open(demo_link(relays[1].url, make_token(bob_id, name="Bob", secret=cluster.secret)))
         alice.open(demo_link(relays[0].url, make_token(alice_id, name="Alice", secret=cluster.secret), peer=bob_id))
         for b in (alice, bob):

@@ -103,6 +103,7 @@ function signOut() {
   client?.close();
   client = null;
   sessionStorage.removeItem("switchboard-token");
+  ui.token.value = "";
   clearTimeout(presenceTimer);
   ui.callPanel.hidden = true;
   ui.signinPanel.hidden = false;
@@ -158,6 +159,10 @@ function wire(c) {
     if (detail.status === "replaced") showNotice("This account signed in somewhere else, so this page stopped. Reload to take over again.", "error");
     if (detail.status === "unauthorized") showNotice(`Signing in failed: ${detail.reason}. Sign out and use a fresh token.`, "error");
     renderCall(c.currentCall);
+    // Call is disabled until the connection is open: give it the focus then, unless it went elsewhere.
+    if (detail.status === "open" && !c.currentCall && [document.body, null].includes(document.activeElement)) {
+      (ui.peer.value ? ui.callButton : ui.peer).focus();
+    }
   });
   c.addEventListener("frame", ({ detail }) => logFrame(detail));
   c.addEventListener("incoming-call", ({ detail }) => {

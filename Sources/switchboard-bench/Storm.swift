@@ -29,6 +29,9 @@ final class Storm: ConnectionDelegate {
         /// A call not hung up by then has failed (its pair is not used again).
         var callTimeout = TimeAmount.seconds(10)
         var connectConcurrency = 48
+        /// Invites name their own `callId` (a node then checks that no record has it) instead of taking the
+        /// server's from the relayed invite (none from the peer, which keeps no calls).
+        var clientCallIds = false
     }
 
     struct Counts: Sendable {
@@ -57,6 +60,7 @@ final class Storm: ConnectionDelegate {
         let caller: String
         let callee: String
         var step = Step.free
+        /// The call's id, empty while the server has not named it (or never does: the peer).
         var callId = ""
         var invitedAt: UInt64 = 0
         var candidatesAtCaller = 0
@@ -68,6 +72,9 @@ final class Storm: ConnectionDelegate {
             self.caller = caller
             self.callee = callee
         }
+
+        /// `,"callId":"…"` for the signals of the call, or nothing while it has no id.
+        var idField: String { callId.isEmpty ? "" : #","callId":"\#(callId)""# }
     }
 
     private let settings: Settings
@@ -187,14 +194,14 @@ final class Storm: ConnectionDelegate {
         counts.started += 1
         inCall += 1
         pair.step = .inviting
-        pair.callId = "\(settings.tag)c\(counts.started)"
+        pair.callId = settings.clientCallIds ? "\(settings.tag)c\(counts.started)" : ""
         pair.candidatesAtCaller = 0
         pair.candidatesAtCallee = 0
         pair.invitedAt = LatencyHistogram.nowMicroseconds
         pair.timeout = loop.assumeIsolated().scheduleTask(in: settings.callTimeout) {
             self.fail(pair, "timeout while \(pair.step)")
         }
-        send(from: 2 * pair.index, to: pair.callee, [#"{"type":"call-invite","callId":"\#(pair.callId)","callType":"audio"}"#])
+        send(from: 2 * pair.index, to: pair.callee, [#"{"type":"call-invite"\#(pair.idField),"callType":"audio"}"#])
     }
 
     private func end(_ pair: Pair, failure: String?) {
@@ -261,21 +268,24 @@ final class Storm: ConnectionDelegate {
             }
             return
         }
-        guard live, Wire.rawStringField("callId", in: message.content) == Substring(pair.callId) else {
+        let callId = Wire.rawStringField("callId", in: message.content) ?? ""
+        let naming = type == "call-invite" && !atCaller && pair.step == .inviting && !settings.clientCallIds
+        guard live, naming || callId == Substring(pair.callId) else {
             skip("\(type) of no live call")
             return
         }
+        if naming { pair.callId = String(callId) }  // the server's id, from now on in every signal
         let index = pair.index
         let now = LatencyHistogram.nowMicroseconds
         switch (type, atCaller) {
         case ("call-invite", false):
-            send(from: 2 * index + 1, to: pair.caller, [#"{"type":"call-accept","callId":"\#(pair.callId)"}"#])
+            send(from: 2 * index + 1, to: pair.caller, [#"{"type":"call-accept"\#(pair.idField)}"#])
         case ("call-accept", true):
             acceptLatency.record(from: pair.invitedAt, to: now)
             pair.step = .negotiating
-            send(from: 2 * index, to: pair.callee, [SDP.signal("offer", callId: pair.callId)])
+            send(from: 2 * index, to: pair.callee, [SDP.signal("offer", idField: pair.idField)])
         case ("offer", false):
-            send(from: 2 * index + 1, to: pair.caller, [SDP.signal("answer", callId: pair.callId)] + candidates(pair))
+            send(from: 2 * index + 1, to: pair.caller, [SDP.signal("answer", idField: pair.idField)] + candidates(pair))
         case ("answer", true):
             send(from: 2 * index, to: pair.callee, candidates(pair))
         case ("ice-candidate", true):
@@ -299,12 +309,12 @@ final class Storm: ConnectionDelegate {
         }
         candidatesLatency.record(from: pair.invitedAt, to: now)
         pair.step = .hangingUp
-        send(from: 2 * pair.index, to: pair.callee, [#"{"type":"call-hangup","callId":"\#(pair.callId)"}"#])
+        send(from: 2 * pair.index, to: pair.callee, [#"{"type":"call-hangup"\#(pair.idField)}"#])
     }
 
     private func candidates(_ pair: Pair) -> [String] {
         (0..<settings.candidates).map { k in
-            #"{"type":"ice-candidate","callId":"\#(pair.callId)","candidate":{"candidate":"candidate:\#(k) 1 udp 2122260223 192.0.2.\#(k + 1) \#(50000 + k) typ host generation 0","sdpMid":"0","sdpMLineIndex":0}}"#
+            #"{"type":"ice-candidate"\#(pair.idField),"candidate":{"candidate":"candidate:\#(k) 1 udp 2122260223 192.0.2.\#(k + 1) \#(50000 + k) typ host generation 0","sdpMid":"0","sdpMLineIndex":0}}"#
         }
     }
 
@@ -356,7 +366,8 @@ enum SDP {
         + #"21:3D:A2:E3:53:7B:6F:30:86:F2:30:AA:65:FB:04:24\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\n"#
         + #"a=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n"#
 
-    static func signal(_ type: String, callId: String) -> String {
-        #"{"type":"\#(type)","callId":"\#(callId)","\#(type)":{"type":"\#(type)","sdp":"\#(audio)"}}"#
+    /// An `offer` or `answer` signal; `idField` as ``Storm/Pair/idField``.
+    static func signal(_ type: String, idField: String) -> String {
+        #"{"type":"\#(type)"\#(idField),"\#(type)":{"type":"\#(type)","sdp":"\#(audio)"}}"#
     }
 }

@@ -10,7 +10,8 @@ struct CallStorm: AsyncParsableCommand {
         discussion: """
             --pairs pairs of users (<tag>a<i> calls <tag>b<i>) connect first. Then for --seconds, --rate calls a \
             second start, each on a free pair (a call due while every pair is busy starts on the next one to \
-            free up, counted as delayed): the caller sends call-invite (its own callId), the callee answers the \
+            free up, counted as delayed): the caller sends call-invite (with --client-call-ids its own callId, \
+            else none: the callee takes the server's from the relayed invite, if any), the callee answers the \
             relayed invite with call-accept, the caller sends an offer, the callee an answer and --candidates \
             ice-candidate signals, the caller its candidates, and once both parties have all of them the caller \
             hangs up; the call is complete when the callee gets the hangup. Reported: calls completed and failed \
@@ -40,6 +41,9 @@ struct CallStorm: AsyncParsableCommand {
     @Option(help: "Seconds a call may take before it counts as failed.")
     var callTimeout: Double = 10
 
+    @Flag(help: "Invites name their own callId (a node then looks it up among its records) instead of the server's.")
+    var clientCallIds = false
+
     func validate() throws {
         guard rate > 0, rate.isFinite, rate <= 1_000_000 else { throw ValidationError("--rate must be within (0, 1000000]") }
         guard seconds > 0, seconds.isFinite else { throw ValidationError("--seconds must be positive") }
@@ -60,7 +64,8 @@ struct CallStorm: AsyncParsableCommand {
             rate: rate,
             seconds: seconds,
             candidates: candidates,
-            callTimeout: .nanoseconds(Int64(callTimeout * 1e9))
+            callTimeout: .nanoseconds(Int64(callTimeout * 1e9)),
+            clientCallIds: clientCallIds
         )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
@@ -85,7 +90,7 @@ struct CallStorm: AsyncParsableCommand {
     private func report(_ counts: Storm.Counts, serverCPU: Double?) {
         let perCPU = serverCPU.flatMap { $0 > 0 ? Double(counts.completed) / $0 : nil }
         let callsPerSecond = Double(counts.completed) / max(counts.elapsedSeconds, 1e-9)
-        let scenario = "storm \(Format.fixed(rate, 0))/s"
+        let scenario = "storm \(Format.fixed(rate, 0))/s" + (clientCallIds ? ", client callIds" : "")
         if server.json {
             var line = JSONLine()
             line.add("tool", "switchboard-bench")
@@ -94,6 +99,7 @@ struct CallStorm: AsyncParsableCommand {
             line.add("seconds", seconds, digits: 1)
             line.add("pairs", pairs)
             line.add("candidates", candidates)
+            line.add("client_call_ids", raw: clientCallIds ? "true" : "false")
             line.add("started", counts.started)
             line.add("completed", counts.completed)
             line.add("failed", counts.failed)

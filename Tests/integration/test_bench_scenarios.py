@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from conftest import BINARY
 from switchboard_client import SECRET
 
@@ -53,8 +55,10 @@ def test_upgrades_complete_without_failures(node) -> None:
     numbers(report, "upgrades_per_s", "p50_us", "p99_us", "server_cpu_s", "upgrades_per_server_cpu_s")
 
 
-def test_storm_completes_every_call(node) -> None:
-    report = bench(node, "storm", "--rate", "5", "--seconds", "2", "--pairs", "5")
+@pytest.mark.parametrize("call_ids", [[], ["--client-call-ids"]], ids=["server-call-ids", "client-call-ids"])
+def test_storm_completes_every_call(node, call_ids: list[str]) -> None:
+    report = bench(node, "storm", "--rate", "5", "--seconds", "2", "--pairs", "5", *call_ids)
+    assert report["client_call_ids"] == bool(call_ids)
     assert report["started"] == 10 and report["completed"] == 10 and report["failed"] == 0, report["failures"]
     numbers(report, "accept_p50_us", "accept_p99_us", "candidates_p50_us", "candidates_p99_us", "server_cpu_s",
             "calls_per_server_cpu_s")

@@ -363,6 +363,36 @@ def test_call_survives_a_dropped_socket_and_both_calling_at_once_makes_one_call(
         relay.close()
 
 
+def test_away_beyond_the_grace_ends_the_call_on_both_pages(node_factory, browsers):
+    """alice's network is gone longer than calls.reconnect_grace: bob's page says her connection was
+    lost; when alice's page is back, the server has no call to resume and her page ends it too."""
+    node = node_factory(SWITCHBOARD_CALLS_RECONNECT_GRACE="1s")
+    alice_id, bob_id = unique_user("alice"), unique_user("bob")
+    relay = SourceRelay(("127.0.0.1", node.port), "127.0.0.1")
+    try:
+        bob = signed_in(browsers("bob"), node.http_url, bob_id, node.secret)
+        alice = signed_in(browsers("alice"), relay.url, alice_id, node.secret, peer=bob_id)
+        alice.wait_attr("presence", "data-online", "true", timeout=10)
+        alice.el("call").click()
+        bob.wait_visible("incoming")
+        bob.el("answer").click()
+        for b in (alice, bob):
+            b.wait_attr("call-state", "data-state", "connected")
+
+        relay.refusing = True
+        relay.drop_connections()
+        bob.wait_attr("call-state", "data-state", "ended", timeout=10)
+        assert bob.text("notice") == "Alice's connection was lost.", bob.text("notice")  # her display name
+        relay.refusing = False
+        alice.wait_attr("call-state", "data-state", "ended", timeout=20)
+        assert alice.attr("connection", "data-status") == "open"
+        assert alice.text("notice") == "The connection to the server was lost, and the call with it.", (
+            alice.text("notice"))
+        assert "call-resumed" not in frames_logged(alice)
+    finally:
+        relay.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # nginx in front of two nodes over Redis
 
@@ -377,6 +407,7 @@ class SourceRelay:
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
         self.closed = False
+        self.refusing = False  # while True, connections are closed as soon as they are accepted
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -389,6 +420,9 @@ class SourceRelay:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.refusing:
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5, source_address=(self.src, 0))
             except OSError:

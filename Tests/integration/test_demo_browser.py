@@ -7,6 +7,11 @@ call, answer, the call reaching "connected" with media flowing (inbound-rtp byte
 sides, read through the page's `demo.client` handle), hang up. A screenshot of each side at
 "connected" goes to the test's artifact folder (ARTIFACTS, git-ignored; printed on failure).
 
+The other tests drive the same page through what goes wrong and what a person does: offline, busy,
+declined, no camera (a browser without fake devices), the keyboard alone at a phone's width, a
+refused token, a session taken over elsewhere (4001), glare, a dropped socket that is resumed, and
+one that stays away beyond calls.reconnect_grace.
+
 Two topologies: one node; and the shipped nginx config in front of two nodes over Redis
 (deploy/local-cluster), each browser on a different node. nginx's ip_hash picks the node from the
 client address, and a browser cannot choose its source address: each browser reaches nginx

@@ -286,7 +286,8 @@ export class Call extends EventTarget {
  * - `message` {message}: a direct message (content types 1-5)
  * - `frame` {direction: "in"|"out", message, json}: every frame, for logs
  * - calls: `incoming-call` {call}, `call-state` {call, state}, `local-stream` / `remote-stream`
- *   {call, stream}, `media-warning` {call, reason, message}
+ *   {call, stream}, `media-warning` {call, reason, message}, `call-glare` {call, replaced}: both
+ *   called at once and `call` (theirs) is being accepted in place of `replaced` (ours)
  */
 export class SwitchboardClient extends EventTarget {
   /**

@@ -43,6 +43,8 @@ package enum CallStoreConformance {
         case racingAcceptsHaveOneWinner
         case racingInvitesToOneCalleeRingOnce
         case acceptRacingHangupEndsInOneOrder
+        case inviteMeetingTheCalleesRingingInviteIsGlare
+        case racingCrossInvitesMakeOneCall
 
         package var testDescription: String { rawValue }
     }
@@ -71,6 +73,8 @@ package enum CallStoreConformance {
         case .racingAcceptsHaveOneWinner: try await racingAccepts(t)
         case .racingInvitesToOneCalleeRingOnce: try await racingInvites(t)
         case .acceptRacingHangupEndsInOneOrder: try await acceptAgainstHangup(t)
+        case .inviteMeetingTheCalleesRingingInviteIsGlare: try await glare(t)
+        case .racingCrossInvitesMakeOneCall: try await racingCrossInvites(t)
         }
     }
 }
@@ -111,7 +115,8 @@ extension CallStoreConformance {
         let (alice, bob) = try await t.online("alice", on: "n1", "bob", on: "n2")
         let carol = try await t.online("carol", on: "n1")
         try await t.ring("c1", alice, bob)
-        for (caller, callee) in [(alice, carol), (bob, carol), (carol, alice), (carol, bob), (bob, alice)] {
+        // (bob → alice is glare: see `glare`.)
+        for (caller, callee) in [(alice, carol), (bob, carol), (carol, alice), (carol, bob)] {
             let outcome = try await t.invite(t.call("c2", caller, callee), on: t.fixture.n2)
             #expect(outcome == .busy(idIsLive: false), "\(caller) → \(callee)")
         }
@@ -358,6 +363,51 @@ extension CallStoreConformance {
                 #expect(accept.isNoCall && hangup.call?.state == .ringing, "round \(round): \(accept), \(hangup)")
             }
             #expect(try await t.apply(.lookup, from: alice, to: bob, callId: call.id, on: t.fixture.n1).isNoCall)
+        }
+    }
+
+    private static func glare(_ t: Context) async throws {
+        let (alice, bob) = try await t.online("alice", on: "n1", "bob", on: "n2")
+        let standing = try await t.ring("c1", alice, bob)
+        // Bob calls Alice back while her call rings: no second call; hers is named, still ringing.
+        #expect(try await t.invite(t.call("c2", bob, alice), on: t.fixture.n2) == .glare(standing))
+        #expect(try await t.invite(t.call("c3", bob, alice), on: t.fixture.n1) == .glare(standing))
+        #expect(try await t.apply(.lookup, from: bob, to: alice, callId: t.id("c2"), on: t.fixture.n2).isNoCall)
+        #expect(
+            try await t.apply(.lookup, from: bob, to: alice, callId: nil, on: t.fixture.n2) == .found(standing, peerNode: "n1")
+        )
+        // Bob may accept it; once it is active, calling back is busy.
+        #expect(try await t.apply(.accept, from: bob, to: alice, callId: standing.id, on: t.fixture.n2).isAccepted)
+        #expect(try await t.invite(t.call("c4", bob, alice), on: t.fixture.n2) == .busy(idIsLive: false))
+    }
+
+    private static func racingCrossInvites(_ t: Context) async throws {
+        for round in 0..<8 {
+            let (alice, bob) = try await t.online("alice\(round)", on: "n1", "bob\(round)", on: "n2")
+            // Five invites each way at once, through both nodes.
+            let invites = (0..<10).map { i in
+                i < 5 ? t.call("r\(round)a\(i)", alice, bob) : t.call("r\(round)b\(i)", bob, alice)
+            }
+            let outcomes = try await withThrowingTaskGroup(of: (Call, InviteOutcome).self) { group in
+                for (i, call) in invites.enumerated() {
+                    let store = i.isMultiple(of: 2) ? t.fixture.n1 : t.fixture.n2
+                    group.addTask { (call, try await t.invite(call, on: store)) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let ringing = outcomes.compactMap { _, outcome -> Call? in
+                if case .ringing(let call, _) = outcome { return call }
+                return nil
+            }
+            try #require(ringing.count == 1, "round \(round): \(outcomes)")
+            let winner = ringing[0]
+            for (call, outcome) in outcomes where call.id != winner.id {
+                // The winner's direction meets its own caller busy; the other direction meets glare.
+                let expected: InviteOutcome = call.caller == winner.caller ? .busy(idIsLive: false) : .glare(winner)
+                #expect(outcome == expected, "round \(round): \(call.id) answered \(outcome)")
+            }
+            let callee = winner.callee
+            #expect(try await t.apply(.accept, from: callee, to: winner.caller, callId: nil, on: t.fixture.n1).isAccepted)
         }
     }
 }

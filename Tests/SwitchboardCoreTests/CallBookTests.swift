@@ -56,7 +56,7 @@ private func activeBook() throws -> (CallBook, Call) {
         ("bob", "carol"),  // caller already in a call (as callee)
         ("carol", "alice"),  // callee already in a call (as caller)
         ("carol", "bob"),  // callee already in a call (as callee)
-        ("bob", "alice"),  // both, calling back
+        // ("bob", "alice"), calling back while the call rings, is glare (GlareTests).
         ("alice", "bob"),  // both, calling again
     ])
     func busyWhenEitherPartyIsInACall(caller: String, callee: String) throws {

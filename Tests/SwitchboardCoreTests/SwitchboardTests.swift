@@ -1213,7 +1213,11 @@ func expectError(
     }
 
     @Test func callFailedReasonsAreTheProtocols() {
-        #expect(CallFailureReason.allCases.map(\.rawValue) == ["offline", "busy", "forbidden", "rate-limited", "unavailable"])
+        #expect(
+            CallFailureReason.allCases.map(\.rawValue) == [
+                "offline", "busy", "forbidden", "rate-limited", "unavailable", "glare",
+            ]
+        )
         #expect(CallFailureReason.offline.message == "用户离线")
         #expect(HangupReason.allCases.map(\.rawValue) == ["timeout", "peer-disconnected"])
     }

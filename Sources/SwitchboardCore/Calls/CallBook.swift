@@ -28,6 +28,7 @@ package struct CallBook: Sendable {
         if caller == callee { return .failure(.forbidden) }
         // Re-sending your own invite is a duplicate; anyone else meeting a live call is told "busy".
         if calls[callId]?.involves(caller) == true { return .failure(.duplicateCallID) }
+        if let standing = ringingInvite(from: callee, to: caller) { return .failure(.glare(standing)) }
         if callOfUser[caller] != nil || callOfUser[callee] != nil { return .failure(.busy) }
         if calls[callId] != nil { return .failure(.duplicateCallID) }
         let call = Call(id: callId, caller: caller, callee: callee, callType: callType, createdAt: now)
@@ -35,6 +36,15 @@ package struct CallBook: Sendable {
         callOfUser[caller] = callId
         callOfUser[callee] = callId
         return .success(call)
+    }
+
+    /// The call `caller` rings `callee` with, if it is still ringing: an invite the other way meets it
+    /// (glare, PROTOCOL.md §8).
+    private func ringingInvite(from caller: String, to callee: String) -> Call? {
+        guard let call = call(of: caller), call.state == .ringing, call.caller == caller, call.callee == callee else {
+            return nil
+        }
+        return call
     }
 
     /// The call of `sender`'s with `recipient` that a signal names (`callId`, or the one `sender` is in).
@@ -149,6 +159,8 @@ package enum CallTransition: Sendable, Equatable {
 /// Why an invite did not start a call.
 package enum InviteRefusal: Error, Sendable, Equatable {
     case busy
+    /// The callee's invite to the caller rings: this call, which stands.
+    case glare(Call)
     case forbidden
     case duplicateCallID
 }

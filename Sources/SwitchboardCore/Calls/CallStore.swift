@@ -7,7 +7,8 @@
 /// exactly once. `.failure` means the store could not be asked (Redis unreachable): nothing changed that
 /// the caller can know of.
 package protocol CallStore: Sendable {
-    /// Starts ringing `call` unless its callee is offline, a party is busy, or its id is taken.
+    /// Starts ringing `call` unless its callee is offline, a party is busy, the callee's invite to the
+    /// caller rings (glare), or its id is taken.
     func invite(_ call: Call, then done: @escaping @Sendable (CallStoreResult<InviteOutcome>) -> Void)
 
     /// Applies `operation` of `sender` to their call with `recipient` (the call `callId` names, or, with
@@ -55,6 +56,9 @@ package enum InviteOutcome: Sendable, Equatable {
     case offline(idIsLive: Bool)
     /// A party is in another call.
     case busy(idIsLive: Bool)
+    /// The callee's invite to the caller is ringing (glare, PROTOCOL.md §8): no second call; that one,
+    /// given here, stands and the caller may accept it.
+    case glare(Call)
     /// The caller called themself.
     case forbidden
     /// The id names a live call: the caller's own (a re-sent invite) or someone else's.

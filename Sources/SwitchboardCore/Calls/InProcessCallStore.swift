@@ -69,6 +69,7 @@ package final class InProcessCallStore: CallStore {
             ) {
             case .success(let ringing): return .ringing(ringing, calleeNode: calleeNode)
             case .failure(.busy): return .busy(idIsLive: idIsLive)
+            case .failure(.glare(let standing)): return .glare(standing)
             case .failure(.forbidden): return .forbidden
             case .failure(.duplicateCallID): return .duplicate
             }

@@ -88,6 +88,11 @@ extension Switchboard {
             failed(call, signal: signal, reason: .offline, session: session, idIsLive: idIsLive)
         case .busy(let idIsLive):
             failed(call, signal: signal, reason: .busy, session: session, idIsLive: idIsLive)
+        case .glare(let standing):
+            // The caller is that call's callee: its copy here lets them accept it (and negotiate).
+            local.cache(standing)
+            reply(session, .callFailed(callId: standing.id, to: call.callee, reason: .glare))
+            log(.failed, call, session, level: "warn", reason: CallFailureReason.glare.rawValue)
         case .forbidden:
             failed(call, signal: signal, reason: .forbidden, session: session, idIsLive: false)
         case .duplicate:

@@ -64,6 +64,7 @@ extension CallFailureReason: MetricLabelled {
         case .forbidden: 2
         case .rateLimited: 3
         case .unavailable: 4
+        case .glare: 5
         }
     }
 

@@ -18,6 +18,8 @@ package enum CallFailureReason: String, Sendable, CaseIterable {
     case forbidden
     case rateLimited = "rate-limited"
     case unavailable
+    /// The callee's invite to the caller rings already (PROTOCOL.md §8): accept that one.
+    case glare
 
     /// The message sent with the notice; `offline` keeps the seed's text.
     package var message: String {
@@ -27,6 +29,7 @@ package enum CallFailureReason: String, Sendable, CaseIterable {
         case .forbidden: "this call is not allowed"
         case .rateLimited: "too many call invites; try again later"
         case .unavailable: "the cluster backend is unreachable; try again"
+        case .glare: "the user is calling you already; accept that call"
         }
     }
 }

@@ -16,6 +16,7 @@ struct RedisCallStore: CallStore {
                     case "ok": .ringing(try reply.requireCall(), calleeNode: reply.detail)
                     case "offline": .offline(idIsLive: reply.detail == "live")
                     case "busy": .busy(idIsLive: reply.detail == "live")
+                    case "glare": .glare(try reply.requireCall())
                     case "forbidden": .forbidden
                     case "duplicate": .duplicate
                     default: throw ScriptReplyError(outcome: reply.outcome)

@@ -7,7 +7,9 @@
 /// `peer node` is the node of the other party's session ("" when offline). The operations:
 /// - `invite id caller callee call_type ring_ttl_ms` → `{"ok", callee node, call}` or `{"forbidden"}` (a
 ///   self-call), `{"duplicate"}`,
-///   `{"offline", live}`, `{"busy", live}` (live = "live" when a call with this id exists). A ringing call expires after `ring_ttl_ms` should every timer be lost.
+///   `{"offline", live}`, `{"busy", live}` (live = "live" when a call with this id exists),
+///   `{"glare", callee node, call}` (the callee's ringing invite to the caller, which stands). A ringing
+///   call expires after `ring_ttl_ms` should every timer be lost.
 /// - `accept|reject|hangup sender recipient id` (id "" = the sender's call) → `{"accepted"|"rejected"|
 ///   "ended", peer node, call}` or `{"no-call", why}`.
 /// - `lookup sender recipient id` → `{"found", peer node, call}` or `{"no-call", why}`.
@@ -48,6 +50,12 @@ enum CallScript {
           if not callee_node then return {'offline', live} end
           -- Re-sending your own invite is a duplicate; anyone else meeting a live call is told "busy".
           if existing and (existing[2] == caller or existing[3] == caller) then return {'duplicate'} end
+          -- Glare: the callee's invite to the caller rings; it stands, and no second call is made.
+          local standing_id = redis.call('GET', user_key(caller))
+          local standing = standing_id and load(standing_id)
+          if standing and standing[5] == 'ringing' and standing[2] == callee and standing[3] == caller then
+            return reply('glare', callee_node, standing)
+          end
           if redis.call('EXISTS', user_key(caller)) == 1 or redis.call('EXISTS', user_key(callee)) == 1 then
             return {'busy', live}
           end

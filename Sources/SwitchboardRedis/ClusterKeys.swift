@@ -24,6 +24,12 @@ package struct ClusterKeys: Sendable, Hashable {
     package func call(_ callId: String) -> String { prefix + "call:" + callId }
     /// String: the id of the call a user is in.
     package func userCall(_ user: String) -> String { prefix + "user-call:" + user }
+    /// Hash: a user away from their call within the reconnect grace (`call`: its id, `bytes`: what is
+    /// kept); expires with the grace (PROTOCOL.md §8).
+    package func away(_ user: String) -> String { prefix + "away:" + user }
+    /// List: the signals kept for a user who is away (serialized `ChatMessage`s, oldest first), at most
+    /// 256 and 1 MiB; expires with ``away(_:)``.
+    package func kept(_ user: String) -> String { prefix + "kept:" + user }
     /// Pub/sub channel: messages for the users of one node. `PUBLISH` to it answers 0 while that
     /// node's subscriber is away, which the sender detects.
     package func inbox(_ node: String) -> String { signalsChannel + ":" + node }

@@ -76,6 +76,7 @@ package struct ClusterNode: Sendable {
             scripts,
             delivery: delivery,
             ringTimeout: settings.ringTimeout,
+            reconnectGrace: settings.reconnectGrace,
             isReady: { client.isConnected && subscriber.isConnected }
         )
         let engine = Switchboard(

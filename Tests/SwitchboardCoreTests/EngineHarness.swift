@@ -188,14 +188,17 @@ struct Harness {
     func settle(sourceLocation: SourceLocation = #_sourceLocation) async {
         let deadline = ContinuousClock.now + .seconds(10)
         do {
+            var answered: [Int]
             repeat {
                 while boards.contains(where: { $0.pendingAnswerCount > 0 }) {
                     guard ContinuousClock.now < deadline else { throw TimedOut(what: "the engines' answers") }
                     try await Task.sleep(for: .milliseconds(1))
                 }
                 guard boards.count > 1, let backend else { return }
+                answered = boards.map(\.answeredCount)
                 try await backend.drain(keys: keys)
-            } while boards.contains(where: { $0.pendingAnswerCount > 0 })
+                // An answer handled meanwhile may have sent another node something after it drained.
+            } while boards.contains(where: { $0.pendingAnswerCount > 0 }) || boards.map(\.answeredCount) != answered
         } catch {
             Issue.record("the engines did not settle: \(error)", sourceLocation: sourceLocation)
         }

@@ -6,6 +6,8 @@ package struct ClusterPorts: Sendable {
     package var presence: any PresenceDirectory
     package var calls: any CallStore
     package var delivery: any RemoteDelivery
+    /// Signals kept for users away from their call (PROTOCOL.md §8), cluster-wide.
+    package var kept: any KeptSignalStore
     /// Whether the backend is reachable (the node's readiness).
     package var isReady: @Sendable () -> Bool
 
@@ -13,11 +15,13 @@ package struct ClusterPorts: Sendable {
         presence: any PresenceDirectory,
         calls: any CallStore,
         delivery: any RemoteDelivery,
+        kept: any KeptSignalStore,
         isReady: @escaping @Sendable () -> Bool
     ) {
         self.presence = presence
         self.calls = calls
         self.delivery = delivery
+        self.kept = kept
         self.isReady = isReady
     }
 }

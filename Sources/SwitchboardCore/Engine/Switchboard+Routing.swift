@@ -15,6 +15,8 @@ extension Switchboard {
         /// The sender's session was replaced: its message is not acted on.
         case ignored
         case local(Session)
+        /// The session is resuming: the message waits behind what was kept (these gave way to it).
+        case waiting(displaced: [ChatMessage])
         case remote(String)
         case nowhere
         case unknown
@@ -36,8 +38,9 @@ extension Switchboard {
     }
 
     /// Delivers `message` to `user`: written here, or sent to the user's node (looked up in presence when
-    /// not known). `notify` is told when the user is offline (`offline` says how) or cannot be reached;
-    /// `nil` for call transitions and server notices, whose recipients may be reconnecting.
+    /// not known), or, for a user away from their call, kept for them (``keepOrReport``). `notify` is told
+    /// when the user is offline (`offline` says how) or cannot be reached; `nil` for call transitions and
+    /// server notices, whose recipients may be reconnecting.
     ///
     /// Returns `false` when it waits for a presence look-up: `holding` is then held and resumed after.
     /// A client's message names its `sender`, whose session must still be current.
@@ -54,7 +57,10 @@ extension Switchboard {
     ) -> Bool {
         let route = state.withLock { state -> Route in
             if let sender, !state.isCurrent(sender) { return .ignored }
-            if let session = state.sessions[user] { return .local(session) }
+            if let session = state.sessions[user] {
+                guard session.isResuming else { return .local(session) }
+                return .waiting(displaced: state.waitForResume(message, of: user))
+            }
             guard cluster != nil else { return .nowhere }
             if case .node(let node?) = whereabouts, node != nodeId {
                 state.routes[user] = node
@@ -70,26 +76,30 @@ extension Switchboard {
             // Server notices (`from` "") are not relays.
             if !message.from.isEmpty { metrics.relayed(.local) }
             session.outlet.deliver(message)
+        case .waiting(let displaced):
+            if !message.from.isEmpty { metrics.relayed(.local) }
+            reportDisplaced(displaced, for: user)
         case .remote(let node):
             send(message, to: user, at: node, effect: effect, notify: notify)
         case .nowhere:
-            if let notify { reply(notify, .error(.offline, message: offline.message(for: user))) }
+            return keepOrReport(message, for: user, effect: effect, notify: notify, holding: holding, offline: offline)
         case .unknown:
             guard let cluster else { return true }
             if let holding { hold(holding) }
             let answer = pending.begin()
             cluster.presence.lookup(user) { [self] result in
                 defer { answer.end() }
+                var waits = false
                 switch result {
                 case .success(let node?) where node != nodeId:
                     state.withLock { $0.routes[user] = node }
                     send(message, to: user, at: node, effect: effect, notify: notify)
                 case .success:
-                    if let notify { reply(notify, .error(.offline, message: offline.message(for: user))) }
+                    waits = !keepOrReport(message, for: user, effect: effect, notify: notify, holding: holding, offline: offline)
                 case .failure:
                     if let notify { unreachable(notify, user) }
                 }
-                if let holding { resume(holding) }
+                if !waits, let holding { resume(holding) }
             }
             return holding == nil
         }
@@ -144,7 +154,7 @@ extension Switchboard {
             case .success(.some), .failure:
                 if let notify { unreachable(notify, user) }
             case .success(nil):
-                if let notify { reply(notify, .error(.offline, message: "\(user) is offline")) }
+                _ = keepOrReport(message, for: user, effect: effect, notify: notify, holding: nil, offline: .offline)
             }
         }
     }
@@ -156,26 +166,67 @@ extension Switchboard {
 
     // MARK: From other nodes
 
+    /// Whom a message from another node finds here.
+    private enum Arrival {
+        /// Nobody: it goes back to the sender's node.
+        case absent
+        /// The user's session closed here during their call, within the reconnect grace.
+        case away
+        case present(Session)
+        /// The session is resuming: the message waits behind what was kept (these gave way to it).
+        case waiting(displaced: [ChatMessage])
+
+        var isHere: Bool {
+            switch self {
+            case .present, .waiting: true
+            case .absent, .away: false
+            }
+        }
+    }
+
     /// A message another node sent for `user`: applies the change to the call it carries and delivers it,
     /// if the user's session is here; `false` if it is not.
     package func deliverFromCluster(_ message: ChatMessage, to user: String, effect: CallEffect, from origin: String) -> Bool {
-        let recipient = state.withLock { state -> Session? in
-            let session = state.sessions[user]
-            if session != nil, !message.from.isEmpty { state.routes[message.from] = origin }
-            return session
+        let arrival = state.withLock { state -> Arrival in
+            guard let session = state.sessions[user] else {
+                return state.graceTimers[user] != nil ? .away : .absent
+            }
+            if !message.from.isEmpty { state.routes[message.from] = origin }
+            guard session.isResuming else { return .present(session) }
+            return .waiting(displaced: state.waitForResume(message, of: user))
         }
         switch effect {
         case .none:
             break
         case .update(let call):
-            if recipient != nil { local.cache(call) }
+            if arrival.isHere { local.cache(call) }
             // Accepted on the other party's node: the ring timer here (the caller's) has nothing to do.
             if call.state == .active { state.withLock { $0.ringTimers.removeValue(forKey: call.id)?.cancel() } }
         case .end(let callId):
             if let call = local.forget(callId: callId) { state.withLock { $0.cancelTimers(of: call) } }
         }
-        recipient?.outlet.deliver(message)
-        return recipient != nil
+        switch arrival {
+        case .absent:
+            return false
+        case .away:
+            // The user left this node during a call: kept from here, in the order messages came, rather
+            // than bounced (the sender's node would then keep later ones by another path).
+            let sender = effect == .none && !message.from.isEmpty ? message.from : nil
+            _ = keepOrReport(
+                message,
+                for: user,
+                effect: effect,
+                notify: nil,
+                sender: sender,
+                holding: nil,
+                offline: .reconnecting
+            )
+        case .present(let session):
+            session.outlet.deliver(message)
+        case .waiting(let displaced):
+            reportDisplaced(displaced, for: user)
+        }
+        return true
     }
 
     /// A node this one sent `message` to does not have `user` (any more): looks again, once, or tells the
@@ -188,7 +239,7 @@ extension Switchboard {
             return state.sessions[message.from]
         }
         if isRetry {
-            if let notify { reply(notify, .error(.offline, message: "\(user) is offline")) }
+            _ = keepOrReport(message, for: user, effect: effect, notify: notify, holding: nil, offline: .offline)
             return
         }
         lookAgain(message, for: user, notFrom: node, effect: effect, notify: notify)

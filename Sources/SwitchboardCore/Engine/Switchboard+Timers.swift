@@ -83,6 +83,7 @@ extension Switchboard {
     private func abandoned(_ call: Call, by user: String, peerNode: String?, now: Int64) {
         let reason = HangupReason.peerDisconnected
         local.forget(callId: call.id)
+        keptSignals.discard(user)
         state.withLock { state in
             state.cancelTimers(of: call)
             records.enqueue(call.record(status: .hungUp, endedAt: now, endReason: reason.rawValue, now: now))

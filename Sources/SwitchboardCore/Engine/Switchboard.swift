@@ -30,6 +30,8 @@ package final class Switchboard: Sendable {
         var ringTimers: [String: any ScheduledTimer] = [:]
         var graceTimers: [String: any ScheduledTimer] = [:]
         var inviteBuckets: [String: TokenBucket] = [:]
+        /// What arrived for sessions that are resuming, by user (``Session/isResuming``).
+        var resumeQueues: [String: KeptQueue] = [:]
         var nextSessionID: UInt64 = 1
     }
 
@@ -45,6 +47,8 @@ package final class Switchboard: Sendable {
     let state = StateBox()
     /// The calls of this node's users (see the type's documentation).
     let local: InProcessCallStore
+    /// Signals kept for users away from their call on a single node (the cluster's are ``ClusterPorts/kept``).
+    let localKept: InProcessKeptSignals
     /// Presence, calls and delivery shared with other nodes; `nil` on a single node.
     let cluster: ClusterPorts?
     let scheduler: any TimerScheduler
@@ -84,7 +88,15 @@ package final class Switchboard: Sendable {
         self.logger = logger
         let state = self.state
         let nodeId = settings.nodeId
-        self.local = InProcessCallStore(whereIs: { user in state.withLock { $0.sessions[user] != nil } ? nodeId : nil })
+        let whereIs: @Sendable (String) -> String? = { user in state.withLock { $0.sessions[user] != nil } ? nodeId : nil }
+        let local = InProcessCallStore(whereIs: whereIs)
+        self.local = local
+        self.localKept = InProcessKeptSignals(
+            grace: settings.reconnectGrace,
+            clock: clock,
+            whereIs: whereIs,
+            callOf: { local.call(of: $0) }
+        )
     }
 
     package var nodeId: String { settings.nodeId }
@@ -107,7 +119,9 @@ package final class Switchboard: Sendable {
     ) -> Session {
         let user = identity.id
         let (session, replaced) = state.withLock { state -> (Session, Session?) in
-            let session = Session(id: state.nextSessionID, identity: identity, connection: connection, outlet: outlet)
+            var session = Session(id: state.nextSessionID, identity: identity, connection: connection, outlet: outlet)
+            // What arrives for it waits behind what was kept for it (resumeSignals).
+            session.isResuming = true
             state.nextSessionID += 1
             let replaced = state.sessions.updateValue(session, forKey: user)
             if let replaced { state.queues.remove(replaced.id) }
@@ -119,6 +133,7 @@ package final class Switchboard: Sendable {
         }
         if let replaced { closeReplaced(replaced) }
         guard let cluster else {
+            resumeSignals(of: session)
             whenReachable()
             return session
         }
@@ -136,6 +151,9 @@ package final class Switchboard: Sendable {
             whenReachable()
             resume(session)
         }
+        // Behind the registration (one connection to Redis keeps their order): kept signals are taken
+        // once new ones come straight here.
+        resumeSignals(of: session)
         return session
     }
 
@@ -147,21 +165,25 @@ package final class Switchboard: Sendable {
     /// Forgets a closed connection. A party of a call gets `calls.reconnect_grace` to come back.
     package func disconnect(_ session: Session) {
         let user = session.user
-        let inCall = local.call(of: user) != nil
-        let wasCurrent = state.withLock { state -> Bool in
-            guard state.isCurrent(session) else { return false }  // replaced meanwhile
+        let call = local.call(of: user)
+        let (wasCurrent, waiting) = state.withLock { state -> (Bool, [ChatMessage]) in
+            guard state.isCurrent(session) else { return (false, []) }  // replaced meanwhile
             state.sessions[user] = nil
             state.queues.remove(session.id)
+            let waiting = state.resumeQueues.removeValue(forKey: user).map { Array($0.messages) } ?? []
             if state.inviteBuckets[user]?.isFull(now: clock.monotonicNanoseconds()) == true {
                 state.inviteBuckets[user] = nil
             }
-            if inCall { startGrace(for: user, in: &state) }
-            return true
+            if call != nil { startGrace(for: user, in: &state) }
+            return (true, waiting)
         }
         if wasCurrent, let cluster {
             let answer = pending.begin()
             cluster.presence.unregister(user, now: clock.nowMilliseconds()) { answer.end() }
         }
+        if wasCurrent, let call { markAway(user, callId: call.id) }
+        // It closed while resuming: what waited for it is kept, or reported, as for anyone away.
+        for message in waiting { forward(message, to: user) }
     }
 
     /// The node `user` is connected to, or `nil` when offline.
@@ -179,6 +201,8 @@ package final class Switchboard: Sendable {
     /// How many questions to the cluster (presence, calls) wait for an answer; 0 on a single node. With
     /// every user on this node, the engine is quiet once it is 0 (tests wait for that).
     package var pendingAnswerCount: Int { pending.count }
+    /// How many questions to the cluster were answered since the engine started.
+    package var answeredCount: Int { pending.answeredCount }
 
     // MARK: Messages
 
@@ -282,6 +306,8 @@ extension Switchboard.State {
 /// Counts questions to the ports until their answers have been handled.
 final class PendingAnswers: Sendable {
     private let value = Atomic<Int>(0)
+    /// How many were answered, ever (an answer may ask again: tests settle once this stands still).
+    private let answered = Atomic<Int>(0)
 
     /// One question more; end the returned answer once it has been handled.
     func begin() -> Answer {
@@ -290,10 +316,14 @@ final class PendingAnswers: Sendable {
     }
 
     var count: Int { value.load(ordering: .acquiring) }
+    var answeredCount: Int { answered.load(ordering: .acquiring) }
 
     /// One question's answer, to end once handled.
     struct Answer: Sendable {
         fileprivate let counter: PendingAnswers
-        func end() { counter.value.subtract(1, ordering: .releasing) }
+        func end() {
+            counter.answered.add(1, ordering: .relaxed)
+            counter.value.subtract(1, ordering: .releasing)
+        }
     }
 }

@@ -5,6 +5,9 @@ package struct Session: Sendable {
     package let identity: UserIdentity
     package let connection: ConnectionInfo
     package let outlet: any SessionOutlet
+    /// While its user's kept signals are being fetched (PROTOCOL.md §8): what arrives for it waits behind
+    /// them. Read where a message is routed, under the lock that reads the session anyway.
+    var isResuming = false
 
     package init(id: UInt64, identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) {
         self.id = id

@@ -6,6 +6,7 @@ extension ClusterPorts {
         _ scripts: ClusterScripts,
         delivery: ClusterDelivery,
         ringTimeout: Duration,
+        reconnectGrace: Duration = .seconds(10),
         isReady: @escaping @Sendable () -> Bool
     ) -> ClusterPorts {
         ClusterPorts(
@@ -13,6 +14,7 @@ extension ClusterPorts {
             // Redis keeps a ringing call a little longer than its timer, should every timer for it be lost.
             calls: RedisCallStore(scripts: scripts, ringTTL: ringTimeout + .seconds(10)),
             delivery: delivery,
+            kept: RedisKeptSignals(redis: scripts.redis, keys: scripts.keys, grace: reconnectGrace, limits: .standard),
             isReady: isReady
         )
     }

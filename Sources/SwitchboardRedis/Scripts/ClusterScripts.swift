@@ -14,7 +14,9 @@ struct ClusterScripts: Sendable {
     let node: String
 
     /// The commands that cache both scripts on the server (sent after each connect).
-    static var loadCommands: [[RESPArgument]] { [presenceScript.loadCommand, callScript.loadCommand] }
+    static var loadCommands: [[RESPArgument]] {
+        [presenceScript.loadCommand, callScript.loadCommand, RedisKeptSignals.script.loadCommand]
+    }
 
     // MARK: Presence
 

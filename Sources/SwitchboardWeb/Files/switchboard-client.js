@@ -559,8 +559,10 @@ export class SwitchboardClient extends EventTarget {
     if (resumed || !resume.sawIceServers) {
       this._flushQueue();
     } else {
-      // The server no longer has the call (our grace ran out while we were away).
+      // The server did not resume the call: our grace ran out while we were away. The hangup
+      // ends it should the server still have it after all (it answers `no-call` otherwise).
       this._queue = [];
+      this.sendSignal(call.peer, "call-hangup", { callId: call.id, reason: "network-lost" });
       this._endCall(call, "network-lost", "local");
     }
   }

@@ -32,10 +32,14 @@ struct Idle: AsyncParsableCommand {
     @Option(help: "Seconds to wait once all connections are open, before reading RSS.")
     var settle: Double = 3
 
+    @Option(help: "Seconds opening the connections may take before the run fails.")
+    var openTimeout = 300
+
     func validate() throws {
         guard connections >= 1 else { throw ValidationError("--connections must be at least 1") }
         guard connectConcurrency >= 1 else { throw ValidationError("--connect-concurrency must be at least 1") }
         guard settle >= 0, settle.isFinite else { throw ValidationError("--settle must not be negative") }
+        guard openTimeout >= 1 else { throw ValidationError("--open-timeout must be at least 1") }
     }
 
     mutating func run() async throws {
@@ -63,7 +67,13 @@ struct Idle: AsyncParsableCommand {
         let started = clock.now
         let outcome: Result<Int, any Error>
         do {
-            try await loop.flatSubmit { bench.value.openIdle(count: connections) }.get()
+            let timeout = openTimeout
+            try await loop.flatSubmit {
+                bench.value.openIdle(count: connections).failing(after: .seconds(Int64(timeout))) {
+                    "only \(bench.value.openConnections) of \(connections) connections open after \(timeout) s "
+                        + "(the server's open-file limit or websocket.max_connections?)"
+                }
+            }.get()
             let seconds = (clock.now - started).inSeconds
             Progress.log("opened \(connections) idle connections in \(Format.fixed(seconds, 2)) s")
             try await Task.sleep(for: .milliseconds(Int(settle * 1000)))

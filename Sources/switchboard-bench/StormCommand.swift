@@ -72,7 +72,12 @@ struct CallStorm: AsyncParsableCommand {
         let storm = try await loop.submit { NIOLoopBound(Storm(settings: settings, loop: loop), eventLoop: loop) }.get()
         let outcome: Result<(Storm.Counts, Double?), any Error>
         do {
-            try await loop.flatSubmit { storm.value.connect() }.get()
+            let users = 2 * pairs
+            try await loop.flatSubmit {
+                storm.value.connect().failing(after: .seconds(60 + Int64(users / 100))) {
+                    "the \(users) users were not all connected in time (the server's open-file limit?)"
+                }
+            }.get()
             Progress.log("connected \(2 * pairs) users")
             let cpuBefore = server.serverCPUSeconds()
             let counts = try await loop.flatSubmit { storm.value.run() }.get()

@@ -48,7 +48,11 @@ struct Upgrades: AsyncParsableCommand {
         }.get()
         let cpuBefore = server.serverCPUSeconds()
         let seconds = self.seconds
-        let counts = try await loop.flatSubmit { upgrades.value.run(seconds: seconds) }.get()
+        let counts = try await loop.flatSubmit {
+            upgrades.value.run(seconds: seconds).failing(after: .seconds(Int64(seconds) + 30)) {
+                "connections still unfinished 30 s after the run (the server accepts but does not answer?)"
+            }
+        }.get()
         let serverCPU = cpuBefore.flatMap { before in server.serverCPUSeconds().map { $0 - before } }
         try await group.shutdownGracefully()
 

@@ -20,7 +20,8 @@ package struct ClusterKeys: Sendable, Hashable {
     package var nodes: String { prefix + "nodes" }
     /// Set: the users a node registered (what the reaper removes when the node dies).
     package func nodeUsers(_ node: String) -> String { prefix + "node:" + node + ":users" }
-    /// Hash: one call ringing or active (caller, callee, call_type, state, created_at, started_at).
+    /// Hash: one call ringing or active (caller, callee, call_type, state, created_at, started_at,
+    /// connected_at).
     package func call(_ callId: String) -> String { prefix + "call:" + callId }
     /// String: the id of the call a user is in.
     package func userCall(_ user: String) -> String { prefix + "user-call:" + user }

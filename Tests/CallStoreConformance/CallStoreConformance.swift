@@ -45,6 +45,8 @@ package enum CallStoreConformance {
         case acceptRacingHangupEndsInOneOrder
         case inviteMeetingTheCalleesRingingInviteIsGlare
         case racingCrossInvitesMakeOneCall
+        case callConnectedSetsConnectedAtOnceInAnActiveCall
+        case restoreKeepsConnectedAt
 
         package var testDescription: String { rawValue }
     }
@@ -75,6 +77,8 @@ package enum CallStoreConformance {
         case .acceptRacingHangupEndsInOneOrder: try await acceptAgainstHangup(t)
         case .inviteMeetingTheCalleesRingingInviteIsGlare: try await glare(t)
         case .racingCrossInvitesMakeOneCall: try await racingCrossInvites(t)
+        case .callConnectedSetsConnectedAtOnceInAnActiveCall: try await callConnected(t)
+        case .restoreKeepsConnectedAt: try await restoreConnected(t)
         }
     }
 }
@@ -299,6 +303,65 @@ extension CallStoreConformance {
         #expect(try await t.ask { t.fixture.n1.abandon(t.user("nobody"), now: t0, then: $0) } == nil)
     }
 
+    private static func callConnected(_ t: Context) async throws {
+        let (alice, bob) = try await t.online("alice", on: "n1", "bob", on: "n2")
+        let carol = try await t.online("carol", on: "n1")
+        let ringing = try await t.ring("c1", alice, bob)
+        #expect(
+            try await t.apply(.connect, from: alice, to: bob, callId: ringing.id, on: t.fixture.n1)
+                == .noCall(message: "no active call of yours"),
+            "ringing is not connected"
+        )
+        #expect(try await t.apply(.hangup, from: alice, to: bob, callId: ringing.id, on: t.fixture.n1).isEnded)
+        let active = try await t.establish("c2", alice, bob)
+        let connected = t.connected(active, at: t0 + 3_000)
+        // The first, from either party on either node, sets it; a repeat changes nothing.
+        #expect(
+            try await t.apply(.connect, from: bob, to: alice, callId: nil, now: t0 + 3_000, on: t.fixture.n2)
+                == .connected(connected, first: true)
+        )
+        #expect(
+            try await t.apply(.connect, from: alice, to: bob, callId: active.id, now: t0 + 4_000, on: t.fixture.n1)
+                == .connected(connected, first: false)
+        )
+        #expect(try await t.apply(.connect, from: carol, to: bob, callId: active.id, on: t.fixture.n1).isNoCall)
+        // Whichever node ends the call knows when it connected.
+        #expect(
+            try await t.apply(.hangup, from: alice, to: bob, callId: active.id, now: t0 + 9_000, on: t.fixture.n1)
+                == .ended(connected, status: .hungUp, peerNode: "n2")
+        )
+        #expect(try await t.apply(.connect, from: bob, to: alice, callId: active.id, on: t.fixture.n2).isNoCall, "ended")
+        // A clock behind the accept's: connected no earlier than started.
+        let early = try await t.establish("c3", alice, bob)
+        #expect(
+            try await t.apply(.connect, from: alice, to: bob, callId: early.id, now: t0, on: t.fixture.n1)
+                == .connected(t.connected(early, at: t0 + 1_000), first: true)
+        )
+    }
+
+    private static func restoreConnected(_ t: Context) async throws {
+        let (alice, bob) = try await t.online("alice", on: "n1", "bob", on: "n2")
+        let lost = Call(
+            id: t.id("c1"),
+            caller: alice,
+            callee: bob,
+            callType: .audio,
+            createdAt: t0,
+            state: .active,
+            startedAt: t0 + 1_000,
+            connectedAt: t0 + 2_000
+        )
+        #expect(try await t.ask { t.fixture.n1.restore(lost, now: t0 + 3_000, then: $0) })
+        #expect(
+            try await t.apply(.connect, from: bob, to: alice, callId: lost.id, now: t0 + 4_000, on: t.fixture.n2)
+                == .connected(lost, first: false)
+        )
+        #expect(
+            try await t.apply(.hangup, from: bob, to: alice, callId: nil, on: t.fixture.n2)
+                == .ended(lost, status: .hungUp, peerNode: "n1")
+        )
+    }
+
     private static func restore(_ t: Context) async throws {
         let (alice, bob) = try await t.online("alice", on: "n1", "bob", on: "n2")
         let carol = try await t.online("carol", on: "n1")
@@ -440,6 +503,20 @@ private struct Context: Sendable {
         Call(id: id(name), caller: caller, callee: callee, callType: type, createdAt: t0)
     }
 
+    /// Active call with `connectedAt`, for comparisons (`connectedAt` is set only by the stores).
+    func connected(_ call: Call, at time: Int64) -> Call {
+        Call(
+            id: call.id,
+            caller: call.caller,
+            callee: call.callee,
+            callType: call.callType,
+            createdAt: call.createdAt,
+            state: call.state,
+            startedAt: call.startedAt,
+            connectedAt: time
+        )
+    }
+
     /// Rings `caller` → `callee` from `n1` and checks that it rang.
     @discardableResult
     func ring(_ name: String, _ caller: String, _ callee: String) async throws -> Call {
@@ -497,7 +574,7 @@ extension InviteOutcome {
 extension TransitionOutcome {
     fileprivate var call: Call? {
         switch self {
-        case .accepted(let call, _), .ended(let call, _, _), .found(let call, _): call
+        case .accepted(let call, _), .ended(let call, _, _), .found(let call, _), .connected(let call, _): call
         case .noCall: nil
         }
     }

@@ -27,6 +27,7 @@ private let nameless = UserIdentity(id: "bob")!
         case .callAccept: #"{"type":"call-accept","callId":"c1"}"#
         case .callReject: #"{"type":"call-reject","callId":"c1","reason":"declined"}"#
         case .callHangup: #"{"type":"call-hangup","callId":"c1"}"#
+        case .callConnected: #"{"type":"call-connected","callId":"c1"}"#
         }
     }
 
@@ -44,6 +45,7 @@ private let nameless = UserIdentity(id: "bob")!
         let names: [SignalType: String] = [
             .callInvite: "call-invite", .callAccept: "call-accept", .callReject: "call-reject",
             .callHangup: "call-hangup", .offer: "offer", .answer: "answer", .iceCandidate: "ice-candidate",
+            .callConnected: "call-connected",
         ]
         #expect(type.rawValue == names[type])
         #expect(type.isNegotiation == [.offer, .answer, .iceCandidate].contains(type))

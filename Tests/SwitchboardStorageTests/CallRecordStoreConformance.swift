@@ -33,6 +33,7 @@ enum CallRecordStoreConformance {
         case everyStatusAndCallTypeRoundTrips
         case timesRoundTripExactly
         case concurrentSaves
+        case connectedTimeIsKeptByLaterSnapshots
 
         var testDescription: String { rawValue }
 
@@ -55,6 +56,7 @@ enum CallRecordStoreConformance {
             case .everyStatusAndCallTypeRoundTrips: try await CallRecordStoreConformance.everyEnumCase(store, ids)
             case .timesRoundTripExactly: try await CallRecordStoreConformance.timesRoundTrip(store, ids)
             case .concurrentSaves: try await CallRecordStoreConformance.concurrentSaves(store, ids)
+            case .connectedTimeIsKeptByLaterSnapshots: try await CallRecordStoreConformance.connectedTime(store, ids)
             }
         }
     }
@@ -102,6 +104,7 @@ enum CallRecordStoreConformance {
             endTime: createdAt + 65_432,
             duration: 61,
             endReason: "hangup: caller left ✓",
+            connectedTime: createdAt + 4_999,
             createdAt: createdAt,
             updatedAt: createdAt + 65_433
         )
@@ -212,6 +215,32 @@ enum CallRecordStoreConformance {
         inviteLater.status = .invite
         for record in [acceptedFirst, inviteLater] { try await store.save(record) }
         #expect(try await store.record(callId: acceptedFirst.callId)?.status == .accepted)
+    }
+
+    /// `connected_time` (PROTOCOL.md §8): set by the connected snapshot, kept by a later one without it
+    /// (a node that did not see the call connect), listed with the rest.
+    static func connectedTime(_ store: any CallRecordStore, _ ids: IDs) async throws {
+        var accepted = invite(ids, "connected")
+        accepted.status = .accepted
+        accepted.startTime = base + 1_000
+        try await store.save(accepted)
+        #expect(try await store.record(callId: accepted.callId)?.connectedTime == nil)
+        var connected = accepted
+        connected.connectedTime = base + 2_500
+        connected.updatedAt = base + 2_500
+        try await store.save(connected)
+        #expect(try await store.record(callId: accepted.callId) == connected)
+        var ended = accepted
+        ended.status = .hungUp
+        ended.endTime = base + 9_000
+        ended.duration = 8
+        ended.endReason = "ice-failed"
+        ended.updatedAt = base + 9_000
+        try await store.save(ended)
+        var expected = ended
+        expected.connectedTime = base + 2_500
+        #expect(try await store.record(callId: accepted.callId) == expected)
+        #expect(try await store.records(involving: accepted.calleeId, limit: 5) == [expected])
     }
 
     static func upsert(_ store: any CallRecordStore, _ ids: IDs) async throws {

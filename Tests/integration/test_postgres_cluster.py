@@ -30,6 +30,6 @@ def test_a_call_across_nodes_has_one_record_in_the_shared_database(cluster):
     record = wait_until(lambda: record_via(bob_node, alice.user), 10, "the hung-up record on bob's node")
     assert record["caller_id"] == alice.user and record["callee_id"] == bob.user
     assert record["start_time"] is not None and record["end_time"] is not None
-    assert record["end_reason"] == "hangup"
+    assert record["end_reason"] == "user-hangup"  # the default reason (PROTOCOL.md §8)
     # The same single row, seen by the callee through the caller's node.
     assert record_via(alice_node, bob.user) == record

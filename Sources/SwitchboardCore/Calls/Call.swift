@@ -15,6 +15,8 @@ package struct Call: Sendable, Equatable {
     package let createdAt: Int64
     /// When the callee accepted (unix ms).
     package internal(set) var startedAt: Int64?
+    /// When a party first reported its media connection up (`call-connected`, unix ms).
+    package internal(set) var connectedAt: Int64?
 
     package init(
         id: String,
@@ -23,7 +25,8 @@ package struct Call: Sendable, Equatable {
         callType: CallType,
         createdAt: Int64,
         state: State = .ringing,
-        startedAt: Int64? = nil
+        startedAt: Int64? = nil,
+        connectedAt: Int64? = nil
     ) {
         self.id = id
         self.caller = caller
@@ -32,6 +35,7 @@ package struct Call: Sendable, Equatable {
         self.state = state
         self.createdAt = createdAt
         self.startedAt = startedAt
+        self.connectedAt = connectedAt
     }
 
     /// Whether `user` is one of the two parties.
@@ -53,6 +57,7 @@ package struct Call: Sendable, Equatable {
             endTime: endedAt,
             duration: duration,
             endReason: endReason,
+            connectedTime: connectedAt,
             createdAt: createdAt,
             updatedAt: now
         )

@@ -87,6 +87,13 @@ package struct CallBook: Sendable {
         case .callHangup:
             end(id)
             return .success(.ended(call, status: .hungUp))
+        case .callConnected:
+            guard call.state == .active else { return .failure(NoCall(message: "no active call of yours")) }
+            guard call.connectedAt == nil else { return .success(.connected(call, first: false)) }
+            // Clocks of nodes differ a little: a call connects no earlier than it started.
+            call.connectedAt = max(now, call.startedAt ?? now)
+            calls[id] = call
+            return .success(.connected(call, first: true))
         case .offer, .answer, .iceCandidate:
             return .success(.relayed(call))
         case .callInvite:
@@ -154,6 +161,8 @@ package enum CallTransition: Sendable, Equatable {
     case ended(Call, status: CallStatus)
     /// Negotiation inside the call: relay it, nothing changes.
     case relayed(Call)
+    /// `call-connected` in an active call; `first`: it set `connectedAt`.
+    case connected(Call, first: Bool)
 }
 
 /// Why an invite did not start a call.
@@ -174,7 +183,7 @@ extension CallTransition {
     /// The call the transition applied to.
     package var call: Call {
         switch self {
-        case .accepted(let call), .ended(let call, _), .relayed(let call): call
+        case .accepted(let call), .ended(let call, _), .relayed(let call), .connected(let call, _): call
         }
     }
 }

@@ -70,6 +70,8 @@ package enum CallOperation: String, Sendable, CaseIterable {
     case accept
     case reject
     case hangup
+    /// A party's media connection is up: the first time sets the call's `connectedAt`.
+    case connect
     /// Finds the call (for negotiation signals), changing nothing.
     case lookup
 }
@@ -83,6 +85,9 @@ package enum TransitionOutcome: Sendable, Equatable {
     case ended(Call, status: CallStatus, peerNode: String?)
     /// A look-up found the call.
     case found(Call, peerNode: String?)
+    /// `call-connected` in an active call; `first`: it set the call's `connectedAt` (a repeat changes
+    /// nothing).
+    case connected(Call, first: Bool)
     /// No call of the sender's matches; `message` says why, for the `no-call` notice.
     case noCall(message: String)
 }
@@ -105,6 +110,7 @@ extension CallOperation {
         case .callAccept: self = .accept
         case .callReject: self = .reject
         case .callHangup: self = .hangup
+        case .callConnected: self = .connect
         case .offer, .answer, .iceCandidate: self = .lookup
         case .callInvite: return nil
         }

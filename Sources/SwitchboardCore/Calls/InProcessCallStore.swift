@@ -107,6 +107,8 @@ package final class InProcessCallStore: CallStore {
                 return .ended(call, status: status, peerNode: whereIs(recipient))
             case .success(.relayed(let call)):
                 return .found(call, peerNode: whereIs(recipient))
+            case .success(.connected(let call, let first)):
+                return .connected(call, first: first)
             }
         }
     }
@@ -144,6 +146,7 @@ extension CallOperation {
         case .accept: .callAccept
         case .reject: .callReject
         case .hangup: .callHangup
+        case .connect: .callConnected
         case .lookup: .offer
         }
     }

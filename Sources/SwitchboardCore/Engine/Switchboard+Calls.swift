@@ -169,6 +169,12 @@ extension Switchboard {
             return reply(session, .error(.noCall, message: why))
         case .found(let found, let node):
             (call, peerNode, effect) = (found, node, .none)
+        case .connected(let connected, let first):
+            // Not relayed, no answer; a repeat is ignored (PROTOCOL.md §8).
+            guard first else { return }
+            local.cache(connected)
+            state.withLock { _ in records.enqueue(connected.record(status: .accepted, now: now)) }
+            return
         case .accepted(let accepted, let node):
             (call, peerNode, effect) = (accepted, node, .update(accepted))
             local.cache(accepted)
@@ -182,7 +188,7 @@ extension Switchboard {
             local.forget(callId: ended.id)
             state.withLock { state in
                 state.cancelTimers(of: ended)
-                let reason = signal.body["reason"]?.stringValue
+                let reason = signal.endReason
                 // Another node's clock may have stamped the accept this end raced with a moment later:
                 // an end is recorded after its start, so the end's snapshot is the newer one.
                 let endedAt = max(now, (ended.startedAt ?? ended.createdAt) + 1)
@@ -190,14 +196,16 @@ extension Switchboard {
                     ended.record(
                         status: status,
                         endedAt: endedAt,
-                        endReason: reason ?? (status == .rejected ? "rejected" : "hangup"),
+                        endReason: reason,
                         now: endedAt
                     )
                 )
                 log(status == .rejected ? .reject : .hangup, ended, session, reason: reason)
             }
         }
-        let relayed = signal.relayed(in: message, from: session.identity, callId: call.id)
+        // A hangup or reject is relayed with its reason, the default included (PROTOCOL.md §8).
+        let reasoned = signal.endReason.map(signal.reasoned) ?? signal
+        let relayed = reasoned.relayed(in: message, from: session.identity, callId: call.id)
         forward(relayed, to: message.to, at: .node(peerNode), effect: effect)
     }
 

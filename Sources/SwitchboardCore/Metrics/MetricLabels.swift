@@ -22,6 +22,7 @@ extension SignalType: MetricLabelled {
         case .offer: 4
         case .answer: 5
         case .iceCandidate: 6
+        case .callConnected: 7
         }
     }
 

@@ -39,6 +39,8 @@ package struct CallRecord: Sendable, Equatable, Codable {
     package var endTime: Int64?
     package var duration: Int
     package var endReason: String?
+    /// When a party first reported its media connection up (`call-connected`, PROTOCOL.md §8).
+    package var connectedTime: Int64?
     package var createdAt: Int64
     package var updatedAt: Int64
 
@@ -52,6 +54,7 @@ package struct CallRecord: Sendable, Equatable, Codable {
         endTime: Int64? = nil,
         duration: Int = 0,
         endReason: String? = nil,
+        connectedTime: Int64? = nil,
         createdAt: Int64,
         updatedAt: Int64
     ) {
@@ -64,6 +67,7 @@ package struct CallRecord: Sendable, Equatable, Codable {
         self.endTime = endTime
         self.duration = duration
         self.endReason = endReason
+        self.connectedTime = connectedTime
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }

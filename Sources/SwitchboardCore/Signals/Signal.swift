@@ -99,9 +99,26 @@ package struct Signal: Sendable {
             if let index = candidate["sdpMLineIndex"], !index.isNumber, index != .null {
                 throw SignalError(.invalidSignal, "\"candidate.sdpMLineIndex\" must be a number or null")
             }
-        case .callInvite, .callAccept, .callReject, .callHangup:
+        case .callInvite, .callAccept, .callReject, .callHangup, .callConnected:
             break
         }
+    }
+
+    /// The `reason` of a hangup or reject, or its default (`user-hangup`, `declined`; PROTOCOL.md §8):
+    /// relayed and stored as the record's `end_reason`. `nil` for other signals.
+    package var endReason: String? {
+        switch type {
+        case .callHangup: body["reason"]?.stringValue ?? "user-hangup"
+        case .callReject: body["reason"]?.stringValue ?? "declined"
+        default: nil
+        }
+    }
+
+    /// The signal with `reason` set (a hangup's or reject's default, when it gave none).
+    package func reasoned(_ reason: String) -> Signal {
+        var signal = self
+        signal.body["reason"] = .string(reason)
+        return signal
     }
 
     /// Stamps the sender (a client can never speak as someone else) and the call the signal belongs to.

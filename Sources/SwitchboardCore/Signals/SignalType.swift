@@ -4,6 +4,8 @@ package enum SignalType: String, Sendable, CaseIterable {
     case callAccept = "call-accept"
     case callReject = "call-reject"
     case callHangup = "call-hangup"
+    /// The sender's media connection is up (PROTOCOL.md §8): not relayed, no answer.
+    case callConnected = "call-connected"
     case offer
     case answer
     case iceCandidate = "ice-candidate"

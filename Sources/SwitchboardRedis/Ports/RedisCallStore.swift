@@ -42,6 +42,7 @@ struct RedisCallStore: CallStore {
                     case "rejected": .ended(try reply.requireCall(), status: .rejected, peerNode: reply.node)
                     case "ended": .ended(try reply.requireCall(), status: .hungUp, peerNode: reply.node)
                     case "found": .found(try reply.requireCall(), peerNode: reply.node)
+                    case "connected": .connected(try reply.requireCall(), first: reply.detail == "first")
                     case "no-call": .noCall(message: reply.detail)
                     default: throw ScriptReplyError(outcome: reply.outcome)
                     }

@@ -2,8 +2,9 @@
 /// (two accepts, accept against hangup) have exactly one winner (PROTOCOL.md §3).
 ///
 /// `EVALSHA sha 0 prefix op now ...`. A call is the hash `call:<id>` (caller, callee, call_type, state,
-/// created_at, started_at) and, for each party, `user-call:<user>` → id. Replies that carry a call end
-/// with its fields `id, caller, callee, call_type, state, created_at, started_at` ("" when not started);
+/// created_at, started_at, connected_at) and, for each party, `user-call:<user>` → id. Replies that carry
+/// a call end with its fields `id, caller, callee, call_type, state, created_at, started_at, connected_at`
+/// ("" when not started, not connected);
 /// `peer node` is the node of the other party's session ("" when offline). The operations:
 /// - `invite id caller callee call_type ring_ttl_ms` → `{"ok", callee node, call}` or `{"forbidden"}` (a
 ///   self-call), `{"duplicate"}`,
@@ -13,10 +14,12 @@
 /// - `accept|reject|hangup sender recipient id` (id "" = the sender's call) → `{"accepted"|"rejected"|
 ///   "ended", peer node, call}` or `{"no-call", why}`.
 /// - `lookup sender recipient id` → `{"found", peer node, call}` or `{"no-call", why}`.
+/// - `connect sender recipient id` (`call-connected`) → `{"connected", "first"|"again", call}` in an
+///   active call (the first sets `connected_at`), or `{"no-call", why}`.
 /// - `expire id` → `{"ended", "", call}` if the call was still ringing, else `{"none"}`.
 /// - `abandon user` → `{"ended", peer node, call}` if the user is in a call and has no session
 ///   anywhere, else `{"none"}`.
-/// - `restore call ring_ttl_ms` → writes a call a node knows but Redis lost (a restart) unless its
+/// - `restore call ring_ttl_ms connected_at` → writes a call a node knows but Redis lost (a restart) unless its
 ///   parties are in other calls (a ringing one expires as an invite's does); `{"restored"}` or `{"none"}`.
 enum CallScript {
     static let source = #"""
@@ -26,9 +29,9 @@ enum CallScript {
         local function user_key(user) return prefix .. 'user-call:' .. user end
         local function load(id)
           local f = redis.call('HMGET', call_key(id),
-            'caller', 'callee', 'call_type', 'state', 'created_at', 'started_at')
+            'caller', 'callee', 'call_type', 'state', 'created_at', 'started_at', 'connected_at')
           if not f[1] then return nil end
-          return {id, f[1], f[2], f[3], f[4], f[5], f[6] or ''}
+          return {id, f[1], f[2], f[3], f[4], f[5], f[6] or '', f[7] or ''}
         end
         local function finish(call)
           redis.call('DEL', call_key(call[1]))
@@ -38,7 +41,7 @@ enum CallScript {
         end
         local function node_of(user) return redis.call('HGET', presence, user) or '' end
         local function reply(outcome, node, call)
-          return {outcome, node, call[1], call[2], call[3], call[4], call[5], call[6], call[7]}
+          return {outcome, node, call[1], call[2], call[3], call[4], call[5], call[6], call[7], call[8]}
         end
 
         if op == 'invite' then
@@ -68,7 +71,7 @@ enum CallScript {
             redis.call('PEXPIRE', key, ttl)
           end
           return reply('ok', callee_node, load(id))
-        elseif op == 'accept' or op == 'reject' or op == 'hangup' or op == 'lookup' then
+        elseif op == 'accept' or op == 'reject' or op == 'hangup' or op == 'lookup' or op == 'connect' then
           local sender, recipient, id = ARGV[4], ARGV[5], ARGV[6]
           if id == '' then id = redis.call('GET', user_key(sender)) end
           local call = id and load(id)
@@ -77,6 +80,13 @@ enum CallScript {
             return {'no-call', ARGV[6] ~= '' and 'no such call for you' or 'no call with ' .. recipient}
           end
           if op == 'lookup' then return reply('found', node_of(peer), call) end
+          if op == 'connect' then
+            if call[5] ~= 'active' then return {'no-call', 'no active call of yours'} end
+            if call[8] ~= '' then return reply('connected', 'again', call) end
+            -- Clocks of nodes differ a little: a call connects no earlier than it started.
+            redis.call('HSET', call_key(id), 'connected_at', math.max(tonumber(now), tonumber(call[7])))
+            return reply('connected', 'first', load(id))
+          end
           if op == 'hangup' then
             finish(call)
             return reply('ended', node_of(peer), call)
@@ -118,6 +128,7 @@ enum CallScript {
           redis.call('HSET', call_key(id), 'caller', caller, 'callee', callee, 'call_type', ARGV[7],
             'state', ARGV[8], 'created_at', ARGV[9])
           if ARGV[10] ~= '' then redis.call('HSET', call_key(id), 'started_at', ARGV[10]) end
+          if ARGV[12] and ARGV[12] ~= '' then redis.call('HSET', call_key(id), 'connected_at', ARGV[12]) end
           redis.call('SET', user_key(caller), id)
           redis.call('SET', user_key(callee), id)
           if ARGV[8] == 'ringing' then

@@ -116,7 +116,7 @@ struct ClusterScripts: Sendable {
                 RESPArgument(call.id), RESPArgument(call.caller), RESPArgument(call.callee),
                 RESPArgument(call.callType.rawValue), RESPArgument(call.state == .active ? "active" : "ringing"),
                 RESPArgument(call.createdAt), RESPArgument(call.startedAt.map(String.init) ?? ""),
-                RESPArgument(Self.milliseconds(ringTTL)),
+                RESPArgument(Self.milliseconds(ringTTL)), RESPArgument(call.connectedAt.map(String.init) ?? ""),
             ]
         )
     }

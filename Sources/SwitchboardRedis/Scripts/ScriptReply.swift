@@ -16,13 +16,14 @@ struct ScriptReply: Sendable {
         }
         self.outcome = outcome
         self.detail = items.count > 1 ? items[1].string ?? "" : ""
-        self.call = items.count >= 9 ? try Self.call(Array(items[2..<9]), reply: reply) : nil
+        self.call = items.count >= 9 ? try Self.call(Array(items[2..<min(items.count, 10)]), reply: reply) : nil
     }
 
-    /// A call from its fields `id, caller, callee, call_type, state, created_at, started_at`.
+    /// A call from its fields `id, caller, callee, call_type, state, created_at, started_at`, and
+    /// `connected_at` when the script gives it.
     static func call(_ fields: [RESPValue], reply: RESPValue) throws(ScriptReplyError) -> Call {
         let strings = fields.map { $0.string ?? "" }
-        guard strings.count == 7, let typeNumber = Int(strings[3]), let callType = CallType(rawValue: typeNumber),
+        guard (7...8).contains(strings.count), let typeNumber = Int(strings[3]), let callType = CallType(rawValue: typeNumber),
             let createdAt = Int64(strings[5])
         else { throw ScriptReplyError(reply: reply) }
         return Call(
@@ -32,7 +33,8 @@ struct ScriptReply: Sendable {
             callType: callType,
             createdAt: createdAt,
             state: strings[4] == "active" ? .active : .ringing,
-            startedAt: Int64(strings[6])
+            startedAt: Int64(strings[6]),
+            connectedAt: strings.count == 8 ? Int64(strings[7]) : nil
         )
     }
 }

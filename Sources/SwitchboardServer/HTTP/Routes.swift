@@ -80,6 +80,7 @@ extension CallRecord {
             "end_time": time(endTime),
             "duration": .integer(duration),
             "end_reason": endReason.map(JSONValue.string) ?? .null,
+            "connected_time": time(connectedTime),
             "created_at": time(createdAt),
             "updated_at": time(updatedAt),
         ]

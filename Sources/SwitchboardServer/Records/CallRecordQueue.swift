@@ -99,12 +99,14 @@ extension CallRecord {
     }
 
     /// What the store holds after saving `self` and then `later`, two snapshots of one call with the same
-    /// parties (``CallRecordStore/save(_:)``): `later`, keeping `self`'s `createdAt`, unless `later` would
-    /// take the call back (ended → accepted → invite), in which case `self`.
+    /// parties (``CallRecordStore/save(_:)``): `later`, keeping `self`'s `createdAt` (and `connectedTime`
+    /// when `later` has none), unless `later` would take the call back (ended → accepted → invite), in
+    /// which case `self`.
     fileprivate func followed(by later: CallRecord) -> CallRecord {
         guard min(later.status.rawValue, 2) >= min(status.rawValue, 2) else { return self }
         var merged = later
         merged.createdAt = createdAt
+        merged.connectedTime = later.connectedTime ?? connectedTime
         return merged
     }
 }

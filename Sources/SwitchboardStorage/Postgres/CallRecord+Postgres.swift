@@ -4,7 +4,7 @@ import SwitchboardCore
 extension CallRecord {
     /// The columns every query selects and every save binds; ``init(postgresRow:)`` reads them by name.
     static let postgresColumns =
-        "call_id, caller_id, callee_id, call_type, status, start_time, end_time, duration, end_reason, created_at, updated_at"
+        "call_id, caller_id, callee_id, call_type, status, start_time, end_time, duration, end_reason, created_at, updated_at, connected_time"
 
     /// `INSERT … ON CONFLICT (call_id) DO UPDATE` of this record: the first snapshot's row id, creation time
     /// and parties are kept, the other columns take the new value; a snapshot naming other parties changes
@@ -15,10 +15,12 @@ extension CallRecord {
         let endTime = try self.endTime.map(PostgresTimestamp.init(milliseconds:))
         let createdAt = try PostgresTimestamp(milliseconds: self.createdAt)
         let updatedAt = try PostgresTimestamp(milliseconds: self.updatedAt)
+        let connectedTime = try self.connectedTime.map(PostgresTimestamp.init(milliseconds:))
         return """
             INSERT INTO call_records (\(unescaped: Self.postgresColumns))
             VALUES (\(callId), \(callerId), \(calleeId), \(Int16(callType.rawValue)), \(Int16(status.rawValue)),
-                    \(startTime), \(endTime), \(Int64(duration)), \(endReason), \(createdAt), \(updatedAt))
+                    \(startTime), \(endTime), \(Int64(duration)), \(endReason), \(createdAt), \(updatedAt),
+                    \(connectedTime))
             ON CONFLICT (call_id) DO UPDATE SET
                 call_type = EXCLUDED.call_type,
                 status = EXCLUDED.status,
@@ -26,7 +28,8 @@ extension CallRecord {
                 end_time = EXCLUDED.end_time,
                 duration = EXCLUDED.duration,
                 end_reason = EXCLUDED.end_reason,
-                updated_at = EXCLUDED.updated_at
+                updated_at = EXCLUDED.updated_at,
+                connected_time = COALESCE(EXCLUDED.connected_time, call_records.connected_time)
             WHERE call_records.caller_id = EXCLUDED.caller_id AND call_records.callee_id = EXCLUDED.callee_id
                 AND LEAST(EXCLUDED.status, 2) >= LEAST(call_records.status, 2)
             """
@@ -71,6 +74,7 @@ extension CallRecord {
             endTime: try optionalTime("end_time"),
             duration: try value("duration"),
             endReason: try value("end_reason", as: String?.self),
+            connectedTime: try optionalTime("connected_time"),
             createdAt: try time("created_at"),
             updatedAt: try time("updated_at")
         )

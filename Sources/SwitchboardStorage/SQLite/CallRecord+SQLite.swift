@@ -4,9 +4,9 @@ import SwitchboardCore
 extension CallRecord {
     /// The columns every query selects and every save binds; ``init(sqliteRow:)`` reads them by name.
     static let sqliteColumns =
-        "call_id, caller_id, callee_id, call_type, status, start_time, end_time, duration, end_reason, created_at, updated_at"
+        "call_id, caller_id, callee_id, call_type, status, start_time, end_time, duration, end_reason, created_at, updated_at, connected_time"
 
-    /// The values bound to `?1`…`?11`, in ``sqliteColumns`` order.
+    /// The values bound to `?1`…`?12`, in ``sqliteColumns`` order.
     func sqliteBinds() throws -> [SQLiteData] {
         [
             .text(callId),
@@ -20,6 +20,7 @@ extension CallRecord {
             endReason.map { .text($0) } ?? .null,
             .text(try SQLiteTimestamp.format(createdAt)),
             .text(try SQLiteTimestamp.format(updatedAt)),
+            try connectedTime.map { .text(try SQLiteTimestamp.format($0)) } ?? .null,
         ]
     }
 
@@ -64,6 +65,7 @@ extension CallRecord {
             endTime: try optionalTime("end_time"),
             duration: try integer("duration"),
             endReason: try optionalText("end_reason"),
+            connectedTime: try optionalTime("connected_time"),
             createdAt: try time("created_at"),
             updatedAt: try time("updated_at")
         )

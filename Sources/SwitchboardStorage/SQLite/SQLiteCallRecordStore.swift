@@ -77,7 +77,7 @@ package actor SQLiteCallRecordStore: CallRecordStore {
             _ = try await connection.query(
                 """
                 INSERT INTO call_records (\(CallRecord.sqliteColumns))
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                 ON CONFLICT (call_id) DO UPDATE SET
                     call_type = excluded.call_type,
                     status = excluded.status,
@@ -85,7 +85,8 @@ package actor SQLiteCallRecordStore: CallRecordStore {
                     end_time = excluded.end_time,
                     duration = excluded.duration,
                     end_reason = excluded.end_reason,
-                    updated_at = excluded.updated_at
+                    updated_at = excluded.updated_at,
+                    connected_time = COALESCE(excluded.connected_time, call_records.connected_time)
                 WHERE call_records.caller_id = excluded.caller_id AND call_records.callee_id = excluded.callee_id
                     AND MIN(excluded.status, 2) >= MIN(call_records.status, 2)
                 """,

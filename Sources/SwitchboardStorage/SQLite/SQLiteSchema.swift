@@ -39,7 +39,9 @@ enum SQLiteSchema {
                 "CREATE INDEX IF NOT EXISTS idx_call_records_callee_id ON call_records (callee_id)",
                 "CREATE INDEX IF NOT EXISTS idx_call_records_created_at ON call_records (created_at)",
             ]
-        )
+        ),
+        // v1.1 (PROTOCOL.md §8): when a call's media first connected; existing rows keep NULL.
+        Migration(version: 2, statements: ["ALTER TABLE call_records ADD COLUMN connected_time TEXT"]),
     ]
 
     /// The version a fully migrated database reports.

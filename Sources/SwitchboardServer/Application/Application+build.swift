@@ -82,12 +82,6 @@ package func buildApplication(
         secret: configuration.turn.secret,
         ttl: configuration.turn.ttl
     )
-    let iceServers = ICEServerIssuer(
-        stunURLs: configuration.ice.stunURLs,
-        turnURLs: configuration.turn.urls,
-        secret: configuration.turn.secret,
-        ttl: configuration.turn.ttl
-    )
     let gate = WebSocketGate(
         authenticator: authenticator,
         maxConnections: configuration.websocket.maxConnections,

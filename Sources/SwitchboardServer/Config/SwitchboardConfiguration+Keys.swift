@@ -289,37 +289,6 @@ extension SwitchboardConfiguration {
             "How long issued TURN credentials are valid. coturn checks them again at every allocation refresh, so they must outlast the longest call."
         ),
         ConfigurationKey(
-            "ice.stun_urls",
-            \.ice.stunURLs,
-            default: .generated(shown: "(none)", { "" }),
-            .urlList(schemes: ["stun", "stuns"]),
-            "STUN URLs (comma-separated) for the `ice-servers` notice, e.g. `stun:turn.example.com:3478`.",
-            list: true
-        ),
-        ConfigurationKey(
-            "turn.urls",
-            \.turn.urls,
-            default: .generated(shown: "(none)", { "" }),
-            .urlList(schemes: ["turn", "turns"]),
-            "TURN URLs (comma-separated) for the `ice-servers` notice, e.g. `turn:turn.example.com:3478?transport=udp,turns:turn.example.com:5349?transport=tcp`.",
-            list: true
-        ),
-        ConfigurationKey(
-            "turn.secret",
-            \.turn.secret,
-            default: .none,
-            ConfigurationValueParser.secret(minimumBytes: 20).optional,
-            "coturn's `static-auth-secret` (at least 20 bytes): TURN credentials are issued in coturn's REST scheme. Unset: the TURN entry carries none. Never a flag.",
-            secret: true
-        ),
-        ConfigurationKey(
-            "turn.ttl",
-            \.turn.ttl,
-            default: .value("24h"),
-            .duration(),
-            "How long issued TURN credentials are valid. coturn checks them again at every allocation refresh, so they must outlast the longest call."
-        ),
-        ConfigurationKey(
             "limits.messages_per_second",
             \.limits.messagesPerSecond,
             default: .value("50"),

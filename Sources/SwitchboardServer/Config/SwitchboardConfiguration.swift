@@ -127,22 +127,6 @@ package struct SwitchboardConfiguration: Sendable, Equatable {
         package var ttl: Duration = .zero
     }
 
-    /// `ice.*`: the STUN servers clients are told about.
-    package struct ICE: Sendable, Equatable {
-        /// `ice.stun_urls`: STUN URLs for the `ice-servers` notice.
-        package var stunURLs: [String] = []
-    }
-
-    /// `turn.*`: the TURN relay clients are told about, and its credentials.
-    package struct TURN: Sendable, Equatable {
-        /// `turn.urls`: TURN URLs for the `ice-servers` notice.
-        package var urls: [String] = []
-        /// `turn.secret`: coturn's `static-auth-secret`; `nil` issues no credentials.
-        package var secret: String?
-        /// `turn.ttl`: how long issued credentials are valid.
-        package var ttl: Duration = .zero
-    }
-
     /// `limits.*`: per-user rate limits.
     package struct Limits: Sendable, Equatable {
         /// `limits.messages_per_second`: messages a user may send per second, sustained.
@@ -188,10 +172,6 @@ package struct SwitchboardConfiguration: Sendable, Equatable {
     package var websocket = WebSocket()
     /// `calls.*`.
     package var calls = Calls()
-    /// `ice.*`.
-    package var ice = ICE()
-    /// `turn.*`.
-    package var turn = TURN()
     /// `ice.*`.
     package var ice = ICE()
     /// `turn.*`.

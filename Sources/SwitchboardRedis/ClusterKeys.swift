@@ -31,6 +31,8 @@ package struct ClusterKeys: Sendable, Hashable {
     /// List: the signals kept for a user who is away (serialized `ChatMessage`s, oldest first), at most
     /// 256 and 1 MiB; expires with ``away(_:)``.
     package func kept(_ user: String) -> String { prefix + "kept:" + user }
+    /// Set: the users a user blocked (PROTOCOL.md §10), at most `blocks.max_per_user` of them.
+    package func blocks(_ user: String) -> String { prefix + "blocks:" + user }
     /// Pub/sub channel: messages for the users of one node. `PUBLISH` to it answers 0 while that
     /// node's subscriber is away, which the sender detects.
     package func inbox(_ node: String) -> String { signalsChannel + ":" + node }

@@ -16,6 +16,8 @@ package struct ClusterNode: Sendable {
     ///   - signalsChannel: `redis.channels.webrtc_signals`.
     ///   - bufferLimits: `redis.retry_*`, `redis.replay_*`, `redis.reorder_max_bytes`: what is kept per
     ///     other node.
+    ///   - permission: the app's backend's say on invites (`hooks.invite_url`), if any.
+    ///   - maxBlocksPerUser: `blocks.max_per_user`.
     ///   - beforeDelivery: runs on the subscriber's event loop (its argument) before each inbox message is
     ///     delivered (the server batches the socket writes of a burst of messages there).
     package init(
@@ -29,6 +31,8 @@ package struct ClusterNode: Sendable {
         scheduler: any TimerScheduler,
         records: any CallRecordSink,
         events: any CallEventSink,
+        permission: (any InvitePermission)? = nil,
+        maxBlocksPerUser: Int = 1000,
         metrics: SignalingMetrics = SignalingMetrics(),
         redisMetrics: RedisMetrics = RedisMetrics(),
         logger: Logger,
@@ -77,6 +81,7 @@ package struct ClusterNode: Sendable {
             delivery: delivery,
             ringTimeout: settings.ringTimeout,
             reconnectGrace: settings.reconnectGrace,
+            maxBlocksPerUser: maxBlocksPerUser,
             isReady: { client.isConnected && subscriber.isConnected }
         )
         let engine = Switchboard(
@@ -85,6 +90,7 @@ package struct ClusterNode: Sendable {
             scheduler: scheduler,
             records: records,
             events: events,
+            permission: permission,
             metrics: metrics,
             logger: logger
         )

@@ -72,7 +72,12 @@ final class ClusterBackend {
     }
 
     /// The ports of node `node`: a client of its own, and a subscriber to its inbox on its delivery loop.
-    func ports(of node: String, keys: ClusterKeys, ringTimeout: Duration) async throws -> ClusterPorts {
+    func ports(
+        of node: String,
+        keys: ClusterKeys,
+        ringTimeout: Duration,
+        maxBlocksPerUser: Int = 1000
+    ) async throws -> ClusterPorts {
         let client = try RedisClient(url: server.url())
         try await start(client)
         let loop = MultiThreadedEventLoopGroup.singleton.next()
@@ -106,6 +111,7 @@ final class ClusterBackend {
             ClusterScripts(redis: client, keys: keys, node: node),
             delivery: delivery,
             ringTimeout: ringTimeout,
+            maxBlocksPerUser: maxBlocksPerUser,
             isReady: { true }
         )
     }
@@ -153,7 +159,13 @@ struct Harness {
     /// The first engine (`node-1`).
     var board: Switchboard { boards[0] }
 
-    init(_ mode: EngineMode, invitesPerMinute: Int = 1000, metrics: SignalingMetrics = SignalingMetrics()) async throws {
+    init(
+        _ mode: EngineMode,
+        invitesPerMinute: Int = 1000,
+        metrics: SignalingMetrics = SignalingMetrics(),
+        permission: (any InvitePermission)? = nil,
+        maxBlocksPerUser: Int = 1000
+    ) async throws {
         let settings = { (node: String) in
             SwitchboardSettings(
                 nodeId: node,
@@ -165,7 +177,12 @@ struct Harness {
         let backend = mode == .singleNode ? nil : try await ClusterBackend()
         var boards: [Switchboard] = []
         for node in mode == .singleNode ? ["node-1"] : mode.nodes {
-            let ports = try await backend?.ports(of: node, keys: keys, ringTimeout: .seconds(60))
+            let ports = try await backend?.ports(
+                of: node,
+                keys: keys,
+                ringTimeout: .seconds(60),
+                maxBlocksPerUser: maxBlocksPerUser
+            )
             boards.append(
                 Switchboard(
                     settings: settings(node),
@@ -173,6 +190,8 @@ struct Harness {
                     scheduler: scheduler,
                     records: recordSink,
                     events: eventSink,
+                    permission: permission,
+                    maxBlocksPerUser: maxBlocksPerUser,
                     clock: clock.clock,
                     metrics: metrics
                 )

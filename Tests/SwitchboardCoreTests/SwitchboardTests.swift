@@ -1240,11 +1240,12 @@ func expectError(
 
     @Test func errorReasonsAreTheProtocols() {
         // PROTOCOL.md §4's list, plus `unavailable`: the cluster issue gives a message or signal that needs
-        // another node `unavailable` while Redis cannot carry it (as `call-failed` does for an invite).
+        // another node `unavailable` while Redis cannot carry it (as `call-failed` does for an invite);
+        // `forbidden` is v1.1's (§10: the recipient blocked the sender).
         #expect(
             ErrorReason.allCases.map(\.rawValue) == [
                 "invalid-message", "invalid-signal", "unknown-signal", "no-call", "offline", "unsupported", "rate-limited",
-                "unavailable",
+                "unavailable", "forbidden",
             ]
         )
     }

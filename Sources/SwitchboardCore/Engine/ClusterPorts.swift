@@ -8,6 +8,8 @@ package struct ClusterPorts: Sendable {
     package var delivery: any RemoteDelivery
     /// Signals kept for users away from their call (PROTOCOL.md §8), cluster-wide.
     package var kept: any KeptSignalStore
+    /// Who blocked whom, cluster-wide.
+    package var blocks: any BlockList
     /// Whether the backend is reachable (the node's readiness).
     package var isReady: @Sendable () -> Bool
 
@@ -16,12 +18,14 @@ package struct ClusterPorts: Sendable {
         calls: any CallStore,
         delivery: any RemoteDelivery,
         kept: any KeptSignalStore,
+        blocks: any BlockList = InProcessBlockList(maxPerUser: 1000),
         isReady: @escaping @Sendable () -> Bool
     ) {
         self.presence = presence
         self.calls = calls
         self.delivery = delivery
         self.kept = kept
+        self.blocks = blocks
         self.isReady = isReady
     }
 }

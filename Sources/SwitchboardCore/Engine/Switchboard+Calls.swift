@@ -48,42 +48,59 @@ extension Switchboard {
             failed(call, signal: signal, reason: .rateLimited, session: session, idIsLive: local.call(id: call.id) != nil)
             return true
         }
+        // PROTOCOL.md §10's order: the callee's block list, then the store, then the permission hook.
+        let refuse: @Sendable () -> Void = { [self] in
+            failed(call, signal: signal, reason: .forbidden, session: session, idIsLive: false)
+        }
+        return unlessBlocked(call.callee, from: session, refuse: refuse) { [self] in
+            place(call, signal: signal, message: message, session: session)
+        }
+    }
+
+    /// Offers `call` to the store: `false` when it waits for an answer.
+    private func place(_ call: Call, signal: Signal, message: ChatMessage, session: Session) -> Bool {
+        guard cluster != nil else {
+            return invited(call, local.invite(call), signal: signal, message: message, session: session)
+        }
         hold(session)
         let answer = pending.begin()
         calls.invite(call) { [self] result in
             defer { answer.end() }
+            let done: Bool
             switch result {
             case .success(let outcome):
-                invited(call, outcome, signal: signal, message: message, session: session)
+                done = invited(call, outcome, signal: signal, message: message, session: session)
             case .failure:
                 // The cluster is unreachable: a call between two users of this node rings locally.
                 if isLocal(call.callee) {
-                    invited(call, local.invite(call), signal: signal, message: message, session: session)
+                    done = invited(call, local.invite(call), signal: signal, message: message, session: session)
                 } else {
                     failed(call, signal: signal, reason: .unavailable, session: session, idIsLive: false)
+                    done = true
                 }
             }
-            resume(session)
+            if done { resume(session) }
         }
         return false
     }
 
-    private func invited(_ call: Call, _ outcome: InviteOutcome, signal: Signal, message: ChatMessage, session: Session) {
+    /// Acts on the store's answer to an invite: `false` when the call waits for the permission hook
+    /// (which then resumes the session).
+    private func invited(
+        _ call: Call,
+        _ outcome: InviteOutcome,
+        signal: Signal,
+        message: ChatMessage,
+        session: Session
+    ) -> Bool {
         switch outcome {
         case .ringing(let ringing, let calleeNode):
-            local.cache(ringing)
-            state.withLock { state in
-                state.ringTimers[ringing.id] = scheduler.schedule(after: settings.ringTimeout) { [weak self] in
-                    self?.ringTimeoutExpired(callId: ringing.id)
-                }
-                // Records and events are queued under the lock so they keep the order of transitions.
-                records.enqueue(ringing.record(status: .invite, now: ringing.createdAt))
-                log(.invite, ringing, session)
-                log(.ringing, ringing, session)
+            guard let permission else {
+                ring(ringing, at: calleeNode, signal: signal, message: message, session: session)
+                return true
             }
-            let relayed = signal.relayed(in: message, from: session.identity, callId: ringing.id)
-            forward(relayed, to: ringing.callee, at: .node(calleeNode), effect: .update(ringing))
-            reply(session, .callRinging(callId: ringing.id, to: ringing.callee))
+            ask(permission, about: ringing, at: calleeNode, signal: signal, message: message, session: session)
+            return false
         case .offline(let idIsLive):
             failed(call, signal: signal, reason: .offline, session: session, idIsLive: idIsLive)
         case .busy(let idIsLive):
@@ -99,32 +116,46 @@ extension Switchboard {
             // The same answer as for an id that names an ended call's record: a stranger learns nothing.
             reply(session, .callFailed(callId: call.id, to: call.callee, reason: .forbidden))
         }
+        return true
+    }
+
+    /// Rings a call the store took (and the permission hook allowed): the ring timer, the invite record,
+    /// the callee gets the invite and the caller `call-ringing`.
+    func ring(_ ringing: Call, at calleeNode: String, signal: Signal, message: ChatMessage, session: Session) {
+        local.cache(ringing)
+        state.withLock { state in
+            state.ringTimers[ringing.id] = scheduler.schedule(after: settings.ringTimeout) { [weak self] in
+                self?.ringTimeoutExpired(callId: ringing.id)
+            }
+            // Records and events are queued under the lock so they keep the order of transitions.
+            records.enqueue(ringing.record(status: .invite, now: ringing.createdAt))
+            log(.invite, ringing, session)
+            log(.ringing, ringing, session)
+        }
+        let relayed = signal.relayed(in: message, from: session.identity, callId: ringing.id)
+        forward(relayed, to: ringing.callee, at: .node(calleeNode), effect: .update(ringing))
+        reply(session, .callRinging(callId: ringing.id, to: ringing.callee))
     }
 
     /// Refuses an invite: `call-failed` to the caller, a failed record for offline and busy, a log line.
     /// The record takes a fresh id when `idIsLive` (a refused invite never overwrites a real call's record).
     private func failed(_ call: Call, signal: Signal, reason: CallFailureReason, session: Session, idIsLive: Bool) {
         reply(session, .callFailed(callId: signal.callId, to: call.callee, reason: reason))
-        let recordId = idIsLive ? CallID.generate() : call.id
+        let failed = Call(
+            id: idIsLive ? CallID.generate() : call.id,
+            caller: call.caller,
+            callee: call.callee,
+            callType: call.callType,
+            createdAt: call.createdAt
+        )
         if reason == .offline || reason == .busy {
-            let failed = Call(
-                id: recordId,
-                caller: call.caller,
-                callee: call.callee,
-                callType: call.callType,
-                createdAt: call.createdAt
-            )
             records.enqueue(
                 failed.record(status: .failed, endedAt: call.createdAt, endReason: reason.rawValue, now: call.createdAt)
             )
         }
-        log(
-            .failed,
-            Call(id: recordId, caller: call.caller, callee: call.callee, callType: call.callType, createdAt: call.createdAt),
-            session,
-            level: "warn",
-            reason: reason.rawValue
-        )
+        // Beside the failure, for the app's backend to push to the callee's phone (§10).
+        if reason == .offline { log(.offline, failed, session) }
+        log(.failed, failed, session, level: "warn", reason: reason.rawValue)
     }
 
     // MARK: Accept, reject, hangup
@@ -156,7 +187,7 @@ extension Switchboard {
             }
             resume(session)
         }
-        return false
+        return cluster == nil  // alone, the store answered at once
     }
 
     /// Records a transition that took effect, keeps the local copy of the call, and relays the signal.

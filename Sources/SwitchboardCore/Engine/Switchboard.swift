@@ -54,6 +54,13 @@ package final class Switchboard: Sendable {
     let scheduler: any TimerScheduler
     let records: any CallRecordSink
     let events: any CallEventSink
+    /// The app's backend's say on each invite (`hooks.invite_url`); `nil`: every invite may ring.
+    let permission: (any InvitePermission)?
+    /// Who blocked whom on a single node (the cluster's list is ``ClusterPorts/blocks``).
+    let localBlocks: InProcessBlockList
+    /// Whether a session's messages may have to wait for an answer: in cluster mode, or for the invite
+    /// permission hook.
+    let queuesMessages: Bool
     /// The engine's clock (unix ms for records and stamps, monotonic for budgets).
     package let clock: SwitchboardClock
     let logger: Logger
@@ -67,13 +74,17 @@ package final class Switchboard: Sendable {
     static let queueCapacityBytes = 8 << 20
 
     /// An engine with no sessions yet; alone, or part of a cluster through `cluster`. Records go to
-    /// `records` and are counted in `metrics` first (as are relays, signals and notices).
+    /// `records` and are counted in `metrics` first (as are relays, signals and notices). Invites ring
+    /// only once `permission` allows them; alone, each user's block list holds at most
+    /// `maxBlocksPerUser` users.
     package init(
         settings: SwitchboardSettings,
         cluster: ClusterPorts? = nil,
         scheduler: any TimerScheduler,
         records: any CallRecordSink,
         events: any CallEventSink,
+        permission: (any InvitePermission)? = nil,
+        maxBlocksPerUser: Int = 1000,
         clock: SwitchboardClock = .system,
         metrics: SignalingMetrics = SignalingMetrics(),
         logger: Logger = Logger(label: "switchboard")
@@ -84,6 +95,9 @@ package final class Switchboard: Sendable {
         self.records = metrics.metering(records)
         self.metrics = metrics
         self.events = events
+        self.permission = permission
+        self.localBlocks = InProcessBlockList(maxPerUser: maxBlocksPerUser)
+        self.queuesMessages = cluster != nil || permission != nil
         self.clock = clock
         self.logger = logger
         let state = self.state
@@ -209,7 +223,7 @@ package final class Switchboard: Sendable {
     /// Handles one decoded message from `session`: relays it, or answers with a notice. Messages of one
     /// session take effect in the order they arrive.
     package func receive(_ message: ChatMessage, from session: Session) {
-        guard cluster != nil else {
+        guard queuesMessages else {
             // Alone, every answer comes at once: nothing ever waits, so no queue. Whether the session is
             // still current is checked where the message takes effect, under the lock it takes anyway.
             handle(message, from: session)
@@ -238,7 +252,12 @@ package final class Switchboard: Sendable {
             reply(session, notice)
             return true
         case .plain(let message):
-            return forward(message, to: message.to, from: session, notify: session, holding: session)
+            let refuse: @Sendable () -> Void = { [self] in
+                reply(session, .error(.forbidden, message: "\(message.to) does not take messages from you"))
+            }
+            return unlessBlocked(message.to, from: session, refuse: refuse) { [self] in
+                forward(message, to: message.to, from: session, notify: session, holding: session)
+            }
         case .signal(let signal, let message):
             metrics.signal(signal.type)
             return handle(signal, in: message, from: session, now: now)
@@ -255,6 +274,11 @@ package final class Switchboard: Sendable {
     /// Handles what waited for `session`, until one must wait again or none is left.
     func resume(_ session: Session) {
         guard cluster != nil else { return }
+        drain(session)
+    }
+
+    /// Handles what waited for `session` (in both modes), until one must wait again or none is left.
+    func drain(_ session: Session) {
         while let next = state.withLock({ $0.isCurrent(session) ? $0.queues.next(of: session.id) : nil }) {
             guard handle(next, from: session) else { return }
         }

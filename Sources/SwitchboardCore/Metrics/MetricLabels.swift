@@ -51,6 +51,7 @@ extension ErrorReason: MetricLabelled {
         case .unsupported: 5
         case .rateLimited: 6
         case .unavailable: 7
+        case .forbidden: 8
         }
     }
 

@@ -9,6 +9,8 @@ package enum ErrorReason: String, Sendable, CaseIterable {
     case rateLimited = "rate-limited"
     /// The message needed another node and the cluster backend (Redis) could not carry it.
     case unavailable
+    /// The recipient blocked the sender (PROTOCOL.md §10).
+    case forbidden
 }
 
 /// The `reason` of a `call-failed` notice.

@@ -51,6 +51,8 @@ package struct CallEvent: Sendable, Equatable {
         case hangup = "webrtc_call_hangup"
         case timeout = "webrtc_call_timeout"
         case failed = "webrtc_call_failed"
+        /// Beside `failed` for an invite to an offline callee, so that the app's backend can push (§10).
+        case offline = "webrtc_call_offline"
     }
 
     package var name: Name

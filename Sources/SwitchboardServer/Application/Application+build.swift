@@ -44,7 +44,10 @@ package func buildApplication(
     let switchboard: Switchboard
     // A PostgreSQL store's pool is a service ahead of the writer: the group stops its services in
     // reverse order, so the writer drains its queue before the pool closes.
-    var services: [any Service] = (store as? PostgresCallRecordStore).map { [$0] } ?? []
+    // The hooks' service comes first: stopped last, it lets the call events of the shutdown go.
+    let hooks = NodeHooks(configuration.hooks, group: eventLoopGroup, metrics: metrics.factory, logger: logger)
+    var services: [any Service] = hooks.services
+    if let postgres = store as? PostgresCallRecordStore { services.append(postgres) }
     services.append(recordWriter)
     if let redis = try configuration.redis.endpoint() {
         let cluster = ClusterNode(
@@ -56,7 +59,9 @@ package func buildApplication(
             eventLoopGroup: eventLoopGroup,
             scheduler: scheduler,
             records: recordWriter,
-            events: CallEventLog(),
+            events: CallEventLog(webhook: hooks.webhook),
+            permission: hooks.permission,
+            maxBlocksPerUser: configuration.blocks.maxPerUser,
             metrics: SignalingMetrics(factory: metrics.factory),
             redisMetrics: RedisMetrics(factory: metrics.factory),
             logger: logger,
@@ -71,7 +76,9 @@ package func buildApplication(
             settings: settings,
             scheduler: scheduler,
             records: recordWriter,
-            events: CallEventLog(),
+            events: CallEventLog(webhook: hooks.webhook),
+            permission: hooks.permission,
+            maxBlocksPerUser: configuration.blocks.maxPerUser,
             metrics: SignalingMetrics(factory: metrics.factory)
         )
     }
@@ -129,6 +136,7 @@ package func buildApplication(
         ),
         servingMetrics: configuration.metrics.port == nil
     )
+    router.addBlockRoutes(switchboard.blocks, authenticator: authenticator)
     if configuration.server.demo { router.addWebRoutes() }
     @Sendable func signalingChannel(_ responder: @escaping HTTPChannelHandler.Responder) -> SignalingServerChannel {
         SignalingServerChannel(responder: responder, gate: gate, settings: webSocketSettings) { acceptance, channel in

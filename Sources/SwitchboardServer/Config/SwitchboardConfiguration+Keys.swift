@@ -317,6 +317,92 @@ extension SwitchboardConfiguration {
             "WebSocket upgrades per second per user, and ten times as many per client address (NATs share one); more are refused with HTTP 429."
         ),
         ConfigurationKey(
+            "hooks.invite_url",
+            \.hooks.inviteURL,
+            default: .none,
+            ConfigurationValueParser.url(
+                prefixes: ["http://", "https://"],
+                kind: "an HTTP URL",
+                example: "https://backend.example.com/switchboard/permission"
+            ).optional,
+            "The app's backend is asked here (a signed POST) before each invite rings; unset: every invite may ring."
+        ),
+        ConfigurationKey(
+            "hooks.secret",
+            \.hooks.secret,
+            default: .none,
+            ConfigurationValueParser.secret(minimumBytes: 32).optional,
+            "The key (at least 32 bytes) that signs every request to the backend (`X-Switchboard-Signature`); required with a hook URL. Never a flag.",
+            secret: true
+        ),
+        ConfigurationKey(
+            "hooks.invite_timeout",
+            \.hooks.inviteTimeout,
+            default: .value("2s"),
+            .duration(),
+            "How long the backend may take to answer an invite, connecting included; later counts as an error."
+        ),
+        ConfigurationKey(
+            "hooks.invite_on_error",
+            \.hooks.inviteOnErrorAllows,
+            default: .value("deny"),
+            .either(false: "deny", true: "allow"),
+            "`deny` or `allow`: what an invite gets when the backend answers neither (another status, a bad body, no answer in time, too many questions open)."
+        ),
+        ConfigurationKey(
+            "hooks.invite_cache_ttl",
+            \.hooks.inviteCacheTTL,
+            default: .value("0s"),
+            .duration(allowZero: true),
+            "How long the backend's allow or deny is reused per (caller, callee), at most 10,000 pairs; errors never are. 0: ask every time."
+        ),
+        ConfigurationKey(
+            "hooks.invite_max_in_flight",
+            \.hooks.inviteMaxInFlight,
+            default: .value("256"),
+            .integer(1...100_000),
+            "Questions to the backend open at once on this node; an invite beyond them is an error (`hooks.invite_on_error`)."
+        ),
+        ConfigurationKey(
+            "hooks.events_url",
+            \.hooks.eventsURL,
+            default: .none,
+            ConfigurationValueParser.url(
+                prefixes: ["http://", "https://"],
+                kind: "an HTTP URL",
+                example: "https://backend.example.com/switchboard/events"
+            ).optional,
+            "Every call event this node logs is posted here (signed, at least once, in order per call); unset: nowhere."
+        ),
+        ConfigurationKey(
+            "hooks.events_retry",
+            \.hooks.eventsRetry,
+            default: .value("60s"),
+            .duration(),
+            "How long a call event's delivery is retried (backoff from 1 s, doubling) before it is given up, logged and counted in `switchboard_hook_events_given_up_total`."
+        ),
+        ConfigurationKey(
+            "hooks.events_max_queued",
+            \.hooks.eventsMaxQueued,
+            default: .value("10000"),
+            .integer(1...10_000_000),
+            "Call events waiting for delivery at once; beyond, a new event is given up (logged and counted)."
+        ),
+        ConfigurationKey(
+            "hooks.events_max_queued_bytes",
+            \.hooks.eventsMaxQueuedBytes,
+            default: .value("8388608"),
+            .integer(4096...(1 << 34)),
+            "The same in bytes of event JSON (8 MiB: about 25,000 events)."
+        ),
+        ConfigurationKey(
+            "blocks.max_per_user",
+            \.blocks.maxPerUser,
+            default: .value("1000"),
+            .integer(1...1_000_000),
+            "Users one user may block; `PUT /api/blocks/{user}` beyond answers 409."
+        ),
+        ConfigurationKey(
             "metrics.port",
             \.metrics.port,
             default: .none,

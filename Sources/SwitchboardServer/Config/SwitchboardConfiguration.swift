@@ -140,6 +140,36 @@ package struct SwitchboardConfiguration: Sendable, Equatable {
     }
 
     /// `log.*`.
+    /// `hooks.*`: the app's backend (PROTOCOL.md §10): invite permission and call event webhooks.
+    package struct Hooks: Sendable, Equatable {
+        /// `hooks.invite_url`: asked before an invite rings; `nil`: every invite may ring.
+        package var inviteURL: String?
+        /// `hooks.secret`: the key every request to the backend is signed with.
+        package var secret: String?
+        /// `hooks.invite_timeout`: how long the backend may take to answer, connecting included.
+        package var inviteTimeout: Duration = .zero
+        /// `hooks.invite_on_error`: whether an invite rings when the backend gives no valid answer.
+        package var inviteOnErrorAllows: Bool = false
+        /// `hooks.invite_cache_ttl`: how long an allow or deny is kept per (caller, callee); 0 keeps none.
+        package var inviteCacheTTL: Duration = .zero
+        /// `hooks.invite_max_in_flight`: questions to the backend open at once on this node.
+        package var inviteMaxInFlight: Int = 0
+        /// `hooks.events_url`: where call events are posted; `nil`: nowhere.
+        package var eventsURL: String?
+        /// `hooks.events_retry`: how long an event's delivery is retried before it is given up.
+        package var eventsRetry: Duration = .zero
+        /// `hooks.events_max_queued`: events waiting for delivery at once.
+        package var eventsMaxQueued: Int = 0
+        /// `hooks.events_max_queued_bytes`: the same in bytes.
+        package var eventsMaxQueuedBytes: Int = 0
+    }
+
+    /// `blocks.*`: users' block lists.
+    package struct Blocks: Sendable, Equatable {
+        /// `blocks.max_per_user`: users one user may block.
+        package var maxPerUser: Int = 0
+    }
+
     package struct Log: Sendable, Equatable {
         /// `log.level`: the lowest level written.
         package var level: Logger.Level = .info
@@ -178,6 +208,10 @@ package struct SwitchboardConfiguration: Sendable, Equatable {
     package var turn = TURN()
     /// `limits.*`.
     package var limits = Limits()
+    /// `hooks.*`.
+    package var hooks = Hooks()
+    /// `blocks.*`.
+    package var blocks = Blocks()
     /// `log.*`.
     package var log = Log()
     /// `metrics.*`.
@@ -253,6 +287,13 @@ extension SwitchboardConfiguration {
                 value: "\(configuration.redis.retryMaxBytes)",
                 problem:
                     "must be at least websocket.max_message_bytes (\(configuration.websocket.maxMessageBytes)) + 64 KiB, or the largest messages could never cross the cluster"
+            )
+        }
+        if configuration.hooks.secret == nil, configuration.hooks.inviteURL != nil || configuration.hooks.eventsURL != nil {
+            throw ConfigurationError(
+                key: "hooks.secret",
+                problem:
+                    "missing: hooks.invite_url or hooks.events_url is set, and every request to the backend is signed; set the SWITCHBOARD_HOOKS_SECRET environment variable or hooks.secret in the config file"
             )
         }
         return configuration

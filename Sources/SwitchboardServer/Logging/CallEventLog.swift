@@ -2,8 +2,11 @@ import SwitchboardBasics
 import SwitchboardCore
 
 /// Writes call events as JSON lines in the seed's format (PROTOCOL.md §7):
-/// `{"timestamp","level","event","caller","callee","call_id","metadata":{"user_agent","ip"}}`.
+/// `{"timestamp","level","event","caller","callee","call_id","metadata":{"user_agent","ip"}}`;
+/// with `webhook`, each line is posted to the app's backend too (PROTOCOL.md §10).
 struct CallEventLog: CallEventSink {
+    var webhook: EventWebhook?
+
     func emit(_ event: CallEvent) {
         var metadata: JSONObject = [
             "user_agent": .string(event.connection?.userAgent ?? ""),
@@ -19,6 +22,8 @@ struct CallEventLog: CallEventSink {
             "call_id": .string(event.callId),
             "metadata": .object(metadata),
         ]
-        LineWriter.standardOutput.write(JSONValue.object(line).serialized())
+        let text = JSONValue.object(line).serialized()
+        LineWriter.standardOutput.write(text)
+        webhook?.post(text, callId: event.callId)
     }
 }

@@ -17,8 +17,10 @@ SWITCHBOARD_BUILD_APT_PACKAGES=(libhiredis-dev)
 # nginx, curl: deploy/local-cluster behind nginx (test_nginx.py, test_deploy.py); docker-compose:
 # validating docker-compose.yml (`docker-compose config`; no Docker engine needed); postgresql:
 # the PostgreSQL call-record store tests; nodejs: runs switchboard-client.js (test_client_protobuf.py);
-# chromium, chromium-driver: the demo page in real browsers (test_demo_browser.py).
-SWITCHBOARD_TEST_APT_PACKAGES=(redis-server nginx curl docker-compose postgresql nodejs chromium chromium-driver)
+# chromium, chromium-driver: the demo page in real browsers (test_demo_browser.py); coturn: a real TURN
+# server and turnutils_uclient (test_ice_servers.py, test_browser_call.py); prometheus: the key
+# indicators' PromQL (test_kpis.py).
+SWITCHBOARD_TEST_APT_PACKAGES=(redis-server nginx curl docker-compose postgresql nodejs chromium chromium-driver coturn prometheus)
 SWITCHBOARD_RUN_APT_PACKAGES=()
 
 sb_log() { printf '%s: %s\n' "${SB_SCRIPT:-switchboard}" "$*" >&2; }

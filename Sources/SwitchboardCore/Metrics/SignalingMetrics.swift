@@ -48,7 +48,7 @@ package final class SignalingMetrics: Sendable {
     package static let histogramBuckets: [String: [Duration]] = [
         Name.inviteToAccept: [0.5, 1, 2, 3, 5, 8, 10, 15, 20, 30, 45, 60].map(Duration.seconds),
         Name.callDuration: [1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600].map(Duration.seconds),
-    ]
+    ].merging(CallIndicators.histogramBuckets) { first, _ in first }
 
     private let relayedCounters: CounterTable<RelayRoute>
     private let signalCounters: CounterTable<SignalType>
@@ -61,6 +61,7 @@ package final class SignalingMetrics: Sendable {
     private let keptSignalsDisplaced: Counter
     private let inviteToAccept: Timer
     private let callDuration: Timer
+    private let indicators: CallIndicators
 
     /// Creates every metric with `factory`: by default the one bootstrapped for the process
     /// (`MetricsSystem.factory`, a no-op until bootstrapped).
@@ -80,6 +81,7 @@ package final class SignalingMetrics: Sendable {
         keptSignals = Counter(label: Name.keptSignals, dimensions: [], factory: factory)
         keptSignalsDisplaced = Counter(label: Name.keptSignalsDisplaced, dimensions: [], factory: factory)
         inviteToAccept = Timer(label: Name.inviteToAccept, factory: factory)
+        indicators = CallIndicators(factory: factory)
         callDuration = Timer(label: Name.callDuration, factory: factory)
     }
 
@@ -149,10 +151,13 @@ package final class SignalingMetrics: Sendable {
 
     /// A call record snapshot was written: counts its status, and when it is the accept (status
     /// `accepted` with a `start_time`) records invite→accept; when it ends an answered call (both
-    /// `start_time` and `end_time`) records the call's duration.
+    /// `start_time` and `end_time`) records the call's duration. The key indicators (``CallIndicators``)
+    /// count the connected snapshot (not as a status) and how calls ended.
     ///
     /// Call it once per transition (the snapshots a record sink receives are exactly that).
     package func record(_ record: CallRecord) {
+        // The key indicators (PROTOCOL.md §8); the connected snapshot changes no status.
+        if indicators.record(record) { return }
         statusCounters[record.status].increment()
         guard let start = record.startTime else { return }
         if record.status == .accepted {

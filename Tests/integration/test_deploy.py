@@ -65,11 +65,12 @@ def compose_config(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[st
 
 
 def test_compose_file_validates(tmp_path):
-    proc = compose_config(tmp_path, SWITCHBOARD_JWT_SECRET="compose-test-secret-0123456789abcdef", POSTGRES_PASSWORD="pw123")
+    proc = compose_config(tmp_path, SWITCHBOARD_JWT_SECRET="compose-test-secret-0123456789abcdef", POSTGRES_PASSWORD="pw123",
+                          SWITCHBOARD_TURN_SECRET="compose-turn-secret-0123456789")
     assert proc.returncode == 0, f"docker-compose config failed:\n{proc.stderr}"
     config = yaml.safe_load(proc.stdout)
     services = config["services"]
-    assert set(services) == {"redis", "postgres", "switchboard", "nginx"}
+    assert set(services) == {"redis", "postgres", "switchboard", "nginx", "coturn", "prometheus"}
 
     sb = services["switchboard"]
     # Scalable with --scale: no fixed host port, no container name.
@@ -85,8 +86,10 @@ def test_compose_file_validates(tmp_path):
     assert sb["depends_on"]["redis"]["condition"] == "service_healthy"
     assert sb["depends_on"]["postgres"]["condition"] == "service_healthy"
 
-    # nginx is the single entry point, and the only service publishing a port.
-    assert [s for s, v in services.items() if v.get("ports")] == ["nginx"]
+    # nginx is the single entry point for signaling; coturn relays media (clients reach it directly);
+    # Prometheus is published on the host's loopback only.
+    assert sorted(s for s, v in services.items() if v.get("ports")) == ["coturn", "nginx", "prometheus"]
+    assert all(str(p).startswith("127.0.0.1:") for p in services["prometheus"]["ports"])  # compose v1 writes "ip:host:container"
     assert services["nginx"]["ports"][0]["target"] == 80
     assert any("/opt/switchboard-nginx" in v for v in map(str, services["nginx"]["volumes"]))
     assert services["nginx"]["entrypoint"] == ["/opt/switchboard-nginx/docker-entrypoint"]
@@ -95,10 +98,26 @@ def test_compose_file_validates(tmp_path):
     assert any("postgres-data" in str(v) for v in services["postgres"]["volumes"])
     assert "postgres-data" in config["volumes"]
 
+    # coturn checks the credentials the nodes sign with the same secret (PROTOCOL.md §8).
+    assert "--use-auth-secret" in services["coturn"]["command"]
+    assert "--static-auth-secret=compose-turn-secret-0123456789" in services["coturn"]["command"]
+    assert env["SWITCHBOARD_TURN_SECRET"] == "compose-turn-secret-0123456789"
+    assert env["SWITCHBOARD_TURN_URLS"].startswith("turn:")
+    # Prometheus finds every replica through Docker's DNS, on the nodes' metrics port.
+    assert env["SWITCHBOARD_METRICS_PORT"] == "9100"
+    prometheus_config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    [job] = prometheus_config["scrape_configs"]
+    assert job["dns_sd_configs"] == [{"names": ["switchboard"], "type": "A", "port": 9100, "refresh_interval": "15s"}]
+    assert any("deploy/prometheus/prometheus.yml" in str(v) for v in services["prometheus"]["volumes"])
+    promtool = subprocess.run([_need("promtool"), "check", "config", str(REPO / "deploy" / "prometheus" / "prometheus.yml")],
+                              capture_output=True, text=True, timeout=30)
+    assert promtool.returncode == 0, promtool.stdout + promtool.stderr
 
-@pytest.mark.parametrize("missing", ["SWITCHBOARD_JWT_SECRET", "POSTGRES_PASSWORD"])
+
+@pytest.mark.parametrize("missing", ["SWITCHBOARD_JWT_SECRET", "POSTGRES_PASSWORD", "SWITCHBOARD_TURN_SECRET"])
 def test_compose_requires_the_secrets(tmp_path, missing):
-    env = {"SWITCHBOARD_JWT_SECRET": "compose-test-secret-0123456789abcdef", "POSTGRES_PASSWORD": "p"}
+    env = {"SWITCHBOARD_JWT_SECRET": "compose-test-secret-0123456789abcdef", "POSTGRES_PASSWORD": "p",
+           "SWITCHBOARD_TURN_SECRET": "compose-turn-secret-0123456789"}
     del env[missing]
     proc = compose_config(tmp_path, **env)
     assert proc.returncode != 0, f"docker-compose config accepted a file without {missing}"

@@ -168,3 +168,9 @@ def test_each_documented_kpi_matches_the_calls(kpi_node, prometheus, connect):
     print("KPIs from Prometheus:", measured, "expected:", expected)
     for name, value in expected.items():
         assert measured[name] == pytest.approx(value, rel=1e-6, abs=1e-6), f"{name}: {kpis[name]}"
+
+
+def test_grafana_dashboard_charts_exactly_the_documented_kpis():
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "switchboard-kpis.json").read_text())
+    charted = sorted(target["expr"] for panel in dashboard["panels"] for target in panel["targets"])
+    assert charted == sorted(documented_kpis().values())

@@ -16,6 +16,16 @@ import Testing
         return Peer(session: session, outlet: outlet, board: board)
     }
 
+    /// Alice and bob in an active call `c1`; bob's socket has closed.
+    func bobAwayFromACall(_ mode: EngineMode) async throws -> (Harness, alice: Peer, bob: Peer) {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.establish(alice, bob)
+        await h.disconnect(bob)
+        return (h, alice, bob)
+    }
+
     func candidate(_ number: Int) -> String {
         #"{"type":"ice-candidate","callId":"c1","candidate":{"candidate":"candidate:\#(number)","sdpMid":"0","sdpMLineIndex":0}}"#
     }
@@ -31,11 +41,7 @@ import Testing
     }
 
     @Test(arguments: EngineMode.allCases) func signalsForAnAbsentPartyFollowCallResumedInOrder(mode: EngineMode) async throws {
-        let h = try await Harness(mode)
-        let alice = await h.connect("alice")
-        let bob = await h.connect("bob")
-        await h.establish(alice, bob)
-        await h.disconnect(bob)
+        let (h, alice, bob) = try await bobAwayFromACall(mode)
         for number in 0..<5 { alice.board.receive(signalMessage(to: "bob", candidate(number)), from: alice.session) }
         await h.settle()
         #expect(alice.outlet.take().isEmpty)  // kept, not answered offline
@@ -75,11 +81,7 @@ import Testing
 
     @Test(arguments: EngineMode.allCases) func beyondWhatIsKeptTheOldestGivesWayAndItsSenderIsTold(mode: EngineMode) async throws
     {
-        let h = try await Harness(mode)
-        let alice = await h.connect("alice")
-        let bob = await h.connect("bob")
-        await h.establish(alice, bob)
-        await h.disconnect(bob)
+        let (h, alice, bob) = try await bobAwayFromACall(mode)
         let limit = KeptSignalLimits.standard.count
         for number in 0..<(limit + 4) {
             alice.board.receive(signalMessage(to: "bob", candidate(number)), from: alice.session)
@@ -103,11 +105,7 @@ import Testing
     }
 
     @Test(arguments: EngineMode.allCases) func whatIsKeptIsBoundedInBytesToo(mode: EngineMode) async throws {
-        let h = try await Harness(mode)
-        let alice = await h.connect("alice")
-        let bob = await h.connect("bob")
-        await h.establish(alice, bob)
-        await h.disconnect(bob)
+        let (h, alice, bob) = try await bobAwayFromACall(mode)
         // 24 offers of 64 KiB: 16 fit into 1 MiB with their addresses, so 8 or 9 give way.
         let sdp = String(repeating: "a", count: 64 << 10)
         for _ in 0..<24 {
@@ -124,11 +122,7 @@ import Testing
     }
 
     @Test(arguments: EngineMode.allCases) func aHangupWhileAwayIsDeliveredWithoutCallResumed(mode: EngineMode) async throws {
-        let h = try await Harness(mode)
-        let alice = await h.connect("alice")
-        let bob = await h.connect("bob")
-        await h.establish(alice, bob)
-        await h.disconnect(bob)
+        let (h, alice, bob) = try await bobAwayFromACall(mode)
         await h.signal(candidate(0), from: alice, to: "bob")
         await h.signal(#"{"type":"call-hangup","callId":"c1"}"#, from: alice, to: "bob")
         #expect(alice.outlet.take().isEmpty)
@@ -159,11 +153,7 @@ import Testing
     }
 
     @Test(arguments: EngineMode.allCases) func afterTheGraceNothingIsKept(mode: EngineMode) async throws {
-        let h = try await Harness(mode)
-        let alice = await h.connect("alice")
-        let bob = await h.connect("bob")
-        await h.establish(alice, bob)
-        await h.disconnect(bob)
+        let (h, alice, bob) = try await bobAwayFromACall(mode)
         await h.signal(candidate(0), from: alice, to: "bob")
         #expect(try #require(h.graceTimers.first).fire())
         await h.settle()
@@ -178,11 +168,7 @@ import Testing
     }
 
     @Test(arguments: EngineMode.allCases) func plainMessagesToAnAbsentPartyAreStillOffline(mode: EngineMode) async throws {
-        let h = try await Harness(mode)
-        let alice = await h.connect("alice")
-        let bob = await h.connect("bob")
-        await h.establish(alice, bob)
-        await h.disconnect(bob)
+        let (h, alice, bob) = try await bobAwayFromACall(mode)
         await h.send(textMessage(to: "bob", "hi"), from: alice)
         try expectError(alice.outlet.take(), to: "alice", reason: "offline")
         let bob2 = await reconnect(h, "bob", after: bob)

@@ -186,8 +186,15 @@ class Client:
         # PROTOCOL.md §8: the first frame after the upgrade is always the `ice-servers` notice.
         first = self.expect_signal("ice-servers")
         self.ice_servers: dict = json.loads(first.content)
+        # What arrives before the pong (a session resuming a call: `call-resumed`, kept signals; §8)
+        # is received after it, in order.
+        self._early: list[Received] = []
+        early: list[Received] = []
         if sync:
-            self.heartbeat()
+            self.send(type="heatbeat", content="ping")
+            while not ((msg := self.recv()).type == "heatbeat" and msg.content == "pong"):
+                early.append(msg)
+        self._early = early
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -220,6 +227,8 @@ class Client:
 
     def recv(self, timeout: float = DEFAULT_TIMEOUT) -> Received:
         """The next message from the server; fails after `timeout` seconds."""
+        if getattr(self, "_early", None):
+            return self._early.pop(0)
         try:
             data = self.ws.recv(timeout=timeout)
         except TimeoutError:
@@ -239,6 +248,8 @@ class Client:
 
     def try_recv(self, timeout: float) -> Received | None:
         """The next message, or None if nothing arrives within `timeout` (for bounded polling)."""
+        if getattr(self, "_early", None):
+            return self._early.pop(0)
         try:
             data = self.ws.recv(timeout=timeout)
         except TimeoutError:
@@ -271,6 +282,7 @@ class Client:
 
     def expect_no_message(self, within: float = 0.3) -> None:
         """Asserts that nothing arrives within `within` seconds (absence only: use sparingly)."""
+        assert not self._early, f"{self.user}: unexpected {self._early[0]!r}"
         try:
             data = self.ws.recv(timeout=within)
         except TimeoutError:

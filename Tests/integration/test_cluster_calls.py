@@ -302,8 +302,13 @@ def test_reconnect_on_another_node_within_grace_keeps_the_call(cluster_factory, 
     call_id = start_call(alice, bob, "video")
     dropped = time.monotonic()
     bob.drop()
+    n2.redis.wait_presence(bob.user, None)  # n2 noticed: a reconnect, not a replacement
     bob2 = join(n3, bob.user, name="Bob")  # back within the grace, on a third node
     assert time.monotonic() - dropped < grace, "reconnecting took longer than the grace period"
+    # PROTOCOL.md §8: bob is told the call goes on, alice that he is back.
+    assert bob2.expect_notice("call-resumed") == {"type": "call-resumed", "callId": call_id, "peer": alice.user,
+                                                  "state": "active"}
+    assert alice.expect_notice("peer-reconnected") == {"type": "peer-reconnected", "callId": call_id}
 
     alice.send_signal(bob.user, "offer", callId=call_id, offer=OFFER)
     got = bob2.expect_signal("offer")

@@ -151,6 +151,9 @@ def test_call_survives_a_rolling_restart(cluster_factory, join):
     alice.expect_close(1001, timeout=10)
     alice2 = join(n2, alice.user)
     assert proc.wait(10) in (0, -signal.SIGTERM)
+    # Back within the grace (PROTOCOL.md §8): alice is told the call goes on, bob that she is back.
+    assert alice2.expect_notice("call-resumed")["callId"] == call_id
+    assert bob.expect_notice("peer-reconnected")["callId"] == call_id
 
     bob.send_signal(alice.user, "offer", callId=call_id, offer=OFFER)
     assert alice2.expect_signal("offer").json["callId"] == call_id

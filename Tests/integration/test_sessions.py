@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from switchboard_client import http_get, make_token, unique_user
+from switchboard_client import http_get, make_token, unique_user, wait_until
 
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
 ANSWER = {"type": "answer", "sdp": "v=0\r\n"}
@@ -85,7 +85,12 @@ def test_peer_reconnects_within_grace_and_the_call_goes_on(node_factory, connect
     alice, bob = connect(node, name="Alice"), connect(node, name="Bob")
     call_id = start_call(alice, bob)
     bob.drop()
+    presence = lambda: http_get(node.http_url, f"/api/presence/{bob.user}", token=make_token(alice.user)).json()
+    wait_until(lambda: not presence()["online"], 5, "the node to notice the drop")
     bob2 = connect(node, bob.user, name="Bob")
+    # Back within the grace (PROTOCOL.md §8): bob is told the call goes on, alice that he is back.
+    assert bob2.expect_notice("call-resumed")["callId"] == call_id
+    assert alice.expect_notice("peer-reconnected")["callId"] == call_id
     # Signals still relay both ways over the new socket.
     alice.send_signal(bob.user, "offer", callId=call_id, offer=OFFER)
     assert bob2.expect_signal("offer").json["callId"] == call_id

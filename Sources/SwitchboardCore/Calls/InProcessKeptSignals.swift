@@ -77,7 +77,9 @@ package final class InProcessKeptSignals: KeptSignalStore {
     package func resume(_ user: String, then done: @escaping @Sendable (Result<Resumption, KeptSignalsUnavailable>) -> Void) {
         let resumption = book.withLock { book -> Resumption in
             _ = expire(&book)
-            guard var away = book.away.removeValue(forKey: user) else { return .none }
+            guard var away = book.away.removeValue(forKey: user) else {
+                return Resumption(wasAway: false, call: callOf(user), kept: [])
+            }
             return Resumption(wasAway: true, call: callOf(user), kept: away.queue.removeAll())
         }
         done(.success(resumption))

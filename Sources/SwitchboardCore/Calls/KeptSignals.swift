@@ -41,7 +41,7 @@ package enum KeepOutcome: Sendable, Equatable {
 
 /// What a user who connected again finds.
 package struct Resumption: Sendable, Equatable {
-    /// Whether the user was away from a call (their session closed during it, within the grace).
+    /// Whether the user was marked away from a call (their session closed during it, within the grace).
     package var wasAway: Bool
     /// The call the user is in, if any (ringing or active).
     package var call: Call?

@@ -78,23 +78,25 @@ extension Switchboard {
     }
 
     /// Fetches what was kept for `session`'s user, then lets messages reach the session directly.
-    func resumeSignals(of session: Session) {
+    /// `replacedLive`: the session took over from a live one (no reconnect: no `call-resumed` unless
+    /// the user was away too).
+    func resumeSignals(of session: Session, replacedLive: Bool) {
         let answer = pending.begin()
         keptSignals.resume(session.user) { [self] result in
             defer { answer.end() }
             switch result {
             case .success(let resumption):
-                resumed(session, resumption)
+                resumed(session, resumption, replacedLive: replacedLive)
             case .failure(let error):
                 logger.debug("kept signals not fetched", metadata: ["user": "\(session.user)", "error": "\(error.description)"])
-                resumed(session, .none)
+                resumed(session, .none, replacedLive: replacedLive)
             }
         }
     }
 
-    /// Delivers `call-resumed` and the kept signals to `session`, then what arrived for it meanwhile,
-    /// until nothing waits; then tells the other party `peer-reconnected`.
-    private func resumed(_ session: Session, _ resumption: Resumption) {
+    /// Delivers `call-resumed` (for a user back in their call) and the kept signals to `session`, then
+    /// what arrived for it meanwhile, until nothing waits; then tells the other party `peer-reconnected`.
+    private func resumed(_ session: Session, _ resumption: Resumption, replacedLive: Bool) {
         let user = session.user
         guard state.withLock({ $0.isCurrent(session) }) else {
             // Replaced meanwhile: what was kept goes to the newer session, behind its own.
@@ -102,7 +104,7 @@ extension Switchboard {
             return
         }
         let now = clock.nowMilliseconds()
-        let call = resumption.wasAway ? resumption.call : nil
+        let call = resumption.wasAway || !replacedLive ? resumption.call : nil
         var frames: [ChatMessage] = []
         if let call {
             if cluster != nil { local.cache(call) }

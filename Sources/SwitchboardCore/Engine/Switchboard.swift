@@ -147,27 +147,28 @@ package final class Switchboard: Sendable {
         }
         if let replaced { closeReplaced(replaced) }
         guard let cluster else {
-            resumeSignals(of: session)
+            resumeSignals(of: session, replacedLive: replaced != nil)
             whenReachable()
             return session
         }
         let answer = pending.begin()
         cluster.presence.register(user, now: clock.nowMilliseconds()) { [self] result in
             defer { answer.end() }
+            var replacedLive = replaced != nil
             switch result {
             case .success(let registration):
                 if let call = registration.call, state.withLock({ $0.isCurrent(session) }) { local.cache(call) }
                 if let previous = registration.previousNode, previous != nodeId { cluster.delivery.replace(user, at: previous) }
+                replacedLive = replacedLive || registration.previousNode != nil
             case .failure(let error):
                 // Registered again when the cluster is back (restoreAfterReconnect).
                 logger.debug("presence not registered", metadata: ["user": "\(user)", "error": "\(error.description)"])
             }
+            // Registered: new signals come straight here (and wait behind these).
+            resumeSignals(of: session, replacedLive: replacedLive)
             whenReachable()
             resume(session)
         }
-        // Behind the registration (one connection to Redis keeps their order): kept signals are taken
-        // once new ones come straight here.
-        resumeSignals(of: session)
         return session
     }
 

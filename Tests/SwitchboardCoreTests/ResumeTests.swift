@@ -167,6 +167,17 @@ import Testing
         #expect(h.board.localKept.awayCount == 0)
     }
 
+    /// Alone, what is kept expires by the engine's clock (Redis expires its keys itself: test_resume.py).
+    @Test func whatIsKeptLastsTheGraceEvenAfterTheCallEnded() async throws {
+        let (h, alice, bob) = try await bobAwayFromACall(.singleNode)
+        await h.signal(#"{"type":"call-hangup","callId":"c1"}"#, from: alice, to: "bob")
+        #expect(h.board.localKept.awayCount == 1)
+        h.clock.advance(by: .seconds(10))
+        let bob2 = await reconnect(h, "bob", after: bob)
+        #expect(bob2.outlet.messages.isEmpty)
+        #expect(h.board.localKept.awayCount == 0)
+    }
+
     @Test(arguments: EngineMode.allCases) func plainMessagesToAnAbsentPartyAreStillOffline(mode: EngineMode) async throws {
         let (h, alice, bob) = try await bobAwayFromACall(mode)
         await h.send(textMessage(to: "bob", "hi"), from: alice)

@@ -87,6 +87,9 @@ def test_resumed_on_the_other_node_with_every_candidate_in_order(cluster_factory
         alice.send_signal(bob.user, "ice-candidate", callId=call_id, candidate=candidate(i))
     alice.expect_no_message()
     assert wait_until(lambda: redis_server.cli("LLEN", f"webrtc:kept:{bob.user}") == 100, 5, "100 kept in Redis")
+    # Both keys expire with the grace (10 s by default), counted from when bob left.
+    for key in (f"webrtc:away:{bob.user}", f"webrtc:kept:{bob.user}"):
+        assert 0 < redis_server.cli("PTTL", key) <= 10_000, key
     bob2 = join(n1, bob.user)  # the other node
     expect_resumed(bob2, call_id, alice.user, list(range(100)))
     assert alice.expect_notice("peer-reconnected") == {"type": "peer-reconnected", "callId": call_id}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import shutil
 import threading
 import time
@@ -108,7 +109,7 @@ def turn_env(coturn: Coturn) -> dict[str, str]:
     }
 
 
-def relay_call(browsers, page_url: str, caller_node, callee_node) -> str:
+def relay_call(browsers, page_url: str, coturn: Coturn, caller_node, callee_node) -> str:
     """Runs one call between the two browsers; answers its callId once both are connected on relay."""
     caller, callee = browsers
     users = (unique_user("browser-a"), unique_user("browser-b"))
@@ -141,6 +142,9 @@ def relay_call(browsers, page_url: str, caller_node, callee_node) -> str:
     # Audio flows over that pair.
     wait_until(lambda: all((b.run("return await sb.selectedPair();") or {}).get("bytesReceived", 0) > 0 for b in browsers),
                10, "media bytes over the relay")
+    # coturn allocated for each browser with the credentials the node issued to that user.
+    for user in users:
+        assert re.search(rf"user <\d+:{re.escape(user)}>: incoming packet ALLOCATE processed, success", coturn.log_text()), user
     return caller.js("return sb.callId")
 
 
@@ -165,7 +169,7 @@ def expect_connected_record(nodes, user: str, call_id: str) -> None:
 def test_relay_call_on_one_node(node_factory, coturn, page_url, browsers):
     node = node_factory(**turn_env(coturn))
     node.presence_online = lambda user: http_presence(node, user)
-    call_id = relay_call(browsers, page_url, node, node)
+    call_id = relay_call(browsers, page_url, coturn, node, node)
     hang_up(browsers)
     expect_connected_record([node], browsers_user(browsers[0]), call_id)
 
@@ -174,7 +178,7 @@ def test_relay_call_across_two_nodes(cluster_factory, coturn, page_url, browsers
     n1, n2 = cluster_factory(2, **turn_env(coturn))
     for node in (n1, n2):
         node.presence_online = lambda user, node=node: http_presence(node, user)
-    call_id = relay_call(browsers, page_url, n1, n2)
+    call_id = relay_call(browsers, page_url, coturn, n1, n2)
     hang_up(browsers)
     expect_connected_record([n1, n2], browsers_user(browsers[0]), call_id)
 

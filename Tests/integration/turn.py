@@ -96,7 +96,8 @@ class Coturn:
             "--use-auth-secret", f"--static-auth-secret={self.secret}", f"--realm={self.realm}",
             "--no-cli", "--no-tls", "--no-dtls",
             "--allow-loopback-peers",  # every peer here (browsers, the echo peer) is on loopback
-            f"--log-file={self.log_path}", "--simple-log", "--no-stdout-log",
+            f"--log-file={self.log_path}", "--simple-log", "--no-stdout-log", "--verbose",  # logs each request
+            f"--userdb={self.workdir / 'turndb'}",  # its (unused) user database stays in the test's folder
             f"--pidfile={self.workdir / 'turnserver.pid'}",
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)

@@ -37,10 +37,6 @@ package final class SignalingMetrics: Sendable {
         package static let keptSignals = "switchboard_kept_signals_total"
         /// Counter: kept signals that gave way to newer ones (their senders were told `offline`).
         package static let keptSignalsDisplaced = "switchboard_kept_signals_displaced_total"
-        /// Counter: signals kept for a party who is reconnecting (PROTOCOL.md §8).
-        package static let keptSignals = "switchboard_kept_signals_total"
-        /// Counter: kept signals that gave way to newer ones (their senders were told `offline`).
-        package static let keptSignalsDisplaced = "switchboard_kept_signals_displaced_total"
     }
 
     /// Bucket upper bounds for this type's histograms, by metric name; a Prometheus factory is set up
@@ -55,8 +51,6 @@ package final class SignalingMetrics: Sendable {
     private let statusCounters: CounterTable<CallStatus>
     private let errorCounters: CounterTable<ErrorReason>
     private let callFailedCounters: CounterTable<CallFailureReason>
-    private let keptSignals: Counter
-    private let keptSignalsDisplaced: Counter
     private let keptSignals: Counter
     private let keptSignalsDisplaced: Counter
     private let inviteToAccept: Timer
@@ -76,8 +70,6 @@ package final class SignalingMetrics: Sendable {
             fixed: [("notice", "call-failed")],
             factory: factory
         )
-        keptSignals = Counter(label: Name.keptSignals, dimensions: [], factory: factory)
-        keptSignalsDisplaced = Counter(label: Name.keptSignalsDisplaced, dimensions: [], factory: factory)
         keptSignals = Counter(label: Name.keptSignals, dimensions: [], factory: factory)
         keptSignalsDisplaced = Counter(label: Name.keptSignalsDisplaced, dimensions: [], factory: factory)
         inviteToAccept = Timer(label: Name.inviteToAccept, factory: factory)
@@ -110,10 +102,6 @@ package final class SignalingMetrics: Sendable {
             error(.offline)
         case .callResumed, .peerReconnected:
             break
-        case .keptSignalGaveWay:
-            error(.offline)
-        case .callResumed, .peerReconnected:
-            break
         case .callRinging, .callHangup, .sessionReplaced, .iceServers:
             break
         }
@@ -122,16 +110,6 @@ package final class SignalingMetrics: Sendable {
     /// An `error` notice with `reason` went to a client.
     package func error(_ reason: ErrorReason) {
         errorCounters[reason].increment()
-    }
-
-    /// A signal was kept for a party who is reconnecting.
-    package func keptSignal() {
-        keptSignals.increment()
-    }
-
-    /// `count` signals kept for a party who is reconnecting gave way to newer ones.
-    package func keptSignalsDisplaced(_ count: Int) {
-        keptSignalsDisplaced.increment(by: Int64(count))
     }
 
     /// A signal was kept for a party who is reconnecting.

@@ -14,13 +14,6 @@ package enum Notice: Sendable, Equatable {
     /// To the sender of a signal kept for an absent party that gave way to newer ones: `error` `offline`
     /// (with the signal's `callId` when it has one).
     case keptSignalGaveWay(callId: String?, recipient: String)
-    /// The first frames of a party back within its reconnect grace (PROTOCOL.md §8).
-    case callResumed(callId: String, peer: String, state: Call.State)
-    /// To the other party, once what was kept for the returning one is on its way.
-    case peerReconnected(callId: String)
-    /// To the sender of a signal kept for an absent party that gave way to newer ones: `error` `offline`
-    /// (with the signal's `callId` when it has one).
-    case keptSignalGaveWay(callId: String?, recipient: String)
     /// The first frame after the upgrade (PROTOCOL.md §8).
     case iceServers(ICEServers)
 
@@ -40,19 +33,6 @@ package enum Notice: Sendable, Equatable {
             ["type": "error", "reason": .string(reason.rawValue), "message": .string(message)]
         case .sessionReplaced:
             ["type": "session-replaced"]
-        case .callResumed(let callId, let peer, let state):
-            [
-                "type": "call-resumed", "callId": .string(callId), "peer": .string(peer),
-                "state": .string(state == .active ? "active" : "ringing"),
-            ]
-        case .peerReconnected(let callId):
-            ["type": "peer-reconnected", "callId": .string(callId)]
-        case .keptSignalGaveWay(let callId, let recipient):
-            [
-                "type": "error", "reason": .string(ErrorReason.offline.rawValue),
-                "message": .string("\(recipient) is reconnecting; a signal kept for them gave way to newer ones"),
-                "callId": callId.map(JSONValue.string) ?? .null,
-            ]
         case .callResumed(let callId, let peer, let state):
             [
                 "type": "call-resumed", "callId": .string(callId), "peer": .string(peer),

@@ -11,26 +11,25 @@ import Testing
         metrics = SignalingMetrics(factory: backend)
     }
 
+    /// The snapshots the engine writes for a call accepted at 1 s, connected at 2.5 s (when `connected`),
+    /// hung up at 11 s with `endReason`.
     func snapshots(_ id: String, endReason: String?, connected: Bool) -> [CallRecord] {
-        let invite = CallRecord(
-            callId: id,
-            callerId: "a",
-            calleeId: "b",
+        let ringing = Call(id: id, caller: "a", callee: "b", callType: .audio, createdAt: 0)
+        let active = Call(id: id, caller: "a", callee: "b", callType: .audio, createdAt: 0, state: .active, startedAt: 1_000)
+        let up = Call(
+            id: id,
+            caller: "a",
+            callee: "b",
             callType: .audio,
-            status: .invite,
             createdAt: 0,
-            updatedAt: 0
+            state: .active,
+            startedAt: 1_000,
+            connectedAt: 2_500
         )
-        var accepted = invite
-        accepted.status = .accepted
-        accepted.startTime = 1_000
-        var connectedSnapshot = accepted
-        connectedSnapshot.connectedTime = 2_500
-        var ended = connected ? connectedSnapshot : accepted
-        ended.status = .hungUp
-        ended.endTime = 11_000
-        ended.endReason = endReason
-        return connected ? [invite, accepted, connectedSnapshot, ended] : [invite, accepted, ended]
+        let ended = (connected ? up : active).record(status: .hungUp, endedAt: 11_000, endReason: endReason, now: 11_000)
+        let accepted = active.record(status: .accepted, now: 1_000)
+        return [ringing.record(status: .invite, now: 0), accepted]
+            + (connected ? [up.record(status: .accepted, now: 2_500)] : []) + [ended]
     }
 
     @Test func connectedCallsAndTheirConnectionTimeCountOnceAndNotAsAStatus() throws {

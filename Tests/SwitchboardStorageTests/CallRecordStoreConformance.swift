@@ -231,11 +231,8 @@ enum CallRecordStoreConformance {
         try await store.save(connected)
         #expect(try await store.record(callId: accepted.callId) == connected)
         var ended = accepted
-        ended.status = .hungUp
-        ended.endTime = base + 9_000
-        ended.duration = 8
-        ended.endReason = "ice-failed"
-        ended.updatedAt = base + 9_000
+        (ended.status, ended.endTime, ended.duration) = (.hungUp, base + 9_000, 8)
+        (ended.endReason, ended.updatedAt) = ("ice-failed", base + 9_000)
         try await store.save(ended)
         var expected = ended
         expected.connectedTime = base + 2_500

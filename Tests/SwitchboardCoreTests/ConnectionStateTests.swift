@@ -3,6 +3,15 @@ import Testing
 
 /// `call-connected` and the reasons of hangups and rejects (PROTOCOL.md §8), in every engine mode.
 @Suite struct ConnectionStateTests {
+    /// A harness in `mode` where alice's call to bob rings.
+    func ringing(_ mode: EngineMode) async throws -> (Harness, Peer, Peer) {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.ring(alice, bob)
+        return (h, alice, bob)
+    }
+
     @Test(arguments: EngineMode.allCases)
     func callConnectedSetsTheRecordsConnectedTimeOnceWhoeverEndsTheCall(mode: EngineMode) async throws {
         let h = try await Harness(mode)
@@ -46,10 +55,7 @@ import Testing
 
     @Test(arguments: EngineMode.allCases, ["call-hangup", "call-reject"])
     func aReasonDefaultsAndIsRelayedAndStored(mode: EngineMode, type: String) async throws {
-        let h = try await Harness(mode)
-        let alice = await h.connect("alice")
-        let bob = await h.connect("bob")
-        await h.ring(alice, bob)
+        let (h, alice, bob) = try await ringing(mode)
         await h.signal(#"{"type":"\#(type)"}"#, from: bob, to: "alice")
         let expected = type == "call-hangup" ? "user-hangup" : "declined"
         #expect(try body(#require(alice.outlet.take().first))["reason"]?.stringValue == expected)
@@ -59,10 +65,7 @@ import Testing
 
     @Test(arguments: EngineMode.allCases, ["call-hangup", "call-reject"])
     func anInvalidReasonHasNoEffect(mode: EngineMode, type: String) async throws {
-        let h = try await Harness(mode)
-        let alice = await h.connect("alice")
-        let bob = await h.connect("bob")
-        await h.ring(alice, bob)
+        let (h, alice, bob) = try await ringing(mode)
         let before = h.records.count
         await h.signal(#"{"type":"\#(type)","reason":"Ice_Failed"}"#, from: bob, to: "alice")
         try expectError(bob.outlet.take(), to: "bob", reason: "invalid-signal")

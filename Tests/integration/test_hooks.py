@@ -63,7 +63,8 @@ def nodes(tmp_path_factory, backend) -> Iterator[tuple]:
     strict = hooked(factory, backend, "strict", SWITCHBOARD_HOOKS_EVENTS_RETRY="5s")
     lenient = hooked(factory, backend, "lenient", SWITCHBOARD_HOOKS_INVITE_ON_ERROR="allow",
                      SWITCHBOARD_HOOKS_INVITE_CACHE_TTL="60s")
-    tight = hooked(factory, backend, "tight", SWITCHBOARD_HOOKS_INVITE_MAX_IN_FLIGHT="1")
+    tight = hooked(factory, backend, "tight", SWITCHBOARD_HOOKS_INVITE_MAX_IN_FLIGHT="1",
+                   SWITCHBOARD_HOOKS_EVENTS_MAX_QUEUED="4")
     yield strict, lenient, tight
     factory.stop_all()
 
@@ -276,6 +277,25 @@ def test_events_given_up_after_the_retry_window_are_counted_and_logged(strict, b
     finally:
         with backend.lock:
             backend.events_down.discard("strict")
+
+
+def test_the_event_queue_is_bounded_and_what_has_no_room_is_given_up(nodes, backend, connect):
+    tight = nodes[2]  # hooks.events_max_queued 4
+    with backend.lock:
+        backend.events_down.add("tight")
+    try:
+        caller = connect(tight, unique_user("alice"))
+        given_up_before = metric(tight, "switchboard_hook_events_given_up_total")
+        for _ in range(4):  # 8 events (offline and failed each), 4 of them queued
+            caller.send_signal(unique_user("gone"), "call-invite", callType="audio")
+            assert caller.expect_notice("call-failed")["reason"] == "offline"
+        tight.wait_for_log(lambda rec: rec.get("message") == "call event given up"
+                           and "no room" in str(rec.get("reason")), "given up for want of room")
+        wait_until(lambda: metric(tight, "switchboard_hook_events_given_up_total") >= given_up_before + 4, 2,
+                   "4 events given up for want of room")
+    finally:
+        with backend.lock:
+            backend.events_down.discard("tight")
 
 
 def metric(node, series: str) -> float:

@@ -25,6 +25,20 @@ import Testing
         #expect(bob.outlet.take().map(\.content) == ["again"])
     }
 
+    @Test(arguments: EngineMode.allCases) func theFirstCallConnectedIsACallEvent(mode: EngineMode) async throws {
+        let h = try await Harness(mode)
+        let alice = await h.connect("alice")
+        let bob = await h.connect("bob")
+        await h.establish(alice, bob)
+        for (party, peer) in [(bob, "alice"), (alice, "bob"), (bob, "alice")] {
+            await h.signal(#"{"type":"call-connected","callId":"c1"}"#, from: party, to: peer)
+        }
+        let connected = h.events.filter { $0.name == .connected }
+        #expect(connected.count == 1)
+        #expect(connected.first?.callId == "c1" && connected.first?.connection == Harness.connection(of: "bob"))
+        #expect(CallEvent.Name.connected.rawValue == "webrtc_call_connected")
+    }
+
     @Test(arguments: EngineMode.allCases) func aBlockListIsIdempotentSortedAndBounded(mode: EngineMode) async throws {
         let h = try await Harness(mode, maxBlocksPerUser: 2)
         let blocks = h.board.blocks

@@ -204,7 +204,10 @@ extension Switchboard {
             // Not relayed, no answer; a repeat is ignored (PROTOCOL.md §8).
             guard first else { return }
             local.cache(connected)
-            state.withLock { _ in records.enqueue(connected.record(status: .accepted, now: now)) }
+            state.withLock { _ in
+                records.enqueue(connected.record(status: .accepted, now: now))
+                log(.connected, connected, session)  // once per call, for the log and the app's backend (§10)
+            }
             return
         case .accepted(let accepted, let node):
             (call, peerNode, effect) = (accepted, node, .update(accepted))

@@ -53,6 +53,8 @@ package struct CallEvent: Sendable, Equatable {
         case failed = "webrtc_call_failed"
         /// Beside `failed` for an invite to an offline callee, so that the app's backend can push (§10).
         case offline = "webrtc_call_offline"
+        /// The first `call-connected` of a call (§8, §10).
+        case connected = "webrtc_call_connected"
     }
 
     package var name: Name

@@ -150,24 +150,23 @@ def test_crossed_invites(cluster_factory, join, redis_server):
                 assert mine[0].json["callId"] == ids[c.user], ctx
                 assert len(invites_from_c) == 1 and invites_from_c[0].json["callId"] == ids[c.user], ctx
             else:
-                assert mine[0].json["reason"] == "busy" and mine[0].json["to"] == other.user, ctx
+                # Glare (PROTOCOL.md §8): the later invite is refused, naming the call that stands.
+                assert mine[0].json["reason"] == "glare" and mine[0].json["to"] == other.user, ctx
+                assert mine[0].json["callId"] == ids[other.user], ctx
                 assert invites_from_c == [], f"a refused invite was relayed: {ctx}"
-        assert len(ringing) <= 1, f"two ringing calls between the same users: {ctx}"
+        assert len(ringing) == 1, f"crossed invites must leave exactly one call: {ctx}"
         assert len(got[alice.user]) + len(got[bob.user]) == 2 + len(ringing), f"unexpected messages: {ctx}"
 
-        if ringing:
-            caller = ringing[0]
-            callee = peer[caller.user]
-            call_id = ids[caller.user]
-            outcomes[f"one rings ({'n1' if caller is alice else 'n2'} caller)"] += 1
-            assert redis_server.cli("GET", f"webrtc:user-call:{callee.user}") == call_id, ctx
-            callee.send_signal(caller.user, "call-reject", callId=call_id)
-            rej = caller.expect_signal("call-reject")
-            assert rej.json["callId"] == call_id, rej
-            wait_final_record(nodes, call_id, 2)
-        else:
-            outcomes["both busy"] += 1
-        # Either way no call is left behind.
+        caller = ringing[0]
+        callee = peer[caller.user]
+        call_id = ids[caller.user]
+        outcomes[f"one rings ({'n1' if caller is alice else 'n2'} caller)"] += 1
+        assert redis_server.cli("GET", f"webrtc:user-call:{callee.user}") == call_id, ctx
+        callee.send_signal(caller.user, "call-reject", callId=call_id)
+        rej = caller.expect_signal("call-reject")
+        assert rej.json["callId"] == call_id, rej
+        wait_final_record(nodes, call_id, 2)
+        # No call is left behind.
         wait_call_state_released(redis_server, alice.user, bob.user)
         alice.close()
         bob.close()

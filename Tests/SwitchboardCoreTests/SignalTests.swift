@@ -334,5 +334,7 @@ private let nameless = UserIdentity(id: "bob")!
         #expect(message(#"{"type":"call-hangup","callId":"call-invite"}"#).clientChosenInviteCallID == nil)
         #expect(message(#"{"type":"call-invite","callId":"c-3"}"#, contentType: 1).clientChosenInviteCallID == nil)
         #expect(message(#"{"type":"call-invite","callId":"#).clientChosenInviteCallID == nil, "invalid: the engine answers")
+        #expect(message(#"{"type":"call\u002dinvite","callId":"c-4"}"#).clientChosenInviteCallID == "c-4", "escaped type name")
+        #expect(message(#"{"type":"ice-candidate","callId":"c-5"}"#).clientChosenInviteCallID == nil)
     }
 }

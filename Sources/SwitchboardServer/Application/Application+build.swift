@@ -29,10 +29,8 @@ package func buildApplication(
         logger: logger
     )
 
-    let eventLoopGroup =
-        configuration.server.threads == 0
-        ? MultiThreadedEventLoopGroup.singleton
-        : MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)  // lives as long as the process
+    // Lives as long as the process.
+    let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.eventLoopCount)
     let settings = SwitchboardSettings(
         nodeId: configuration.server.nodeID,
         ringTimeout: configuration.calls.ringTimeout,

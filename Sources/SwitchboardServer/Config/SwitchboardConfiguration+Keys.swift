@@ -21,7 +21,7 @@ extension SwitchboardConfiguration {
             \.server.threads,
             default: .value("0"),
             .integer(0...256),
-            "Event loop threads; 0 means one per CPU core."
+            "Event loop threads; 0 means one per two CPU cores, at least one."
         ),
         ConfigurationKey(
             "server.node_id",

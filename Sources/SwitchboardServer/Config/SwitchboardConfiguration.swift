@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 
 /// Everything a node is configured with (PROTOCOL.md §7).
 ///
@@ -13,8 +14,16 @@ package struct SwitchboardConfiguration: Sendable, Equatable {
         package var host: String = ""
         /// `server.port`: the TCP port; 0 picks any free port.
         package var port: Int = 0
-        /// `server.threads`: event loop threads, 0 for one per core.
+        /// `server.threads`: event loop threads, 0 for one per two cores (``eventLoopCount``).
         package var threads: Int = 0
+
+        /// The event loops to run: `threads`, or when 0, one per two cores and at least one. A relay
+        /// between parties on different loops costs a wake-up of the second loop (an `eventfd` write, an
+        /// `epoll_wait` and a context switch, as much CPU as the relay itself), and the kernel's network
+        /// stack needs the other cores about as much as the loops do (BENCHMARKS.md, "Event loops").
+        package var eventLoopCount: Int {
+            threads > 0 ? threads : max(1, System.coreCount / 2)
+        }
         /// `server.node_id`: this node's name in the cluster (presence entries, heartbeats, logs).
         package var nodeID: String = ""
         /// `server.request_timeout`: how long a connection may take to deliver a complete request

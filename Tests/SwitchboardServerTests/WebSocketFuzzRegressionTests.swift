@@ -24,11 +24,11 @@ import Testing
     func peerCloseWhoseReplyCannotBeDeliveredDropsTCPAfterCloseTimeout(code: UInt16) throws {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers([
-            NotReadingPeer(), WebSocketFrameEncoder(), WebSocketSessionHandler(settings: Self.settings),
+            NotReadingPeer(), WebSocketFrameCodec(maxFrameSize: 512), WebSocketSessionHandler(settings: Self.settings),
         ])
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
 
-        try channel.writeInbound(maskedFrame(.connectionClose, [UInt8(code >> 8), UInt8(code & 0xFF)]))
+        try channel.writeInbound(ByteBuffer(bytes: clientBytes(opcode: 0x8, [UInt8(code >> 8), UInt8(code & 0xFF)])))
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(2_100))
         let pending = try channel.syncOptions?.getOption(.bufferedWritableBytes) ?? -1
         print("peer close \(code): \(pending) bytes unsent, channel active after 2.1 s: \(channel.isActive)")
@@ -37,7 +37,7 @@ import Testing
         _ = try? channel.finish(acceptAlreadyClosed: true)
     }
 
-    /// The server fails the connection (1002 for a reserved bit, 1007 for invalid UTF-8), then NIO's decoder
+    /// The server fails the connection (1002 for a reserved bit, 1007 for invalid UTF-8), then the frame codec
     /// fails on the next frame (a fragmented ping): still one close frame, the first one (fuzz inputs
     /// regression-second-close-after-*). With NIO's WebSocketProtocolErrorHandler in the pipeline there
     /// were two; SignalingServerChannel now leaves it out, as this pipeline does.
@@ -50,8 +50,7 @@ import Testing
     func decoderErrorAfterTheServersCloseSendsNoSecondClose(first: [UInt8], code: UInt16) throws {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers([
-            WebSocketFrameEncoder(),
-            ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 512)),
+            WebSocketFrameCodec(maxFrameSize: 512),
             WebSocketSessionHandler(settings: Self.settings),
         ])
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
@@ -92,14 +91,6 @@ private final class NotReadingPeer: ChannelOutboundHandler {
     typealias OutboundIn = ByteBuffer
 
     func flush(context: ChannelHandlerContext) {}
-}
-
-/// A masked frame as a client sends it.
-private func maskedFrame(_ opcode: WebSocketOpcode, _ bytes: [UInt8]) -> WebSocketFrame {
-    let key = WebSocketMaskingKey.random()
-    var data = ByteBuffer(bytes: bytes)
-    data.webSocketMask(key)
-    return WebSocketFrame(fin: true, opcode: opcode, maskKey: key, data: data)
 }
 
 /// A short final frame as a client puts it on the wire (masked with 37 fa 21 3d).

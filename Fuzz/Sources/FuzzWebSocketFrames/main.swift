@@ -1,5 +1,5 @@
-// Fuzzes the WebSocket frame path as a node runs it after the 101: raw bytes from a client → NIO's
-// `WebSocketFrameDecoder` (in a `ByteToMessageHandler`) → `WebSocketSessionHandler` (which reassembles
+// Fuzzes the WebSocket frame path as a node runs it after the 101: raw bytes from a client →
+// `WebSocketFrameCodec` (the node's RFC 6455 framing) → `WebSocketSessionHandler` (which reassembles
 // messages with `WebSocketMessageAssembler`) → an application that echoes each message, on an
 // `EmbeddedChannel` behind a model of the socket (`PeerSocket`: water marks, and a peer that may stop
 // reading); then the clock runs 200 s on.
@@ -29,13 +29,11 @@ runFuzzer { input in
 
     let channel = EmbeddedChannel()
     let peer = PeerSocket(reading: behaviour & 0x80 == 0)
-    // The pipeline NIOTypedWebSocketServerUpgrader and SignalingServerChannel build (with
-    // `enableAutomaticErrorHandling: false`: no WebSocketProtocolErrorHandler, the session handler
-    // answers decoder errors itself).
+    // The pipeline FramedWebSocketUpgrader and SignalingServerChannel build (no
+    // WebSocketProtocolErrorHandler: the session handler answers framing errors itself).
     try! channel.pipeline.syncOperations.addHandlers([
         peer,
-        WebSocketFrameEncoder(),
-        ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: settings.maxMessageBytes)),
+        WebSocketFrameCodec(maxFrameSize: settings.maxMessageBytes),
         WebSocketSessionHandler(settings: settings),
         EchoApplication(maxMessageBytes: settings.maxMessageBytes),
     ])

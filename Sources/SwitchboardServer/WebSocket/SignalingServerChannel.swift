@@ -26,6 +26,8 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     let gate: WebSocketGate
     let settings: WebSocketSettings
+    /// `settings` as every connection's session handler reads them, shared.
+    let limits: WebSocketSessionLimits
     /// Makes the application end of an accepted `/ws` connection, on its event loop, before the 101 is
     /// written: the session it registers is reachable by the time the client can send to it.
     let makeSignaling: @Sendable (WebSocketGate.Acceptance, any Channel) -> WebSocketApplication
@@ -39,6 +41,7 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
         self.responder = Self.redirectingLateUpgrades(responder)
         self.gate = gate
         self.settings = settings
+        self.limits = WebSocketSessionLimits(settings)
         self.makeSignaling = makeSignaling
     }
 
@@ -54,11 +57,9 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
                 eventLoop: channel.eventLoop
             )
             let application = NIOLoopBoundBox<WebSocketApplication?>(nil, eventLoop: channel.eventLoop)
-            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+            // WebSocketSessionHandler answers framing errors itself, with one close frame at most.
+            let upgrader = FramedWebSocketUpgrader<UpgradeResult>(
                 maxFrameSize: settings.maxMessageBytes,
-                // WebSocketSessionHandler answers decoder errors itself, with one close frame at most
-                // (NIO's handler would send a second one after the session handler's).
-                enableAutomaticErrorHandling: false,
                 shouldUpgrade: { [gate, makeSignaling] channel, head in
                     let result = gate.admit(head, channel: channel)
                     verdict.value = result
@@ -73,12 +74,12 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
                     let headers = acceptance.responseHeaders
                     return app.reachable.map { $0.map { headers } } ?? channel.eventLoop.makeSucceededFuture(headers)
                 },
-                upgradePipelineHandler: { [settings] channel, _ in
+                upgradePipelineHandler: { [limits] channel, _ in
                     channel.eventLoop.makeCompletedFuture {
                         guard let app = application.value else { throw ChannelError.inappropriateOperationForState }
                         // Hummingbird allows half-closure for HTTP; a WebSocket whose peer's TCP is gone is gone.
                         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
-                        let session = WebSocketSessionHandler(settings: settings, admitsPing: app.admitsPing)
+                        let session = WebSocketSessionHandler(limits: limits, admitsPing: app.admitsPing)
                         try channel.pipeline.syncOperations.addHandler(session)
                         try channel.pipeline.syncOperations.addHandler(app.handler)
                         return UpgradeResult.webSocket(channel)

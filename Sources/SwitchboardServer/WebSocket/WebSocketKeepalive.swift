@@ -26,10 +26,12 @@ struct WebSocketKeepalive {
         case write
     }
 
-    private let read: TimeAmount?
-    private let write: TimeAmount?
-    private let ping: TimeAmount?
-    private let pong: TimeAmount?
+    /// The intervals (shared by a listener's connections).
+    private let limits: WebSocketSessionLimits
+    private var read: TimeAmount? { limits.readTimeout }
+    private var write: TimeAmount? { limits.writeTimeout }
+    private var ping: TimeAmount? { limits.pingInterval }
+    private var pong: TimeAmount? { limits.pongTimeout }
 
     private var sawActivity = false
     private var lastActivity: NIODeadline
@@ -39,12 +41,9 @@ struct WebSocketKeepalive {
     /// Since when the channel has been unwritable; `nil` while writable.
     private var unwritableSince: NIODeadline?
 
-    /// The timers of `settings` (zero durations off), started at `now`.
-    init(settings: WebSocketSettings, now: NIODeadline) {
-        self.read = TimeAmount(enabled: settings.readTimeout)
-        self.write = TimeAmount(enabled: settings.writeTimeout)
-        self.ping = TimeAmount(enabled: settings.pingInterval)
-        self.pong = TimeAmount(enabled: settings.pongTimeout)
+    /// The timers of `limits`, started at `now`.
+    init(limits: WebSocketSessionLimits, now: NIODeadline) {
+        self.limits = limits
         self.lastActivity = now
         self.lastPing = now
     }

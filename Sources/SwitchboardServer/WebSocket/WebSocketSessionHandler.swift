@@ -60,8 +60,7 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
         case closed
     }
 
-    private let settings: WebSocketSettings
-    private let closeTimeout: TimeAmount
+    private let limits: WebSocketSessionLimits
     private let admitsPing: (() -> Bool)?
     private var state: State = .open
     /// A `read()` held back while the channel is unwritable, to pass on once it drains.
@@ -76,21 +75,23 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
 
-    /// A handler applying `settings`; `admitsPing`, when given, decides whether a ping is answered now.
-    package init(settings: WebSocketSettings, admitsPing: (() -> Bool)? = nil) {
-        self.settings = settings
+    /// A handler applying `limits` (shared by a listener's connections); `admitsPing`, when given,
+    /// decides whether a ping is answered now.
+    package init(limits: WebSocketSessionLimits, admitsPing: (() -> Bool)? = nil) {
+        self.limits = limits
         self.admitsPing = admitsPing
-        self.closeTimeout = TimeAmount(enabled: settings.closeTimeout) ?? .zero
-        self.assembler = WebSocketMessageAssembler(maxMessageBytes: settings.maxMessageBytes)
+        self.assembler = WebSocketMessageAssembler(maxMessageBytes: limits.maxMessageBytes)
+    }
+
+    /// A handler applying `settings`, with limits of its own.
+    package convenience init(settings: WebSocketSettings, admitsPing: (() -> Bool)? = nil) {
+        self.init(limits: WebSocketSessionLimits(settings), admitsPing: admitsPing)
     }
 
     // MARK: Lifecycle
 
     package func handlerAdded(context: ChannelHandlerContext) {
-        // The pending-data cap is only checked while unwritable: the high mark must not be above it.
-        var high = max(settings.writeBufferHighWaterMark, settings.writeBufferLowWaterMark)
-        if settings.maxPendingBytes > 0 { high = min(high, settings.maxPendingBytes) }
-        let marks = ChannelOptions.Types.WriteBufferWaterMark(low: min(settings.writeBufferLowWaterMark, high), high: high)
+        let marks = limits.waterMark
         if let options = context.channel.syncOptions {
             try? options.setOption(.writeBufferWaterMark, value: marks)
         } else {
@@ -258,9 +259,9 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     /// `maxPendingBytes` (so the node holds at most that plus one message).
     private func writeCapped(context: ChannelHandlerContext, frame: WebSocketFrame, promise: EventLoopPromise<Void>?) {
         context.write(Self.wrapOutboundOut(frame), promise: promise)
-        guard settings.maxPendingBytes > 0, !context.channel.isWritable,
+        guard limits.maxPendingBytes > 0, !context.channel.isWritable,
             let pending = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
-            pending - frame.length > settings.maxPendingBytes
+            pending - frame.length > limits.maxPendingBytes
         else { return }
         failConnection(context: context, code: .policyViolation, reason: "too much unsent data")
     }
@@ -331,7 +332,7 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
         if peerClosed {
             // Closed once the reply is written, or after `closeTimeout` if it cannot be (a peer that
             // does not read): the handshake is over either way.
-            let deadline = context.eventLoop.now + closeTimeout
+            let deadline = context.eventLoop.now + limits.closeTimeout
             state = .closeSent(deadline: deadline)
             cancelTimer()
             let written = context.writeAndFlush(Self.wrapOutboundOut(frame))
@@ -341,7 +342,7 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
             promise?.completeWith(written)
             if case .closeSent = state { scheduleTimer(context: context, at: deadline) }
         } else {
-            let deadline = context.eventLoop.now + closeTimeout
+            let deadline = context.eventLoop.now + limits.closeTimeout
             state = .closeSent(deadline: deadline)
             context.writeAndFlush(Self.wrapOutboundOut(frame), promise: promise)
             scheduleTimer(context: context, at: deadline)
@@ -364,7 +365,7 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     private func startTimers(context: ChannelHandlerContext) {
         guard keepalive == nil, case .open = state else { return }
         let now = context.eventLoop.now
-        let keepalive = WebSocketKeepalive(settings: settings, now: now)
+        let keepalive = WebSocketKeepalive(limits: limits, now: now)
         self.keepalive = keepalive
         if let deadline = keepalive.nextCheck(now: now) {
             scheduleTimer(context: context, at: deadline)

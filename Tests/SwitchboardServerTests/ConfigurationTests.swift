@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import RedisWire
 import Testing
 
@@ -61,6 +62,14 @@ import Testing
         #expect(config.server.maxPendingConnectionsPerAddress == 64)
         #expect(config.server.trustedProxies.isEmpty)
         #expect(config.metrics.port == nil)
+    }
+
+    @Test func eventLoopsAreOnePerTwoCoresUnlessSet() throws {
+        var config = try SwitchboardConfiguration.load(file: nil, environment: secretEnvironment, overrides: [:])
+        #expect(config.server.threads == 0)
+        #expect(config.server.eventLoopCount == max(1, System.coreCount / 2))
+        config.server.threads = 3
+        #expect(config.server.eventLoopCount == 3)
     }
 
     @Test func nodeIDIsGeneratedOncePerProcess() throws {

@@ -44,8 +44,7 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
         do {
             while let frame = try Self.parseFrame(from: &bytes, maxFrameSize: maxFrameSize) {
                 context.fireChannelRead(Self.wrapInboundOut(frame))
-                // A handler after this one may have closed the channel meanwhile.
-                guard !failed, context.channel.isActive else { return }
+                guard !failed else { return }
             }
         } catch {
             failed = true
@@ -118,43 +117,59 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
     /// `frame` as bytes on the wire (server frames are not masked; no extension is ever negotiated).
     package static func encode(_ frame: WebSocketFrame) -> ByteBuffer {
         var payload = frame.data
-        let length = payload.readableBytes
-        var header: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        let headerCount = withUnsafeMutableBytes(of: &header) { header in
+        if prependHeader(of: frame, to: &payload) { return payload }
+        var header = Header(of: frame, length: payload.readableBytes)
+        var bytes = ByteBufferAllocator().buffer(capacity: header.count + payload.readableBytes)
+        header.withBytes { _ = bytes.writeBytes($0) }
+        bytes.writeImmutableBuffer(payload)
+        return bytes
+    }
+
+    /// Puts the header of `frame` (with `payload` as its data) into `payload`'s headroom, when it has
+    /// room there and nothing else holds its storage; `false` when it has not.
+    package static func prependHeader(of frame: WebSocketFrame, to payload: inout ByteBuffer) -> Bool {
+        var header = Header(of: frame, length: payload.readableBytes)
+        let prepended: Bool? = payload.modifyIfUniquelyOwned { buffer in
+            guard buffer.readerIndex >= header.count else { return false }
+            buffer.moveReaderIndex(to: buffer.readerIndex - header.count)
+            header.withBytes { _ = buffer.setBytes($0, at: buffer.readerIndex) }
+            return true
+        }
+        return prepended == true
+    }
+
+    /// A server frame's header: 2 bytes, and 2 or 8 more for a length over 125.
+    private struct Header {
+        private var bytes: (UInt64, UInt16) = (0, 0)
+        private(set) var count = 2
+
+        init(of frame: WebSocketFrame, length: Int) {
             var first = UInt8(webSocketOpcode: frame.opcode)
             if frame.fin { first |= 0x80 }
             if frame.rsv1 { first |= 0x40 }
             if frame.rsv2 { first |= 0x20 }
             if frame.rsv3 { first |= 0x10 }
-            header[0] = first
-            switch length {
-            case ...125:
-                header[1] = UInt8(length)
-                return 2
-            case ...0xFFFF:
-                header[1] = 126
-                header.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
-                return 4
-            default:
-                header[1] = 127
-                header.storeBytes(of: UInt64(length).bigEndian, toByteOffset: 2, as: UInt64.self)
-                return 10
+            count = withUnsafeMutableBytes(of: &bytes) { header in
+                header[0] = first
+                switch length {
+                case ...125:
+                    header[1] = UInt8(length)
+                    return 2
+                case ...0xFFFF:
+                    header[1] = 126
+                    header.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
+                    return 4
+                default:
+                    header[1] = 127
+                    header.storeBytes(of: UInt64(length).bigEndian, toByteOffset: 2, as: UInt64.self)
+                    return 10
+                }
             }
         }
-        let prepended: Bool? = payload.modifyIfUniquelyOwned { buffer in
-            guard buffer.readerIndex >= headerCount else { return false }
-            buffer.moveReaderIndex(to: buffer.readerIndex - headerCount)
-            withUnsafeBytes(of: &header) { header in
-                _ = buffer.setBytes(UnsafeRawBufferPointer(rebasing: header[..<headerCount]), at: buffer.readerIndex)
-            }
-            return true
+
+        mutating func withBytes<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
+            let count = count
+            return withUnsafeBytes(of: &bytes) { body(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
         }
-        if prepended == true { return payload }
-        var bytes = ByteBufferAllocator().buffer(capacity: headerCount + length)
-        withUnsafeBytes(of: &header) { header in
-            _ = bytes.writeBytes(UnsafeRawBufferPointer(rebasing: header[..<headerCount]))
-        }
-        bytes.writeImmutableBuffer(payload)
-        return bytes
     }
 }

@@ -16,7 +16,10 @@ import Testing
         for _ in 0..<60 {
             let opcode = UInt8.random(in: 0...15, using: &random)
             let control = opcode >= 8
-            let length = control ? Int.random(in: 0...125, using: &random) : [0, 1, 125, 126, 1000, 65_535, 65_536, 70_000].randomElement(using: &random)!
+            let length =
+                control
+                ? Int.random(in: 0...125, using: &random)
+                : [0, 1, 125, 126, 1000, 65_535, 65_536, 70_000].randomElement(using: &random)!
             var payload = ByteBuffer()
             payload.writeBytes((0..<length).map { _ in UInt8.random(in: 0...255, using: &random) })
             let key: WebSocketMaskingKey? = Bool.random(using: &random) ? .random(using: &random) : nil
@@ -66,7 +69,11 @@ import Testing
         try channel.writeOutbound(frame)
         let written = try #require(try channel.readOutbound(as: ByteBuffer.self))
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "one buffer per frame")
-        let back = try decode(written, readSize: written.readableBytes, with: ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 17)))
+        let back = try decode(
+            written,
+            readSize: written.readableBytes,
+            with: ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 17))
+        )
         #expect(back.frames == [Frame(frame)])
         _ = try channel.finish()
     }
@@ -126,7 +133,11 @@ private final class Collector: ChannelInboundHandler {
 }
 
 /// `wire` fed to `decoder` in reads of `readSize` bytes: the frames and errors it passed on.
-private func decode(_ wire: ByteBuffer, readSize: Int, with decoder: any ChannelHandler) throws -> (frames: [Frame], errors: [any Error]) {
+private func decode(
+    _ wire: ByteBuffer,
+    readSize: Int,
+    with decoder: any ChannelHandler
+) throws -> (frames: [Frame], errors: [any Error]) {
     let collector = Collector()
     let channel = EmbeddedChannel()
     try channel.pipeline.syncOperations.addHandler(decoder)

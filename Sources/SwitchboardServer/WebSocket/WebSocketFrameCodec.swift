@@ -63,7 +63,8 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
 
     /// The next whole frame at the front of `buffer`, consumed; `nil` (nothing consumed) if it is not all
     /// there yet.
-    package static func parseFrame(from buffer: inout ByteBuffer, maxFrameSize: Int) throws(NIOWebSocketError) -> WebSocketFrame? {
+    package static func parseFrame(from buffer: inout ByteBuffer, maxFrameSize: Int) throws(NIOWebSocketError) -> WebSocketFrame?
+    {
         let start = buffer.readerIndex
         guard let first = buffer.getInteger(at: start, as: UInt8.self),
             let second = buffer.getInteger(at: start + 1, as: UInt8.self)

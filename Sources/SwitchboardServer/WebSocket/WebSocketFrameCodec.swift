@@ -4,7 +4,7 @@ import NIOWebSocket
 /// RFC 6455 framing in one handler: bytes to `WebSocketFrame`s inbound, frames to bytes outbound.
 ///
 /// It takes the place of NIO's `WebSocketFrameEncoder` and `ByteToMessageHandler(WebSocketFrameDecoder)`,
-/// which the upgrader installs: those are three handlers, three contexts and two circular buffers that
+/// which the upgrader installs: those are two handlers and a decoder, two contexts and two circular buffers that
 /// every idle connection kept (about 0.9 KiB of its 6.3, issue 10's heap profile). This one keeps
 /// nothing between frames: a partial frame's bytes, while one is incomplete.
 ///

@@ -5,18 +5,18 @@ import NIOWebSocket
 import Glibc  // linger
 #endif
 
-/// RFC 6455 connection semantics between NIO's WebSocket frame codec and an application handler.
+/// RFC 6455 connection semantics between a WebSocket frame codec and an application handler.
 ///
-/// Sits after `WebSocketFrameDecoder` / `WebSocketFrameEncoder` (and NIO's
-/// `WebSocketProtocolErrorHandler`, if installed), before the application handler, which then
-/// sees only whole, valid messages (`WebSocketMessage`) and writes `WebSocketFrame`s.
+/// Sits after the frame codec (the node's `WebSocketFrameCodec`, or NIO's `WebSocketFrameDecoder` /
+/// `WebSocketFrameEncoder`), before the application handler, which then sees only whole, valid
+/// messages (`WebSocketMessage`) and writes `WebSocketFrame`s.
 ///
 /// Inbound:
 /// - Fragmented messages are reassembled (control frames may interleave); a message over
 ///   `maxMessageBytes` closes with 1009.
 /// - Protocol violations close with 1002: a continuation with no message open, a new data frame
 ///   while one is open, reserved bits (no extension is ever negotiated), reserved opcodes,
-///   unmasked client frames, fragmented or oversized control frames (NIO's decoder refuses those
+///   unmasked client frames, fragmented or oversized control frames (the codec refuses those
 ///   first), invalid close payloads (1 byte, an invalid code, a reason that is not UTF-8).
 /// - A text message that is not valid UTF-8 (checked once it is whole) closes with 1007.
 /// - A ping is answered with a pong carrying its payload (unless `admitsPing` says the peer is over its

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from switchboard_client import make_token, unique_user, wait_until
-from turn import Coturn
+from turn import Coturn, coturn_fixture
 
 selenium = pytest.importorskip("selenium")  # Tests/integration/requirements.txt
 from selenium import webdriver  # noqa: E402
@@ -37,11 +37,7 @@ PAGE_DIR = Path(__file__).parent / "browser_call"
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def coturn(tmp_path_factory):
-    server = Coturn(tmp_path_factory.mktemp("coturn"), TURN_SECRET).start()
-    yield server
-    server.stop()
+coturn = coturn_fixture(TURN_SECRET)
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,13 @@ import time
 import pytest
 
 from switchboard_client import http_get, make_token, unique_user, wait_until
-from turn import Coturn, EchoPeer, rest_credential, uclient
+from turn import EchoPeer, coturn_fixture, rest_credential, uclient
 
 TURN_SECRET = "coturn-static-auth-secret-for-tests"
 TTL_SECONDS = 600
 
 
-@pytest.fixture(scope="module")
-def coturn(tmp_path_factory):
-    server = Coturn(tmp_path_factory.mktemp("coturn"), TURN_SECRET).start()
-    yield server
-    server.stop()
+coturn = coturn_fixture(TURN_SECRET)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 TURNSERVER = shutil.which("turnserver")
 UCLIENT = shutil.which("turnutils_uclient")
 PEER = shutil.which("turnutils_peer")
@@ -127,6 +129,18 @@ class Coturn:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+
+def coturn_fixture(secret: str):
+    """A module-scoped pytest fixture: one coturn with `secret` as its static auth secret, stopped after."""
+
+    @pytest.fixture(scope="module")
+    def coturn(tmp_path_factory):
+        server = Coturn(tmp_path_factory.mktemp("coturn"), secret).start()
+        yield server
+        server.stop()
+
+    return coturn
 
 
 class EchoPeer:

@@ -5,7 +5,7 @@ import SwitchboardProto
 /// `call-resumed` when the user connects again, on whichever node.
 ///
 /// Only messages that did not find their recipient come here: the relay path of a present party does
-/// nothing new but read ``Session/isResuming`` where it reads the session anyway.
+/// nothing new but look at ``Switchboard/State/resuming`` where it reads the session anyway.
 extension Switchboard {
     /// The store of kept signals: the cluster's, or the local one on a single node.
     var keptSignals: any KeptSignalStore { cluster?.kept ?? localKept }
@@ -117,7 +117,7 @@ extension Switchboard {
             let waiting = state.withLock { state -> [ChatMessage]? in
                 guard state.isCurrent(session) else { return nil }
                 guard var queue = state.resumeQueues.removeValue(forKey: user), !queue.isEmpty else {
-                    state.sessions[user]?.isResuming = false
+                    state.resuming.remove(session.id)
                     return nil
                 }
                 return queue.removeAll()

@@ -58,7 +58,7 @@ extension Switchboard {
         let route = state.withLock { state -> Route in
             if let sender, !state.isCurrent(sender) { return .ignored }
             if let session = state.sessions[user] {
-                guard session.isResuming else { return .local(session) }
+                guard state.isResuming(session) else { return .local(session) }
                 return .waiting(displaced: state.waitForResume(message, of: user))
             }
             guard cluster != nil else { return .nowhere }
@@ -192,7 +192,7 @@ extension Switchboard {
                 return state.graceTimers[user] != nil ? .away : .absent
             }
             if !message.from.isEmpty { state.routes[message.from] = origin }
-            guard session.isResuming else { return .present(session) }
+            guard state.isResuming(session) else { return .present(session) }
             return .waiting(displaced: state.waitForResume(message, of: user))
         }
         switch effect {
@@ -249,7 +249,7 @@ extension Switchboard {
     package func replacedElsewhere(_ user: String) {
         let replaced = state.withLock { state -> Session? in
             guard let session = state.sessions.removeValue(forKey: user) else { return nil }
-            state.queues.remove(session.id)
+            state.forget(session)
             return session
         }
         if let replaced { closeReplaced(replaced) }
@@ -271,7 +271,7 @@ extension Switchboard {
                 let replaced = state.withLock { state -> Session? in
                     guard state.isCurrent(session) else { return nil }
                     state.sessions[session.user] = nil
-                    state.queues.remove(session.id)
+                    state.forget(session)
                     return session
                 }
                 if let replaced { closeReplaced(replaced) }

@@ -30,7 +30,10 @@ package final class Switchboard: Sendable {
         var ringTimers: [String: any ScheduledTimer] = [:]
         var graceTimers: [String: any ScheduledTimer] = [:]
         var inviteBuckets: [String: TokenBucket] = [:]
-        /// What arrived for sessions that are resuming, by user (``Session/isResuming``).
+        /// The sessions whose user's kept signals are being fetched (PROTOCOL.md §8): what arrives for
+        /// them waits behind those, in ``resumeQueues``.
+        var resuming: Set<UInt64> = []
+        /// What arrived for sessions that are resuming, by user.
         var resumeQueues: [String: KeptQueue] = [:]
         var nextSessionID: UInt64 = 1
     }
@@ -133,12 +136,12 @@ package final class Switchboard: Sendable {
     ) -> Session {
         let user = identity.id
         let (session, replaced) = state.withLock { state -> (Session, Session?) in
-            var session = Session(id: state.nextSessionID, identity: identity, connection: connection, outlet: outlet)
+            let session = Session(id: state.nextSessionID, identity: identity, connection: connection, outlet: outlet)
             // What arrives for it waits behind what was kept for it (resumeSignals).
-            session.isResuming = true
+            state.resuming.insert(session.id)
             state.nextSessionID += 1
             let replaced = state.sessions.updateValue(session, forKey: user)
-            if let replaced { state.queues.remove(replaced.id) }
+            if let replaced { state.forget(replaced) }
             state.graceTimers.removeValue(forKey: user)?.cancel()
             state.routes[user] = nil
             // Nothing the user sends overtakes their arrival in the cluster.
@@ -184,7 +187,7 @@ package final class Switchboard: Sendable {
         let (wasCurrent, waiting) = state.withLock { state -> (Bool, [ChatMessage]) in
             guard state.isCurrent(session) else { return (false, []) }  // replaced meanwhile
             state.sessions[user] = nil
-            state.queues.remove(session.id)
+            state.forget(session)
             let waiting = state.resumeQueues.removeValue(forKey: user).map { Array($0.messages) } ?? []
             if state.inviteBuckets[user]?.isFull(now: clock.monotonicNanoseconds()) == true {
                 state.inviteBuckets[user] = nil
@@ -317,7 +320,18 @@ package final class Switchboard: Sendable {
 extension Switchboard.State {
     /// Whether `session` is still its user's live session on this node (not replaced by a newer one).
     func isCurrent(_ session: Session) -> Bool {
-        sessions[session.user]?.id == session.id
+        sessions[session.user] === session
+    }
+
+    /// Whether what arrives for `session` must wait behind its kept signals.
+    func isResuming(_ session: Session) -> Bool {
+        !resuming.isEmpty && resuming.contains(session.id)
+    }
+
+    /// Drops what is held for a session that is no longer its user's (closed or replaced).
+    mutating func forget(_ session: Session) {
+        queues.remove(session.id)
+        resuming.remove(session.id)
     }
 
     /// Cancels an ended call's ring timer and both parties' reconnect grace.

@@ -1,13 +1,13 @@
 /// One authenticated connection of a user to this node.
-package struct Session: Sendable {
+///
+/// A class: it is passed along every message's path and kept in the engine's map, where a copy of
+/// its fields would cost a retain each (issue 10's profile).
+package final class Session: Sendable {
     /// Distinguishes this connection from an earlier or later one of the same user.
     package let id: UInt64
     package let identity: UserIdentity
     package let connection: ConnectionInfo
     package let outlet: any SessionOutlet
-    /// While its user's kept signals are being fetched (PROTOCOL.md §8): what arrives for it waits behind
-    /// them. Read where a message is routed, under the lock that reads the session anyway.
-    var isResuming = false
 
     package init(id: UInt64, identity: UserIdentity, connection: ConnectionInfo, outlet: any SessionOutlet) {
         self.id = id

@@ -25,9 +25,10 @@ struct ChannelOutlet: SessionOutlet {
         self.slot = slot
     }
 
-    /// The pipeline is ready: writes what waited. Call on the channel's loop.
-    func open() {
-        target.value.open()
+    /// The pipeline is ready, with `writer` (its session handler) in it: writes what waited. Call on
+    /// the channel's loop.
+    func open(writer: WebSocketSessionHandler?) {
+        target.value.open(writer: writer)
     }
 
     func deliver(_ message: ChatMessage) {

@@ -33,6 +33,9 @@ final class FlushBatcher: Sendable {
     /// which the connection is closed (it would never catch up).
     final class Target {
         let channel: any Channel
+        /// The session handler, once open: frames are written and flushed from it, not from the
+        /// pipeline's tail.
+        private var writer: WebSocketSessionHandler?
         fileprivate var isQueued = false
         /// What to do once open; `nil` when open.
         private var waiting: [Action]?
@@ -43,9 +46,11 @@ final class FlushBatcher: Sendable {
             self.waiting = open ? nil : []
         }
 
-        /// The pipeline is ready: performs what waited, in order, and flushes.
-        func open() {
+        /// The pipeline is ready (with `writer` in it, when given): performs what waited, in order, and
+        /// flushes.
+        func open(writer: WebSocketSessionHandler? = nil) {
             guard let waiting else { return }
+            self.writer = writer
             self.waiting = nil
             for action in waiting { perform(action) }
             flush()
@@ -60,7 +65,11 @@ final class FlushBatcher: Sendable {
             }
             switch action {
             case .frame(let frame):
-                channel.write(frame, promise: nil)
+                if let writer {
+                    writer.send(frame)
+                } else {
+                    channel.write(frame, promise: nil)
+                }
             case .close(let request):
                 flush()
                 channel.triggerUserOutboundEvent(request, promise: nil)
@@ -70,7 +79,11 @@ final class FlushBatcher: Sendable {
         /// Flushes the channel and takes it off the batch.
         func flush() {
             isQueued = false
-            channel.flush()
+            if let writer {
+                writer.flush()
+            } else {
+                channel.flush()
+            }
         }
     }
 

@@ -98,7 +98,7 @@ final class SignalingHandler: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        outlet.open()
+        outlet.open(writer: try? context.pipeline.syncOperations.handler(type: WebSocketSessionHandler.self))
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -23,6 +23,8 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
     package typealias OutboundOut = ByteBuffer
 
     private let maxFrameSize: Int
+    /// This handler's context while it is in a pipeline, for ``write(_:promise:)``.
+    private var context: ChannelHandlerContext?
     /// Bytes of a frame not yet whole; `nil` between frames.
     private var partial: ByteBuffer?
     private var failed = false
@@ -57,7 +59,12 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
         }
     }
 
+    package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
     package func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
         partial = nil
     }
 
@@ -113,6 +120,16 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
 
     package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         context.write(Self.wrapOutboundOut(Self.encode(Self.unwrapOutboundIn(data))), promise: promise)
+    }
+
+    /// Encodes and writes `frame` as a pipeline write would, for the handler right behind this one (the
+    /// session handler), without boxing the frame. Call on the channel's loop.
+    package func write(_ frame: WebSocketFrame, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(Self.wrapOutboundOut(Self.encode(frame)), promise: promise)
     }
 
     /// `frame` as bytes on the wire (server frames are not masked; no extension is ever negotiated).

@@ -71,6 +71,13 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     /// Set once the channel is active.
     private var keepalive: WebSocketKeepalive?
 
+    /// This handler's context while it is in a pipeline: ``send(_:)`` and ``flush()`` write from here
+    /// without a pass through the handlers behind it.
+    private var context: ChannelHandlerContext?
+    /// The node's codec in front, when it is there: frames are handed to it directly (no pipeline hop,
+    /// no boxing into `NIOAny`).
+    private var encoder: WebSocketFrameCodec?
+
     /// The one scheduled timer task, and when it fires.
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
@@ -91,6 +98,8 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     // MARK: Lifecycle
 
     package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        encoder = try? context.pipeline.syncOperations.handler(type: WebSocketFrameCodec.self)
         let marks = limits.waterMark
         if let options = context.channel.syncOptions {
             try? options.setOption(.writeBufferWaterMark, value: marks)
@@ -103,6 +112,8 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     }
 
     package func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        encoder = nil
         cancelTimer()
         assembler.reset()
     }
@@ -236,11 +247,28 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     // MARK: Outbound
 
     package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        write(Self.unwrapOutboundIn(data), context: context, promise: promise)
+    }
+
+    /// Writes `frame` as ``write(context:data:promise:)`` does, without flushing, for the application
+    /// handler behind this one (the same order as its pipeline writes, one hop fewer). Call on the
+    /// channel's loop; dropped once the handler left the pipeline.
+    package func send(_ frame: WebSocketFrame) {
+        guard let context else { return }
+        write(frame, context: context, promise: nil)
+    }
+
+    /// Flushes from here, as the pipeline's flush would once it got past the handlers behind this one.
+    package func flush() {
+        context?.flush()
+    }
+
+    private func write(_ frame: WebSocketFrame, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         guard case .open = state else {
             promise?.fail(WebSocketSessionError.closing)
             return
         }
-        var frame = Self.unwrapOutboundIn(data)
+        var frame = frame
         if frame.opcode == .connectionClose {
             sendCloseFrame(context: context, payload: frame.data, peerClosed: false, promise: promise)
             return
@@ -258,7 +286,11 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     /// Writes `frame`, then closes with 1008 if the unsent data before it was already over
     /// `maxPendingBytes` (so the node holds at most that plus one message).
     private func writeCapped(context: ChannelHandlerContext, frame: WebSocketFrame, promise: EventLoopPromise<Void>?) {
-        context.write(Self.wrapOutboundOut(frame), promise: promise)
+        if let encoder {
+            encoder.write(frame, promise: promise)
+        } else {
+            context.write(Self.wrapOutboundOut(frame), promise: promise)
+        }
         guard limits.maxPendingBytes > 0, !context.channel.isWritable,
             let pending = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
             pending - frame.length > limits.maxPendingBytes

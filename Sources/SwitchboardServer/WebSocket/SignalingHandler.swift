@@ -19,7 +19,7 @@ import SwitchboardProto
 /// its own `callId` waits for the call-id check (an id that names any record is refused, PROTOCOL.md §9);
 /// meanwhile the handler holds the pipeline's `read()` and keeps what was already read, so the sender's
 /// later messages keep their order behind the invite and nobody else waits.
-final class SignalingHandler: ChannelDuplexHandler {
+final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
     typealias InboundIn = WebSocketMessage
     typealias OutboundIn = Never
     typealias OutboundOut = WebSocketFrame
@@ -47,6 +47,9 @@ final class SignalingHandler: ChannelDuplexHandler {
     private var overBudget = false
     /// Completed when the session is reachable from every node.
     private let reachable: EventLoopPromise<Void>
+    /// This handler's context while it is in the pipeline, for messages the session handler hands over
+    /// by a direct call.
+    private var context: ChannelHandlerContext?
 
     /// Registers the session of `acceptance` with `switchboard`. Call on `channel`'s loop.
     init(
@@ -98,7 +101,14 @@ final class SignalingHandler: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        outlet.open(writer: try? context.pipeline.syncOperations.handler(type: WebSocketSessionHandler.self))
+        self.context = context
+        let sessionHandler = try? context.pipeline.syncOperations.handler(type: WebSocketSessionHandler.self)
+        sessionHandler?.deliverMessages(to: self)
+        outlet.open(writer: sessionHandler)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -123,12 +133,20 @@ final class SignalingHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        receive(unwrapInboundIn(data), context: context)
+    }
+
+    func receive(_ message: WebSocketMessage) {
+        guard let context else { return }
+        receive(message, context: context)
+    }
+
+    private func receive(_ message: WebSocketMessage, context: ChannelHandlerContext) {
         guard session != nil else { return }
         if !readingBurst {
             readingBurst = true
             batcher.beginReading(on: context.eventLoop)
         }
-        let message = unwrapInboundIn(data)
         if checking {
             waiting.append(message)
         } else {

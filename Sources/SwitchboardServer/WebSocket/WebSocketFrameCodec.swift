@@ -25,6 +25,8 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
     private let maxFrameSize: Int
     /// This handler's context while it is in a pipeline, for ``write(_:promise:)``.
     private var context: ChannelHandlerContext?
+    /// The session handler behind, which takes frames by a direct call once it asked to.
+    private var frameReceiver: WebSocketSessionHandler?
     /// Bytes of a frame not yet whole; `nil` between frames.
     private var partial: ByteBuffer?
     private var failed = false
@@ -45,7 +47,11 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
         }
         do {
             while let frame = try Self.parseFrame(from: &bytes, maxFrameSize: maxFrameSize) {
-                context.fireChannelRead(Self.wrapInboundOut(frame))
+                if let frameReceiver {
+                    frameReceiver.receive(frame)
+                } else {
+                    context.fireChannelRead(Self.wrapInboundOut(frame))
+                }
                 guard !failed else { return }
             }
         } catch {
@@ -65,7 +71,14 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
 
     package func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        frameReceiver = nil
         partial = nil
+    }
+
+    /// From now on decoded frames go to `receiver` (the next handler) by a direct call: no pipeline hop,
+    /// no boxing into `NIOAny`. Call on the channel's loop, from `receiver`'s `handlerAdded`.
+    func deliverFrames(to receiver: WebSocketSessionHandler) {
+        frameReceiver = receiver
     }
 
     /// The next whole frame at the front of `buffer`, consumed; `nil` (nothing consumed) if it is not all

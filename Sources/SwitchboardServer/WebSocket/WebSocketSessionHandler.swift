@@ -75,8 +75,10 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     /// without a pass through the handlers behind it.
     private var context: ChannelHandlerContext?
     /// The node's codec in front, when it is there: frames are handed to it directly (no pipeline hop,
-    /// no boxing into `NIOAny`).
-    private var encoder: WebSocketFrameCodec?
+    /// no boxing into `NIOAny`), and it hands decoded frames here the same way.
+    private var codec: WebSocketFrameCodec?
+    /// The application handler behind, when it takes messages by a direct call.
+    private var receiver: (any WebSocketMessageReceiver)?
 
     /// The one scheduled timer task, and when it fires.
     private var timer: Scheduled<Void>?
@@ -99,7 +101,8 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
 
     package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        encoder = try? context.pipeline.syncOperations.handler(type: WebSocketFrameCodec.self)
+        codec = try? context.pipeline.syncOperations.handler(type: WebSocketFrameCodec.self)
+        codec?.deliverFrames(to: self)
         let marks = limits.waterMark
         if let options = context.channel.syncOptions {
             try? options.setOption(.writeBufferWaterMark, value: marks)
@@ -113,7 +116,8 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
 
     package func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-        encoder = nil
+        codec = nil
+        receiver = nil
         cancelTimer()
         assembler.reset()
     }
@@ -174,8 +178,23 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
 
     // MARK: Inbound
 
+    /// From now on whole messages go to `receiver` (the next handler) by a direct call. Call on the
+    /// channel's loop, from `receiver`'s `handlerAdded`.
+    package func deliverMessages(to receiver: any WebSocketMessageReceiver) {
+        self.receiver = receiver
+    }
+
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = Self.unwrapInboundIn(data)
+        receive(Self.unwrapInboundIn(data), context: context)
+    }
+
+    /// A frame from the codec in front, by a direct call. Call on the channel's loop.
+    func receive(_ frame: WebSocketFrame) {
+        guard let context else { return }
+        receive(frame, context: context)
+    }
+
+    private func receive(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
         keepalive?.activity()
 
         switch state {
@@ -204,7 +223,11 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
             case .incomplete:
                 break
             case .message(let message):
-                context.fireChannelRead(Self.wrapInboundOut(message))
+                if let receiver {
+                    receiver.receive(message)
+                } else {
+                    context.fireChannelRead(Self.wrapInboundOut(message))
+                }
             case .failure(let code, let reason):
                 failConnection(context: context, code: code, reason: reason)
             }
@@ -286,8 +309,8 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     /// Writes `frame`, then closes with 1008 if the unsent data before it was already over
     /// `maxPendingBytes` (so the node holds at most that plus one message).
     private func writeCapped(context: ChannelHandlerContext, frame: WebSocketFrame, promise: EventLoopPromise<Void>?) {
-        if let encoder {
-            encoder.write(frame, promise: promise)
+        if let codec {
+            codec.write(frame, promise: promise)
         } else {
             context.write(Self.wrapOutboundOut(frame), promise: promise)
         }

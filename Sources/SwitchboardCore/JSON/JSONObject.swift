@@ -126,6 +126,8 @@ internal struct JSONObjectBuilder {
             members[existing].value = value
             return
         }
+        // A signal's objects have a handful of members: one allocation rather than three growths.
+        if members.isEmpty { members.reserveCapacity(4) }
         members.append((key: key, value: value))
         if index != nil {
             index![key] = members.count - 1

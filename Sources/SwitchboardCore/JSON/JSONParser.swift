@@ -29,6 +29,23 @@ extension JSONValue {
         }
         self = try result.get()
     }
+
+    /// Parses `text` as ``init(parsing:)-(String)`` does, and answers where each member of a top-level
+    /// object lies in its UTF-8, in order, with its key as parsed (none for any other value).
+    package static func parsingMembers(of text: String) throws(JSONParseError) -> (value: JSONValue, members: [JSONMember]) {
+        var text = text
+        let result = text.withUTF8 { buffer in
+            Result { () throws(JSONParseError) -> (JSONValue, [JSONMember]) in try JSONParser.parseMembers(buffer) }
+        }
+        return try result.get()
+    }
+}
+
+/// One member of a JSON object as it lies in the text: its key (unescaped) and its bytes, from the
+/// key's opening quote to the value's last byte.
+package struct JSONMember: Sendable, Equatable {
+    package let key: String
+    package let span: Range<Int>
 }
 
 /// A recursive-descent parser over a contiguous UTF-8 buffer.
@@ -40,6 +57,8 @@ internal struct JSONParser {
     private var index = 0
     private var depth = 0
     private var scratch: [UInt8] = []
+    /// The top-level object's members, when asked for (``parseMembers(_:)``).
+    private var members: [JSONMember]?
 
     private init(_ bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
@@ -53,6 +72,18 @@ internal struct JSONParser {
             throw parser.error("unexpected characters after the JSON value")
         }
         return value
+    }
+
+    static func parseMembers(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> (JSONValue, [JSONMember]) {
+        var parser = JSONParser(bytes)
+        parser.members = []
+        parser.members!.reserveCapacity(8)
+        let value = try parser.parseValue()
+        parser.skipWhitespace()
+        guard parser.index == bytes.count else {
+            throw parser.error("unexpected characters after the JSON value")
+        }
+        return (value, parser.members ?? [])
     }
 
     // MARK: Helpers
@@ -133,6 +164,7 @@ internal struct JSONParser {
             guard !atEnd, bytes[index] == UInt8(ascii: "\"") else {
                 throw error(atEnd ? "unterminated object" : "expected a string key")
             }
+            let memberStart = index
             let key = try parseString()
             skipWhitespace()
             guard !atEnd, bytes[index] == UInt8(ascii: ":") else {
@@ -140,6 +172,7 @@ internal struct JSONParser {
             }
             index += 1
             let value = try parseValue()
+            if depth == 1, members != nil { members!.append(JSONMember(key: key, span: memberStart..<index)) }
             builder.append(key: key, value: value)
             skipWhitespace()
             guard !atEnd else { throw error("unterminated object") }

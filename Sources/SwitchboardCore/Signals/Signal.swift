@@ -11,6 +11,15 @@ package struct Signal: Sendable {
     package let callType: CallType
     /// The JSON object as received, later stamped by the server.
     package private(set) var body: JSONObject
+    /// The content as the client sent it and where its members lie, while ``body`` is unchanged since:
+    /// relaying then copies the client's bytes instead of writing the tree again.
+    private var source: (text: String, members: [JSONMember])?
+
+    /// Whether `key` names a member the server writes into every signal it relays (a client's own is
+    /// dropped).
+    private static func isStamped(_ key: String) -> Bool {
+        key == "callId" || key == "from" || key == "fromName"
+    }
 
     /// Longest accepted `callId`.
     package static let maxCallIDLength = 128
@@ -26,16 +35,17 @@ package struct Signal: Sendable {
 
     /// Parses and validates a signal's `content`.
     package init(content: String) throws(SignalError) {
-        let parsed: JSONValue
+        let parsed: (value: JSONValue, members: [JSONMember])
         do {
-            parsed = try JSONValue(parsing: content)
+            parsed = try JSONValue.parsingMembers(of: content)
         } catch {
             throw SignalError(.invalidSignal, "content is not valid JSON: \(error.message)")
         }
-        guard case .object(let body) = parsed else {
+        guard case .object(let body) = parsed.value else {
             throw SignalError(.invalidSignal, "content must be a JSON object")
         }
         try self.init(body: body)
+        source = (content, parsed.members)
     }
 
     /// Validates a signal given as a JSON object.
@@ -118,6 +128,7 @@ package struct Signal: Sendable {
     package func reasoned(_ reason: String) -> Signal {
         var signal = self
         signal.body["reason"] = .string(reason)
+        signal.source = nil
         return signal
     }
 
@@ -134,11 +145,43 @@ package struct Signal: Sendable {
 
     /// `message` carrying this signal stamped as sent by `sender` in call `callId`: what is relayed.
     package func relayed(in message: ChatMessage, from sender: UserIdentity, callId: String) -> ChatMessage {
-        var signal = self
-        signal.stamp(sender: sender, callId: callId)
         var relayed = message
-        relayed.content = signal.serialized()
+        if let source {
+            relayed.content = Self.stamping(source.text, members: source.members, sender: sender, callId: callId)
+        } else {
+            var signal = self
+            signal.stamp(sender: sender, callId: callId)
+            relayed.content = signal.serialized()
+        }
         return relayed
+    }
+
+    /// The object `text` with the client's stamped members dropped and the server's appended: the
+    /// other members' bytes as they came (the strict parser accepted them). The same object as
+    /// ``stamp(sender:callId:)`` then ``serialized()`` give (members in another order, the client's
+    /// whitespace and escapes kept, and a key sent twice still twice: readers take the last, as the
+    /// server did), without writing the whole tree.
+    private static func stamping(_ text: String, members: [JSONMember], sender: UserIdentity, callId: String) -> String {
+        var text = text
+        return text.withUTF8 { utf8 in
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(utf8.count + callId.utf8.count + 64)
+            bytes.append(UInt8(ascii: "{"))
+            for member in members where !isStamped(member.key) {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[member.span]))
+                bytes.append(UInt8(ascii: ","))
+            }
+            bytes.append(contentsOf: #""callId":"#.utf8)
+            JSONWriter.writeString(callId, into: &bytes)
+            bytes.append(contentsOf: #","from":"#.utf8)
+            JSONWriter.writeString(sender.id, into: &bytes)
+            if let name = sender.name {
+                bytes.append(contentsOf: #","fromName":"#.utf8)
+                JSONWriter.writeString(name, into: &bytes)
+            }
+            bytes.append(UInt8(ascii: "}"))
+            return String(decoding: bytes, as: UTF8.self)
+        }
     }
 }
 

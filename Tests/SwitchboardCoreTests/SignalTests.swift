@@ -249,6 +249,60 @@ private let nameless = UserIdentity(id: "bob")!
     }
 }
 
+/// A relayed signal is stamped into the client's bytes (``Signal/relayed(in:from:callId:)``), not
+/// written again from the tree: it must say what stamping the tree says.
+@Suite struct RelayedSignalTests {
+    private func relayed(_ content: String, from sender: UserIdentity = alice, callId: String = "c1") throws -> String {
+        var message = ChatMessage()
+        message.content = content
+        return try Signal(content: content).relayed(in: message, from: sender, callId: callId).content
+    }
+
+    private func treeStamped(_ content: String, from sender: UserIdentity = alice, callId: String = "c1") throws -> String {
+        var signal = try Signal(content: content)
+        signal.stamp(sender: sender, callId: callId)
+        return signal.serialized()
+    }
+
+    @Test(arguments: [
+        #"{"type":"ice-candidate","candidate":{"candidate":"candidate:1 1 UDP 2122252543 10.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
+        #"{"from":"mallory","type":"call-hangup","fromName":"Mallory","reason":"bye","callId":"c7"}"#,
+        #"{"type":"offer","offer":{"type":"offer","sdp":"v=0\r\n"},"callId":"old","x-app":{"n":[1,2.50,null]}}"#,
+        #"{"type":"answer","answer":{"type":"answer","sdp":"s"},"fromName":"Mallory"}"#,
+        #"{"callId":"c","type":"call-accept","from":"x","from":"y","fromName":null}"#,
+    ])
+    func compactInputGivesTheTreesText(content: String) throws {
+        #expect(try relayed(content) == treeStamped(content))
+        #expect(try relayed(content, from: nameless, callId: "c2") == treeStamped(content, from: nameless, callId: "c2"))
+    }
+
+    @Test func anEscapedKeyCannotSmuggleASender() throws {
+        let text = try relayed(#"{"type":"call-hangup","\u0066rom":"mallory","fromN\u0061me":"Mallory","\u0063allId":"c9"}"#)
+        let (value, members) = try JSONValue.parsingMembers(of: text)
+        #expect(members.map(\.key) == ["type", "from", "fromName", "callId"])
+        #expect(value.objectValue?["from"] == "alice")
+        #expect(value.objectValue?["fromName"] == "Alice")
+        #expect(value.objectValue?["callId"] == "c1")
+    }
+
+    @Test func whitespaceAndEscapesOfOtherMembersAreKept() throws {
+        let content = " {\n \"type\" : \"offer\" ,\"offer\":{ \"type\":\"offer\", \"sdp\":\"\\u0076=0\" } , \"from\" : \"mallory\"\t} "
+        let text = try relayed(content)
+        #expect(text == #"{"type" : "offer","offer":{ "type":"offer", "sdp":"\u0076=0" },"from":"alice","callId":"c1","fromName":"Alice"}"#)
+        #expect(try Signal(content: text).body == Signal(content: treeStamped(content)).body)
+    }
+
+    @Test func aDefaultReasonIsWrittenFromTheTree() throws {
+        var message = ChatMessage()
+        message.content = #"{"type":"call-hangup"}"#
+        let signal = try Signal(content: message.content).reasoned("user-hangup")
+        #expect(
+            signal.relayed(in: message, from: alice, callId: "c1").content
+                == #"{"type":"call-hangup","reason":"user-hangup","callId":"c1","from":"alice","fromName":"Alice"}"#
+        )
+    }
+}
+
 @Suite struct MessageStampingTests {
     @Test func stampOverwritesSenderAndFillsTimestamp() {
         var message = ChatMessage()

@@ -15,11 +15,9 @@ package struct Signal: Sendable {
     /// relaying then copies the client's bytes instead of writing the tree again.
     private var source: (text: String, members: [JSONMember])?
 
-    /// Whether `key` names a member the server writes into every signal it relays (a client's own is
-    /// dropped).
-    private static func isStamped(_ key: String) -> Bool {
-        key == "callId" || key == "from" || key == "fromName"
-    }
+    /// The members the server writes into every signal it relays, in the order it adds those a client
+    /// left out: the call, the sender's id and name.
+    private static let stampedKeys = ["callId", "from", "fromName"]
 
     /// Longest accepted `callId`.
     package static let maxCallIDLength = 128
@@ -156,29 +154,36 @@ package struct Signal: Sendable {
         return relayed
     }
 
-    /// The object `text` with the client's stamped members dropped and the server's appended: the
-    /// other members' bytes as they came (the strict parser accepted them). The same object as
-    /// ``stamp(sender:callId:)`` then ``serialized()`` give (members in another order, the client's
-    /// whitespace and escapes kept, and a key sent twice still twice: readers take the last, as the
-    /// server did), without writing the whole tree.
+    /// The object `text` stamped: each stamped member takes the server's value where the client put
+    /// it (a repeat is dropped), those the client left out follow, and every other member keeps the
+    /// client's bytes (the strict parser accepted them). The same text as ``stamp(sender:callId:)`` then
+    /// ``serialized()`` give for compact input, without writing the whole tree; otherwise the client's
+    /// whitespace and escapes stay, and a key sent twice stays twice (readers take the last, as the
+    /// server did).
     private static func stamping(_ text: String, members: [JSONMember], sender: UserIdentity, callId: String) -> String {
         var text = text
         return text.withUTF8 { utf8 in
             var bytes: [UInt8] = []
             bytes.reserveCapacity(utf8.count + callId.utf8.count + 64)
             bytes.append(UInt8(ascii: "{"))
-            for member in members where !isStamped(member.key) {
+            var written: UInt8 = 0
+            func append(_ stamp: Int) {
+                written |= 1 << stamp
+                guard let value = stamp == 0 ? callId : stamp == 1 ? sender.id : sender.name else { return }
+                if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(stampedKeys[stamp], into: &bytes)
+                bytes.append(UInt8(ascii: ":"))
+                JSONWriter.writeString(value, into: &bytes)
+            }
+            for member in members {
+                if let stamp = stampedKeys.firstIndex(of: member.key) {
+                    if written & 1 << stamp == 0 { append(stamp) }
+                    continue
+                }
+                if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
                 bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[member.span]))
-                bytes.append(UInt8(ascii: ","))
             }
-            bytes.append(contentsOf: #""callId":"#.utf8)
-            JSONWriter.writeString(callId, into: &bytes)
-            bytes.append(contentsOf: #","from":"#.utf8)
-            JSONWriter.writeString(sender.id, into: &bytes)
-            if let name = sender.name {
-                bytes.append(contentsOf: #","fromName":"#.utf8)
-                JSONWriter.writeString(name, into: &bytes)
-            }
+            for stamp in stampedKeys.indices where written & 1 << stamp == 0 { append(stamp) }
             bytes.append(UInt8(ascii: "}"))
             return String(decoding: bytes, as: UTF8.self)
         }

@@ -286,9 +286,14 @@ private let nameless = UserIdentity(id: "bob")!
     }
 
     @Test func whitespaceAndEscapesOfOtherMembersAreKept() throws {
-        let content = " {\n \"type\" : \"offer\" ,\"offer\":{ \"type\":\"offer\", \"sdp\":\"\\u0076=0\" } , \"from\" : \"mallory\"\t} "
+        let content =
+            " {\n \"type\" : \"offer\" ,\"offer\":{ \"type\":\"offer\", \"sdp\":\"\\u0076=0\" } ,"
+            + " \"from\" : \"mallory\"\t} "
         let text = try relayed(content)
-        #expect(text == #"{"type" : "offer","offer":{ "type":"offer", "sdp":"\u0076=0" },"from":"alice","callId":"c1","fromName":"Alice"}"#)
+        #expect(
+            text == #"{"type" : "offer","offer":{ "type":"offer", "sdp":"\u0076=0" },"#
+                + #""from":"alice","callId":"c1","fromName":"Alice"}"#
+        )
         #expect(try Signal(content: text).body == Signal(content: treeStamped(content)).body)
     }
 

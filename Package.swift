@@ -214,6 +214,7 @@ let package = Package(
                 "SwitchboardBasics",
                 "SwitchboardCore",
                 "SwitchboardStorage",
+                "TestPorts",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -226,11 +227,14 @@ let package = Package(
             path: "Tests/CallStoreConformance",
             swiftSettings: strict
         ),
+        // Loopback ports for the servers tests start, never the same one twice in a process.
+        .target(name: "TestPorts", path: "Tests/TestPorts", swiftSettings: strict),
         // A real redis-server per test, for the Redis-backed tests.
         .target(
             name: "RedisTestSupport",
             dependencies: [
                 "RedisWire",
+                "TestPorts",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -1,4 +1,5 @@
 import Foundation
+import TestPorts
 import Testing
 
 #if canImport(Glibc)
@@ -19,7 +20,7 @@ package final class RedisServerProcess {
 
     /// A server (not yet started) on `port`, or on a free port.
     package init(port: Int? = nil, password: String? = nil) throws {
-        self.port = try port ?? Self.freePort()
+        self.port = try port ?? LoopbackPort.free()
         self.password = password
     }
 
@@ -54,7 +55,7 @@ package final class RedisServerProcess {
         try process.run()
         self.process = process
         for _ in 0..<200 {
-            if Self.acceptsConnections(port: port) { return }
+            if LoopbackPort.acceptsConnections(port) { return }
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(25))
         }
@@ -84,42 +85,5 @@ package final class RedisServerProcess {
             return URL(fileURLWithPath: path)
         }
         throw ServerError(message: "redis-server not found (apt-get install redis-server)")
-    }
-
-    /// A TCP port on 127.0.0.1 that nothing listens on right now.
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ServerError(message: "socket() failed") }
-        defer { close(fd) }
-        var address = loopback(port: 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw ServerError(message: "bind() failed") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { throw ServerError(message: "getsockname() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    private static func acceptsConnections(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = loopback(port: port)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        return connected == 0
-    }
-
-    private static func loopback(port: Int) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        return address
     }
 }

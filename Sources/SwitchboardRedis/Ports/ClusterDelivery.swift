@@ -85,7 +85,12 @@ final class ClusterDelivery: RemoteDelivery {
     /// The `ChatMessage` an encoded `deliver` envelope carries.
     static func message(in envelope: ByteBuffer) -> ChatMessage? {
         guard let envelope = try? Envelope(decoding: envelope) else { return nil }
-        return try? ChatMessage(serializedBytes: Array(envelope.message.readableBytesView))
+        return message(inPayload: envelope.message)
+    }
+
+    /// The `ChatMessage` an envelope's payload holds, decoded in place.
+    private static func message(inPayload payload: ByteBuffer) -> ChatMessage? {
+        try? payload.withUnsafeReadableBytes { try ChatMessage(serializedBytes: $0.bytes) }
     }
 
     // MARK: In
@@ -169,7 +174,7 @@ final class ClusterDelivery: RemoteDelivery {
     }
 
     private func decodedMessage(of envelope: Envelope) -> ChatMessage? {
-        guard let message = try? ChatMessage(serializedBytes: Array(envelope.message.readableBytesView)) else {
+        guard let message = Self.message(inPayload: envelope.message) else {
             logger.warning("dropped a cluster envelope with a malformed message")
             return nil
         }

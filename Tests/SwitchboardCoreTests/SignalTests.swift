@@ -396,4 +396,14 @@ private let nameless = UserIdentity(id: "bob")!
         #expect(message(#"{"type":"call\u002dinvite","callId":"c-4"}"#).clientChosenInviteCallID == "c-4", "escaped type name")
         #expect(message(#"{"type":"ice-candidate","callId":"c-5"}"#).clientChosenInviteCallID == nil)
     }
+
+    @Test func theInviteScanFindsTheNameAnywhereAndOnlyIt() {
+        #expect(ChatMessage.mentionsInvite("call-invite"))
+        #expect(ChatMessage.mentionsInvite(#"{"candidate":"c c cc call-invit","x":"call-invite"}"#), "at the very end")
+        #expect(ChatMessage.mentionsInvite(#"{"type":"call\u002dinvite"}"#), "a backslash: maybe escaped")
+        #expect(!ChatMessage.mentionsInvite(""))
+        #expect(!ChatMessage.mentionsInvite("call-invit"), "shorter than the name")
+        #expect(!ChatMessage.mentionsInvite(#"{"type":"ice-candidate","candidate":{"candidate":"candidate:1 1 UDP"}}"#))
+        #expect(!ChatMessage.mentionsInvite(String(repeating: "call-invit", count: 50)))
+    }
 }

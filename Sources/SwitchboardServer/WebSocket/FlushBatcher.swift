@@ -48,7 +48,7 @@ final class FlushBatcher: Sendable {
 
         /// The pipeline is ready (with `writer` in it, when given): performs what waited, in order, and
         /// flushes.
-        func open(writer: WebSocketSessionHandler? = nil) {
+        func open(writer: WebSocketSessionHandler?) {
             guard let waiting else { return }
             self.writer = writer
             self.waiting = nil

@@ -185,4 +185,35 @@ import Testing
         let bob2 = await reconnect(h, "bob", after: bob)
         #expect(try summary(bob2.outlet.take()) == ["call-resumed"])
     }
+
+    /// Every connection is marked resuming until its kept signals are out (`State.resuming`): a client
+    /// that connects, is replaced, reconnects during its call or closes before its arrival is through, in
+    /// a loop, leaves no mark behind (the set is bounded by the sessions).
+    @Test(arguments: EngineMode.allCases) func resumingMarksDoNotOutliveTheirSessions(mode: EngineMode) async throws {
+        let (h, alice, firstBob) = try await bobAwayFromACall(mode)
+        var bob = firstBob
+        func marks() -> (resuming: Int, queues: Int) {
+            let states = h.boards.map { $0.state.withLock { ($0.resuming.count, $0.resumeQueues.count) } }
+            return (states.map(\.0).reduce(0, +), states.map(\.1).reduce(0, +))
+        }
+        for round in 0..<50 {
+            await h.signal(candidate(round), from: alice, to: "bob")
+            bob = await reconnect(h, "bob", after: bob)
+            _ = await h.connect("carol")  // replaces the carol of the round before
+            // Closed before its arrival is through (in a cluster, presence has not answered yet).
+            let board = h.boards[round % h.boards.count]
+            board.disconnect(
+                board.connect(UserIdentity(id: "dave")!, connection: Harness.connection(of: "dave"), outlet: FakeOutlet())
+            )
+            await h.settle()
+            #expect(marks() == (0, 0), "round \(round)")
+            await h.disconnect(bob)
+        }
+        for session in h.sessions {
+            for board in h.boards { board.disconnect(session) }
+        }
+        await h.settle()
+        #expect(h.sessionCount == 0)
+        #expect(marks() == (0, 0))
+    }
 }

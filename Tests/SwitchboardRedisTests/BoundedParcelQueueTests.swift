@@ -41,6 +41,19 @@ import Testing
         #expect(queue.elements == ["exact"])
     }
 
+    /// `append` keeps the limits as `add` does, dropping what gives way instead of returning it.
+    @Test func appendDropsTheOldestAndRefusesWhatCannotFit() {
+        var queue = queue(bytes: 350, count: 3)
+        for element in ["a", "b", "c"] { queue.append(element, bytes: 100, since: 0) }
+        queue.append("d", bytes: 100, since: 0)
+        #expect(queue.elements == ["b", "c", "d"], "the count was full: the oldest went")
+        queue.append("e", bytes: 250, since: 0)
+        #expect(queue.elements == ["d", "e"], "250 bytes more: the two oldest went")
+        queue.append("huge", bytes: 351, since: 0)
+        #expect(queue.elements == ["d", "e"], "refused, and nothing went for it")
+        #expect(queue.usage == .init(bytes: 350, count: 2))
+    }
+
     @Test func whatIsReservedElsewhereCountsAgainstTheSameLimits() {
         var queue = queue(bytes: 300, count: 4)
         _ = queue.add("a", bytes: 100, since: 0)

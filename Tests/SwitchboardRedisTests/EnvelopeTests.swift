@@ -25,6 +25,23 @@ import Testing
         #expect(try Envelope(decoding: envelope.encoded()) == envelope)
     }
 
+    /// Given the message's bytes instead of a buffer, the encoding is the same, byte for byte.
+    @Test(arguments: [
+        CallEffect.none,
+        .end(callId: String(repeating: "c", count: 300)),
+        .update(
+            Call(id: String(repeating: "i", count: 200), caller: "alice", callee: "bob", callType: .video, createdAt: 1)
+        ),
+    ])
+    func messageBytesEncodeAsTheMessageBufferDoes(effect: CallEffect) throws {
+        let message: [UInt8] = Array(repeating: 0x41, count: 500)
+        var envelope = Envelope(kind: .deliver, origin: "node-1", user: "bob", effect: effect, incarnation: 7)
+        let fromBytes = envelope.encoded(messageBytes: message)
+        envelope.message = ByteBuffer(bytes: message)
+        #expect(fromBytes == envelope.encoded())
+        #expect(try Envelope(decoding: fromBytes) == envelope)
+    }
+
     @Test func replaceCarriesNoMessage() throws {
         let envelope = Envelope(kind: .replace, origin: "n2", user: "carol")
         let decoded = try Envelope(decoding: envelope.encoded())

@@ -40,6 +40,24 @@ import Testing
         #expect(machine.usage(of: "n3").inFlight == .init(bytes: cost, count: 1))
     }
 
+    /// A parcel held by the outbox alone is numbered in its own bytes at the end of its tick: what is
+    /// published is the buffer that was given, not a copy.
+    @Test func aParcelIsNumberedInPlace() throws {
+        var machine = harness().machine
+        _ = machine.publish(parcel("P0"), to: "n2", handler: "P0", in: 1)
+        _ = machine.flush(1, now: 0)
+        var payload = parcel("P1")
+        let address = payload.withUnsafeMutableReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        _ = machine.publish(consume payload, to: "n2", handler: "P1", in: 1)
+        guard case .publish(let publishes) = try #require(machine.flush(1, now: 0).first) else {
+            Issue.record("no publish")
+            return
+        }
+        let published = try #require(publishes.first?.payload)
+        #expect(published.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == address, "the same bytes")
+        #expect(try Envelope(decoding: published).sequence == 1)
+    }
+
     @Test func aPublishRedisDidNotTakeFailsItsParcelsAsUnreachable() {
         var outbox = harness()
         #expect(outbox.send("P0") == ["publish n2 P0#0"])

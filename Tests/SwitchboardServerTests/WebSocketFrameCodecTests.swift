@@ -100,6 +100,26 @@ import Testing
     }
 }
 
+extension WebSocketFrameCodecTests {
+    /// A binary message written as its payload alone, with room in front (as `FrameBytes` makes it),
+    /// gets its header there: the bytes that reach the socket are the payload's own.
+    @Test func aBinaryPayloadGetsItsHeaderInPlace() throws {
+        let codec = WebSocketFrameCodec(maxFrameSize: 1 << 17)
+        let channel = EmbeddedChannel(handler: codec)
+        var payload = ByteBufferAllocator().buffer(capacity: 110)
+        payload.moveWriterIndex(forwardBy: 10)
+        payload.moveReaderIndex(forwardBy: 10)
+        payload.writeBytes(Array(repeating: 0x41, count: 100))
+        let start = payload.withUnsafeMutableReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        codec.write(binary: consume payload, promise: nil)
+        channel.flush()
+        let written = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(written.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == start - 2, "2 bytes in front")
+        #expect(Array(written.readableBytesView) == [0x82, 100] + Array(repeating: 0x41, count: 100))
+        _ = try channel.finish()
+    }
+}
+
 /// A decoded frame, comparable.
 private struct Frame: Equatable {
     let fin: Bool

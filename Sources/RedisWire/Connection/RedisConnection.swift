@@ -174,7 +174,8 @@ package final class RedisConnection: RedisCommandSender {
     }
 
     private func encode(_ command: [RESPArgument], replies: Int) -> Result<RedisOutboundCommand, RedisError> {
-        var bytes = channel.allocator.buffer(capacity: 64)
+        // Room for the RESP framing too (a count and two line ends an argument): no reallocation.
+        var bytes = channel.allocator.buffer(capacity: command.reduce(16) { $0 + $1.byteCount + 16 })
         do throws(RedisError) {
             try RESPCommandEncoder.encode(command, into: &bytes)
         } catch {

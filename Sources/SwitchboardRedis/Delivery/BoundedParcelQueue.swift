@@ -82,6 +82,18 @@ struct BoundedParcelQueue<Element> {
         return givenUp
     }
 
+    /// Adds `element` at the end, as ``add(_:bytes:since:reserved:after:)`` does, for a caller that
+    /// has no use for what gives way: the oldest elements are dropped, not returned (and nothing is
+    /// allocated for them). When it cannot fit at all, it is not added.
+    mutating func append(_ element: Element, bytes: Int, since: UInt64) {
+        guard canFit(bytes: bytes) else { return }
+        while !fits(bytes: bytes), let oldest = entries.popFirst() {
+            self.bytes -= oldest.bytes
+        }
+        entries.append(Entry(element: element, bytes: bytes, since: since))
+        self.bytes += bytes
+    }
+
     /// Removes the elements kept for ``Limits/maxAge`` or longer at `now`; returns them, in order.
     mutating func removeExpired(now: UInt64) -> [Element] {
         let maxAge = limits.maxAgeNanoseconds

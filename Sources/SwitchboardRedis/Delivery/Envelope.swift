@@ -50,7 +50,24 @@ struct EnvelopeError: Error, Equatable {
 extension Envelope {
     /// The envelope as bytes for `PUBLISH`.
     func encoded(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 64 + origin.utf8.count + user.utf8.count + message.readableBytes)
+        var buffer = encodedHeader(allocator: allocator, messageBytes: message.readableBytes)
+        buffer.writeImmutableBuffer(message)
+        return buffer
+    }
+
+    /// The envelope as bytes for `PUBLISH`, with `messageBytes` (a serialized `ChatMessage`) in place
+    /// of ``message``: copied once, straight behind the header.
+    func encoded(messageBytes: [UInt8], allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var buffer = encodedHeader(allocator: allocator, messageBytes: messageBytes.count)
+        buffer.writeBytes(messageBytes)
+        return buffer
+    }
+
+    /// Everything before the message, in a buffer with room for `messageBytes` more.
+    private func encodedHeader(allocator: ByteBufferAllocator, messageBytes: Int) -> ByteBuffer {
+        var buffer = allocator.buffer(
+            capacity: Self.headerCapacity(of: effect) + origin.utf8.count + user.utf8.count + messageBytes
+        )
         buffer.writeInteger(Self.magic)
         buffer.writeInteger(Self.version)
         buffer.writeInteger(kind.rawValue)
@@ -75,9 +92,17 @@ extension Envelope {
             buffer.writeInteger(2 as UInt8)
             buffer.writeShortString(callId)
         }
-        var message = message
-        buffer.writeBuffer(&message)
         return buffer
+    }
+
+    /// The fixed fields, string lengths and the call effect's strings: what the header takes besides
+    /// the origin and the user.
+    private static func headerCapacity(of effect: CallEffect) -> Int {
+        switch effect {
+        case .none: 32
+        case .update(let call): 64 + call.id.utf8.count + call.caller.utf8.count + call.callee.utf8.count
+        case .end(let callId): 32 + callId.utf8.count
+        }
     }
 
     /// Decodes what ``encoded(allocator:)`` wrote.

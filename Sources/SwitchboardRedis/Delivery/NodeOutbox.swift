@@ -49,6 +49,8 @@ final class NodeOutbox: Sendable {
         var pending = Deque<StateMachine.Action>()
         /// Whether a caller is performing `pending` (then others leave theirs to it).
         var isPerforming = false
+        /// The inbox channel of each destination, made once (as many as the machine has destinations).
+        var inboxes: [String: RESPArgument] = [:]
     }
 
     private let redis: any RedisCommandSender
@@ -138,11 +140,11 @@ final class NodeOutbox: Sendable {
 
     private func perform(_ action: StateMachine.Action) {
         switch action {
+        case .publish(let publishes) where publishes.count == 1:
+            let publish = publishes[0]
+            redis.send(command(for: publish)).whenComplete { result in self.answer(publish, result) }
         case .publish(let publishes):
-            let commands: [[RESPArgument]] = publishes.map {
-                ["PUBLISH", RESPArgument(channel($0.node)), RESPArgument($0.payload)]
-            }
-            let futures = commands.count == 1 ? [redis.send(commands[0])] : redis.send(batch: commands)
+            let futures = redis.send(batch: publishes.map(command(for:)))
             for (publish, future) in zip(publishes, futures) {
                 future.whenComplete { result in self.answer(publish, result) }
             }
@@ -169,6 +171,17 @@ final class NodeOutbox: Sendable {
                 self.handle { $0.pruneTimerFired(for: node, now: now) }
             }
         }
+    }
+
+    private func command(for publish: StateMachine.Publish) -> [RESPArgument] {
+        let node = publish.node
+        let inbox = state.withLock { locked in
+            if let inbox = locked.inboxes[node] { return inbox }
+            let inbox = RESPArgument(channel(node))
+            locked.inboxes[node] = inbox
+            return inbox
+        }
+        return ["PUBLISH", inbox, RESPArgument(publish.payload)]
     }
 
     private func answer(_ publish: StateMachine.Publish, _ result: Result<RESPValue, any Error>) {

@@ -99,7 +99,8 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
     /// How long a held parcel waits before it is published again.
     let retryInterval: UInt64
     private var destinations: [String: Destination] = [:]
-    /// Parcels published during a tick, admitted and sent at its end.
+    /// Parcels published during a tick, admitted and sent at its end: one batch per event loop that
+    /// publishes (emptied, it is kept for that loop's next tick).
     private var ticks: [Tick: [(node: String, parcel: Parcel)]] = [:]
 
     init(limits: ClusterBufferLimits, retryInterval: Duration) {
@@ -129,31 +130,36 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
     /// the parcels of a destination waiting for a retry. To make room, the oldest held ones give way;
     /// a parcel that cannot fit even so fails, unnumbered.
     mutating func flush(_ tick: Tick, now: UInt64) -> [Action] {
-        guard let batch = ticks.removeValue(forKey: tick) else { return [] }
+        guard var batch = ticks.removeValue(forKey: tick) else { return [] }
         var givenUp: [Parcel] = []
-        var outgoing: [String: [Parcel]] = [:]
-        var nodes: [String] = []
-        for (node, parcel) in batch {
-            let admitted = destinations[node, default: Destination(limits: limits)].admit(parcel, now: now, givenUp: &givenUp)
+        // One per destination, in the order of their first parcels; a tick has few destinations.
+        var publishes: [Publish] = []
+        // Taken out of the batch from the back, first to last: each parcel is then held once, and its
+        // number is written into its bytes without a copy.
+        batch.reverse()
+        while let (node, parcel) = batch.popLast() {
+            let admitted = destinations[node, default: Destination(limits: limits)]
+                .admit(consume parcel, now: now, givenUp: &givenUp)
             guard let admitted else { continue }
-            if outgoing[node] == nil { nodes.append(node) }
-            outgoing[node, default: []].append(admitted)
+            if let index = publishes.firstIndex(where: { $0.node == node }) {
+                publishes[index].parcels.append(admitted)
+            } else {
+                publishes.append(Publish(node: node, payload: ByteBuffer(), parcels: [admitted]))
+            }
         }
-        var actions: [Action] = []
-        if !nodes.isEmpty {
-            actions.append(
-                .publish(
-                    nodes.map { node in
-                        let parcels = outgoing[node]!
-                        let payload = parcels.count == 1 ? parcels[0].payload : EnvelopeBundle.encode(parcels.map(\.payload))
-                        return Publish(node: node, payload: payload, parcels: parcels)
-                    }
-                )
-            )
+        for index in publishes.indices {
+            let parcels = publishes[index].parcels
+            publishes[index].payload = parcels.count == 1 ? parcels[0].payload : EnvelopeBundle.encode(parcels.map(\.payload))
         }
+        // The emptied batch stays for the next tick, unless a burst made it large.
+        if batch.capacity <= Self.keptBatchCapacity { ticks[tick] = batch }
+        var actions: [Action] = publishes.isEmpty ? [] : [.publish(publishes)]
         if !givenUp.isEmpty { actions.append(.fail(givenUp, .bufferFull)) }
         return actions
     }
+
+    /// The most parcels a tick's emptied batch keeps room for between ticks.
+    private static var keptBatchCapacity: Int { 64 }
 
     /// A `PUBLISH` of `parcels` to `node` was answered: received by `receivers` subscribers. Received,
     /// they are kept for a replay (a replayed one is kept already); received by nobody, they are held
@@ -219,14 +225,14 @@ extension OutboxStateMachine.Destination {
     /// Takes a new parcel: numbered and returned to be sent now, or held behind the parcels waiting
     /// for a retry (then `nil`). Held parcels given up on to make room go to `givenUp`, and so does the
     /// parcel itself, unnumbered, when it cannot fit at all.
-    fileprivate mutating func admit(_ parcel: Parcel, now: UInt64, givenUp: inout [Parcel]) -> Parcel? {
+    fileprivate mutating func admit(_ parcel: consuming Parcel, now: UInt64, givenUp: inout [Parcel]) -> Parcel? {
+        var parcel = parcel  // moved: held once, its bytes take the number in place
         let cost = parcel.cost
         guard let room = held.makeRoom(forBytes: cost, reserved: inFlight) else {
             givenUp.append(parcel)
             return nil
         }
-        givenUp += room
-        var parcel = parcel
+        if !room.isEmpty { givenUp += room }
         parcel.sequence = nextSequence
         nextSequence += 1
         parcel.payload.setInteger(parcel.sequence, at: parcel.payload.readerIndex + Envelope.sequenceOffset)
@@ -245,7 +251,7 @@ extension OutboxStateMachine.Destination {
     fileprivate mutating func received(_ parcels: [Parcel], now: UInt64) -> UInt64? {
         for parcel in parcels {
             inFlight.remove(parcel.cost)
-            if !parcel.isReplay { _ = recent.add(parcel, bytes: parcel.cost, since: now) }
+            if !parcel.isReplay { recent.append(parcel, bytes: parcel.cost, since: now) }
         }
         guard !pruneScheduled, let earliest = recent.earliest else { return nil }
         pruneScheduled = true

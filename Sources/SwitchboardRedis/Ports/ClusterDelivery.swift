@@ -69,10 +69,9 @@ final class ClusterDelivery: RemoteDelivery {
             user: user,
             effect: effect,
             isRetry: isRetry,
-            message: ByteBuffer(bytes: bytes),
             incarnation: incarnation
         )
-        outbox.publish(envelope.encoded(), to: node, on: eventLoop) { failure, envelope in
+        outbox.publish(envelope.encoded(messageBytes: bytes), to: node, on: eventLoop) { failure, envelope in
             failed(RemoteDeliveryFailure(failure), Self.message(in: envelope))
         }
     }

@@ -38,11 +38,12 @@ struct ChannelOutlet: SessionOutlet {
         } catch {
             return  // proto3 messages without required fields always serialize
         }
-        let frame = WebSocketFrame(fin: true, opcode: .binary, data: bytes.buffer)
+        // Moved, not copied: held by nothing else, the buffer gets the frame header in its headroom.
+        let payload = (consume bytes).buffer
         if channel.eventLoop.inEventLoop {
-            write(frame)
+            write(consume payload)
         } else {
-            batcher.send(.frame(frame), to: target, on: channel.eventLoop)
+            batcher.send(.binary(consume payload), to: target, on: channel.eventLoop)
         }
     }
 
@@ -56,8 +57,8 @@ struct ChannelOutlet: SessionOutlet {
         }
     }
 
-    private func write(_ frame: WebSocketFrame) {
-        target.value.perform(.frame(frame))
+    private func write(_ payload: consuming ByteBuffer) {
+        target.value.perform(.binary(consume payload))
         batcher.flush(target.value)
     }
 

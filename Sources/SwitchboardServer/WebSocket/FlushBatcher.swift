@@ -17,9 +17,10 @@ final class FlushBatcher: Sendable {
         fileprivate var outbox: [ObjectIdentifier: (loop: any EventLoop, deliveries: [Delivery])] = [:]
     }
 
-    /// What to do to a connection on another loop: write a frame, or close after what was written.
+    /// What to do to a connection on another loop: write a binary message (its payload, with room in
+    /// front for the frame header), or close after what was written.
     enum Action {
-        case frame(WebSocketFrame)
+        case binary(ByteBuffer)
         case close(WebSocketCloseRequest)
     }
 
@@ -56,19 +57,19 @@ final class FlushBatcher: Sendable {
             flush()
         }
 
-        /// Writes a frame (not flushed) or asks for a close after what was written before.
-        func perform(_ action: Action) {
+        /// Writes a message (not flushed) or asks for a close after what was written before.
+        func perform(_ action: consuming Action) {
             if waiting != nil {
                 guard waiting!.count < Self.maxWaiting else { return channel.close(promise: nil) }
                 waiting!.append(action)
                 return
             }
-            switch action {
-            case .frame(let frame):
+            switch consume action {
+            case .binary(let payload):
                 if let writer {
-                    writer.send(frame)
+                    writer.send(binary: consume payload)
                 } else {
-                    channel.write(frame, promise: nil)
+                    channel.write(WebSocketFrame(fin: true, opcode: .binary, data: payload), promise: nil)
                 }
             case .close(let request):
                 flush()
@@ -116,9 +117,12 @@ final class FlushBatcher: Sendable {
             }
         }
         guard !state.queued.isEmpty else { return }
-        let queued = state.queued
-        state.queued.removeAll(keepingCapacity: true)
+        // Swapped out and back, so that the array's storage is kept rather than copied each burst.
+        var queued: [Target] = []
+        swap(&queued, &state.queued)
         for target in queued { target.flush() }
+        queued.removeAll(keepingCapacity: true)
+        if state.queued.isEmpty { state.queued = queued }
     }
 
     /// Makes the rest of the current loop tick a burst, for writes caused by something other than a
@@ -158,7 +162,7 @@ final class FlushBatcher: Sendable {
         for (target, action) in deliveries {
             let target = target.value
             target.perform(action)
-            if case .frame = action { target.isQueued = true }
+            if case .binary = action { target.isQueued = true }
         }
         for (target, _) in deliveries where target.value.isQueued {
             target.value.flush()  // clears isQueued: once per channel

@@ -111,8 +111,9 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
         guard length <= maxFrameSize else { throw .invalidFrameLength }
         var maskKey: WebSocketMaskingKey?
         if masked {
-            guard let key = buffer.getBytes(at: start + offset, length: 4) else { return nil }
-            maskKey = WebSocketMaskingKey(key)
+            // From raw bytes: an array of the four bytes costs an allocation and more for its indices.
+            guard let key = buffer.getInteger(at: start + offset, as: UInt32.self) else { return nil }
+            maskKey = withUnsafeBytes(of: key.bigEndian) { WebSocketMaskingKey($0) }
             offset += 4
         }
         guard buffer.readableBytes >= offset + length else { return nil }
@@ -145,11 +146,25 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
         context.write(Self.wrapOutboundOut(Self.encode(frame)), promise: promise)
     }
 
+    /// Writes `payload` as one binary frame, as ``write(_:promise:)`` does. Given its payload alone
+    /// (no `WebSocketFrame` holding it too), the frame gets its header in the payload's headroom.
+    package func write(binary payload: consuming ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        let header = Header(first: 0x82, length: payload.readableBytes)
+        context.write(Self.wrapOutboundOut(Self.encode(header, consume payload)), promise: promise)
+    }
+
     /// `frame` as bytes on the wire (server frames are not masked; no extension is ever negotiated).
     package static func encode(_ frame: WebSocketFrame) -> ByteBuffer {
-        var payload = frame.data
-        if prependHeader(of: frame, to: &payload) { return payload }
-        var header = Header(of: frame, length: payload.readableBytes)
+        encode(Header(of: frame, length: frame.data.readableBytes), frame.data)
+    }
+
+    private static func encode(_ header: Header, _ payload: consuming ByteBuffer) -> ByteBuffer {
+        if prependHeader(header, to: &payload) { return payload }
+        var header = header
         var bytes = ByteBufferAllocator().buffer(capacity: header.count + payload.readableBytes)
         header.withBytes { _ = bytes.writeBytes($0) }
         bytes.writeImmutableBuffer(payload)
@@ -159,7 +174,11 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
     /// Puts the header of `frame` (with `payload` as its data) into `payload`'s headroom, when it has
     /// room there and nothing else holds its storage; `false` when it has not.
     package static func prependHeader(of frame: WebSocketFrame, to payload: inout ByteBuffer) -> Bool {
-        var header = Header(of: frame, length: payload.readableBytes)
+        prependHeader(Header(of: frame, length: payload.readableBytes), to: &payload)
+    }
+
+    private static func prependHeader(_ header: Header, to payload: inout ByteBuffer) -> Bool {
+        var header = header
         let prepended: Bool? = payload.modifyIfUniquelyOwned { buffer in
             guard buffer.readerIndex >= header.count else { return false }
             buffer.moveReaderIndex(to: buffer.readerIndex - header.count)
@@ -180,6 +199,11 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
             if frame.rsv1 { first |= 0x40 }
             if frame.rsv2 { first |= 0x20 }
             if frame.rsv3 { first |= 0x10 }
+            self.init(first: first, length: length)
+        }
+
+        /// `first`: the first byte (FIN, RSV and opcode bits).
+        init(first: UInt8, length: Int) {
             count = withUnsafeMutableBytes(of: &bytes) { header in
                 header[0] = first
                 switch length {

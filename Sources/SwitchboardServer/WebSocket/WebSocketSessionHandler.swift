@@ -286,6 +286,19 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
         write(frame, context: context, promise: nil)
     }
 
+    /// Writes `payload` as one binary message, as ``send(_:)`` does a frame: the payload goes to the
+    /// codec alone, so that the header can go into its headroom.
+    package func send(binary payload: consuming ByteBuffer) {
+        guard let context, case .open = state else { return }
+        let length = payload.readableBytes
+        if let codec {
+            codec.write(binary: consume payload, promise: nil)
+        } else {
+            context.write(Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: consume payload)), promise: nil)
+        }
+        closeIfTooMuchIsUnsent(context: context, besides: length)
+    }
+
     /// Flushes from here, as the pipeline's flush would once it got past the handlers behind this one.
     package func flush() {
         context?.flush()
@@ -319,9 +332,15 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
         } else {
             context.write(Self.wrapOutboundOut(frame), promise: promise)
         }
+        closeIfTooMuchIsUnsent(context: context, besides: frame.length)
+    }
+
+    /// Closes with 1008 if the unsent data, besides the `length` bytes just written, was over
+    /// `maxPendingBytes`.
+    private func closeIfTooMuchIsUnsent(context: ChannelHandlerContext, besides length: Int) {
         guard limits.maxPendingBytes > 0, !context.channel.isWritable,
             let pending = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
-            pending - frame.length > limits.maxPendingBytes
+            pending - length > limits.maxPendingBytes
         else { return }
         failConnection(context: context, code: .policyViolation, reason: "too much unsent data")
     }

@@ -185,14 +185,22 @@ extension Switchboard {
     }
 
     /// A message another node sent for `user`: applies the change to the call it carries and delivers it,
-    /// if the user's session is here; `false` if it is not.
-    package func deliverFromCluster(_ message: ChatMessage, to user: String, effect: CallEffect, from origin: String) -> Bool {
+    /// if the user's session is here; `false` if it is not. Delivered, it goes to the socket in the bytes
+    /// it came in; it is decoded only to be kept.
+    package func deliverFromCluster(
+        _ encoded: some EncodedChatMessage,
+        to user: String,
+        effect: CallEffect,
+        from origin: String
+    ) -> Bool {
+        let sender = encoded.sender
         let arrival = state.withLock { state -> Arrival in
             guard let session = state.sessions[user] else {
                 return state.graceTimers[user] != nil ? .away : .absent
             }
-            if !message.from.isEmpty { state.routes[message.from] = origin }
+            if !sender.isEmpty { state.routes[sender] = origin }
             guard state.isResuming(session) else { return .present(session) }
+            guard let message = encoded.decoded() else { return .waiting(displaced: []) }
             return .waiting(displaced: state.waitForResume(message, of: user))
         }
         switch effect {
@@ -211,18 +219,18 @@ extension Switchboard {
         case .away:
             // The user left this node during a call: kept from here, in the order messages came, rather
             // than bounced (the sender's node would then keep later ones by another path).
-            let sender = effect == .none && !message.from.isEmpty ? message.from : nil
+            guard let message = encoded.decoded() else { break }
             _ = keepOrReport(
                 message,
                 for: user,
                 effect: effect,
                 notify: nil,
-                sender: sender,
+                sender: effect == .none && !sender.isEmpty ? sender : nil,
                 holding: nil,
                 offline: .reconnecting
             )
         case .present(let session):
-            session.outlet.deliver(message)
+            session.outlet.deliver(encoded: encoded)
         case .waiting(let displaced):
             reportDisplaced(displaced, for: user)
         }

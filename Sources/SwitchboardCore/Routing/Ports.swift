@@ -4,6 +4,8 @@ import SwitchboardProto
 package protocol SessionOutlet: Sendable {
     /// Queues `message` for the socket.
     func deliver(_ message: ChatMessage)
+    /// Queues the message `message` holds in its bytes, as it is (see ``EncodedChatMessage``).
+    func deliver(encoded message: some EncodedChatMessage)
     /// Queues a close frame with `code` after what was delivered before.
     func close(code: UInt16, reason: String)
 }

@@ -139,7 +139,9 @@ final class ClusterDelivery: RemoteDelivery {
     private func handle(_ envelope: Envelope, isBroadcast: Bool) {
         switch envelope.kind {
         case .deliver:
-            guard let message = decodedMessage(of: envelope) else { return }
+            guard let message = EnvelopeMessage(envelope.message) else {
+                return logger.warning("dropped a cluster envelope with a malformed message")
+            }
             let delivered =
                 engine?.deliverFromCluster(message, to: envelope.user, effect: envelope.effect, from: envelope.origin) ?? false
             if !delivered, !isBroadcast, envelope.origin != nodeId { bounce(envelope) }

@@ -38,8 +38,18 @@ struct ChannelOutlet: SessionOutlet {
         } catch {
             return  // proto3 messages without required fields always serialize
         }
-        // Moved, not copied: held by nothing else, the buffer gets the frame header in its headroom.
-        let payload = (consume bytes).buffer
+        send((consume bytes).buffer)
+    }
+
+    /// Copies the message's bytes into a frame as they are: no decoding, no encoding.
+    func deliver(encoded message: some EncodedChatMessage) {
+        let bytes = FrameBytes(copying: message)
+        send((consume bytes).buffer)
+    }
+
+    /// Writes a message's payload, with room for the frame header in front. Moved, not copied: held by
+    /// nothing else, the buffer gets the header in its headroom.
+    private func send(_ payload: consuming ByteBuffer) {
         if channel.eventLoop.inEventLoop {
             write(consume payload)
         } else {

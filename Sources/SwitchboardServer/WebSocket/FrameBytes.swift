@@ -1,5 +1,6 @@
 import NIOCore
 import SwiftProtobuf
+import SwitchboardCore
 
 /// A protobuf serialization target that is already a WebSocket frame's payload buffer.
 ///
@@ -15,6 +16,18 @@ struct FrameBytes: SwiftProtobufContiguousBytes {
         buffer.moveWriterIndex(forwardBy: Self.headroom)
         buffer.moveReaderIndex(forwardBy: Self.headroom)
         buffer.writeRepeatingByte(repeating, count: count)
+    }
+
+    /// The bytes of `message`, behind the headroom.
+    init(copying message: some EncodedChatMessage) {
+        let count = message.byteCount
+        buffer = ByteBufferAllocator().buffer(capacity: Self.headroom + count)
+        buffer.moveWriterIndex(forwardBy: Self.headroom)
+        buffer.moveReaderIndex(forwardBy: Self.headroom)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { bytes in
+            message.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: bytes[..<count]))
+            return count
+        }
     }
 
     init<S: Sequence>(_ sequence: S) where S.Element == UInt8 {

@@ -45,14 +45,16 @@ import Testing
         #expect(EnvelopeMessage(bytes)?.decoded()?.from == "last")
     }
 
-    @Test(arguments: [
-        [0x1A, 0x05, 0x61],  // a length past the end
-        [0x08],  // a varint cut short
-        [0x08] + [UInt8](repeating: 0x80, count: 11),  // a varint over 10 bytes
-        [0x0B],  // a group start: not proto3
-        [0x0F],  // wire type 7 does not exist
-        [0x09, 0x01, 0x02],  // 8 bytes announced, 2 there
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0x1A, 0x05, 0x61],  // a length past the end
+            [0x08],  // a varint cut short
+            [0x08] + [UInt8](repeating: 0x80, count: 11),  // a varint over 10 bytes
+            [0x0B],  // a group start: not proto3
+            [0x0F],  // wire type 7 does not exist
+            [0x09, 0x01, 0x02],  // 8 bytes announced, 2 there
+        ] as [[UInt8]]
+    )
     func aMalformedMessageIsRefused(bytes: [UInt8]) {
         #expect(EnvelopeMessage(ByteBuffer(bytes: bytes)) == nil)
     }

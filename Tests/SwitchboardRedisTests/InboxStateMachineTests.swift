@@ -41,6 +41,34 @@ import Testing
         #expect(machine.positions == [.init(node: "n1", incarnation: 7, expected: 42)])
     }
 
+    /// The fast path takes an envelope exactly when `receive` would only deliver it, and leaves the
+    /// machine as `receive` would: two machines, one trying the fast path first, agree on every step.
+    @Test func theInOrderFastPathAgreesWithReceive() {
+        var plain = machine(maxWaitingBytes: 600)
+        var fast = plain
+        var taken = 0
+        // In order, a gap, duplicates, late and early numbers, a second origin, a timeout, passed numbers.
+        let steps: [(UInt64, String, Int)] = [
+            (5, "n1", 0), (6, "n1", 0), (6, "n1", 0), (8, "n1", 10), (9, "n1", 10), (7, "n1", 20), (10, "n1", 20),
+            (0, "n2", 20), (1, "n2", 30), (12, "n1", 40), (11, "n1", 2100), (13, "n1", 2100), (15, "n1", 2200),
+            (16, "n1", 2200), (17, "n1", 2200), (18, "n1", 2200), (14, "n1", 2300), (19, "n1", 2300),
+        ]
+        for (number, node, milliseconds) in steps {
+            let arriving = envelope(number, origin: node)
+            let expected = Self.describe(plain.receive(arriving, now: Self.ms(milliseconds)))
+            let actual: [String]
+            if fast.receiveInOrder(arriving) {
+                taken += 1
+                actual = ["deliver \(number)"]
+            } else {
+                actual = Self.describe(fast.receive(arriving, now: Self.ms(milliseconds)))
+            }
+            #expect(actual == expected, "envelope \(number) from \(node) at \(milliseconds) ms")
+            #expect(Set(fast.positions.map { "\($0)" }) == Set(plain.positions.map { "\($0)" }))
+        }
+        #expect(taken >= 5, "the common case takes the fast path")
+    }
+
     @Test func anEnvelopeAheadOfAGapWaitsAndTheGapIsReportedOnceWithOneTimer() {
         var machine = machine()
         #expect(receive(0, into: &machine) == ["deliver 0"])

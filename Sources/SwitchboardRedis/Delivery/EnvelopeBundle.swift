@@ -21,9 +21,14 @@ enum EnvelopeBundle {
         return buffer
     }
 
+    /// Whether `payload` is a bundle (by its first byte), rather than one envelope.
+    static func isBundle(_ payload: ByteBuffer) -> Bool {
+        payload.getInteger(at: payload.readerIndex, as: UInt8.self) == magic
+    }
+
     /// The envelopes in `payload`: itself when it is not a bundle; `nil` when it is a malformed one.
     static func split(_ payload: ByteBuffer) -> [ByteBuffer]? {
-        guard payload.getInteger(at: payload.readerIndex, as: UInt8.self) == magic else { return [payload] }
+        guard isBundle(payload) else { return [payload] }
         var buffer = payload
         guard buffer.readInteger(as: UInt8.self) == magic, buffer.readInteger(as: UInt8.self) == version else {
             return nil

@@ -44,6 +44,7 @@ final class InboxSequencer: Sendable {
         guard eventLoop.inEventLoop else {
             return eventLoop.execute { self.accept(envelope, onGap: onGap, deliver: deliver) }
         }
+        guard !machine.withLock({ $0.receiveInOrder(envelope) }) else { return deliver(envelope) }
         let now = eventLoop.now.uptimeNanoseconds
         let actions = machine.withLock { $0.receive(envelope, now: now) }
         perform(actions, onGap: onGap, deliver: deliver)

@@ -80,6 +80,18 @@ struct InboxStateMachine: Sendable {
 
     // MARK: Events
 
+    /// `envelope` arrived, and if it is the next of a stream with nothing waiting (the common case), it
+    /// is counted: `true`, deliver it (what ``receive(_:now:)`` would answer, without building actions).
+    /// `false`: nothing changed, call ``receive(_:now:)``.
+    mutating func receiveInOrder(_ envelope: Envelope) -> Bool {
+        let origin = Origin(node: envelope.origin, incarnation: envelope.incarnation)
+        guard let index = streams.index(forKey: origin) else { return false }
+        let stream = streams.values[index]
+        guard stream.waiting.isEmpty, stream.gapDeadline == nil, envelope.sequence == stream.expected else { return false }
+        streams.values[index].expected += 1
+        return true
+    }
+
     /// `envelope` arrived at `now`.
     mutating func receive(_ envelope: Envelope, now: UInt64) -> [Action] {
         let origin = Origin(node: envelope.origin, incarnation: envelope.incarnation)

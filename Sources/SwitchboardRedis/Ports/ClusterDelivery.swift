@@ -98,27 +98,26 @@ final class ClusterDelivery: RemoteDelivery {
     /// every node reads (where a recipient who is not here is someone else's). The subscriber calls it in
     /// order.
     func receive(_ payload: ByteBuffer, isBroadcast: Bool) {
+        guard EnvelopeBundle.isBundle(payload) else { return receiveEnvelope(payload, isBroadcast: isBroadcast) }
         guard let envelopes = EnvelopeBundle.split(payload) else {
             return logger.warning("dropped a malformed cluster envelope bundle")
         }
-        for bytes in envelopes {
-            let envelope: Envelope
-            do {
-                envelope = try Envelope(decoding: bytes)
-            } catch {
-                logger.warning("dropped a malformed cluster envelope", metadata: ["error": "\(error.message)"])
-                continue
-            }
-            guard !isBroadcast else {
-                handle(envelope, isBroadcast: true)
-                continue
-            }
-            sequencer.accept(
-                envelope,
-                onGap: { [self] position, through in askForReplay(position, through: through) },
-                deliver: { [self] in handle($0, isBroadcast: false) }
-            )
+        for bytes in envelopes { receiveEnvelope(bytes, isBroadcast: isBroadcast) }
+    }
+
+    private func receiveEnvelope(_ bytes: ByteBuffer, isBroadcast: Bool) {
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(decoding: bytes)
+        } catch {
+            return logger.warning("dropped a malformed cluster envelope", metadata: ["error": "\(error.message)"])
         }
+        guard !isBroadcast else { return handle(envelope, isBroadcast: true) }
+        sequencer.accept(
+            envelope,
+            onGap: { [self] position, through in askForReplay(position, through: through) },
+            deliver: { [self] in handle($0, isBroadcast: false) }
+        )
     }
 
     /// The inbox's subscriber connected again: what was in flight to it may be lost, gap or not.

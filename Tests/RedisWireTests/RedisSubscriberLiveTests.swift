@@ -86,10 +86,11 @@ struct RedisSubscriberLiveTests {
             try await awaitState(.connected, in: states)
             let elapsed = clock.now - killed
             // "Within 1 s" rests on the first reconnect coming 50 ms after the drop; the elapsed time is
-            // only checked as liveness: seen 0.05-0.15 s alone, and 1.04 s once in a full parallel test run
-            // on a loaded 2-core machine.
+            // only checked as liveness (a backoff gone wrong waits far longer): seen 0.05-0.15 s alone,
+            // 1.04 s in a full parallel test run on a loaded 2-core machine, 4.3 s there with 30-40 % of
+            // the CPU stolen by the host.
             #expect(RedisReconnectPolicy().delay(attempt: 0, random: 0) <= .milliseconds(50))
-            #expect(elapsed < .seconds(3), "resubscribed after \(elapsed)")
+            #expect(elapsed < .seconds(10), "resubscribed after \(elapsed)")
 
             #expect(try await admin.execute("PUBLISH", "webrtc:signals", "after kill") == .integer(1))
             let message = try await withTimeout(.seconds(5), "the message after the kill") {

@@ -117,8 +117,17 @@ final class ClusterBackend {
     }
 
     /// Waits until every node's outbox has nothing on its way, then until a marker published to each inbox
-    /// after that has arrived: what the nodes sent each other has been handled.
-    func drain(keys: ClusterKeys) async throws {
+    /// after that has arrived: what the nodes sent each other has been handled. Returns whether nothing
+    /// was sent meanwhile (handling what arrived can send more: a node's answer may reach another's inbox
+    /// after that inbox's marker did, so a caller drains again until this is `true`).
+    func drain(keys: ClusterKeys) async throws -> Bool {
+        // Every parcel Redis took is kept for a replay: a change in what is kept means something was sent.
+        func sent() -> [Int] {
+            deliveries.flatMap { node, delivery in
+                deliveries.keys.filter { $0 != node }.sorted().map { delivery.outbox.usage(of: $0).kept.count }
+            }
+        }
+        let sentBefore = sent()
         for delivery in deliveries.values {
             try await delivery.eventLoop.submit {}.get()  // what was published this tick goes out
         }
@@ -139,6 +148,10 @@ final class ClusterBackend {
                 try await Task.sleep(for: .milliseconds(1))
             }
         }
+        for delivery in deliveries.values {
+            try await delivery.eventLoop.submit {}.get()  // what the last arrivals published goes out
+        }
+        return sent() == sentBefore
     }
 }
 
@@ -208,6 +221,7 @@ struct Harness {
         let deadline = ContinuousClock.now + .seconds(10)
         do {
             var answered: [Int]
+            var quiet = true
             repeat {
                 while boards.contains(where: { $0.pendingAnswerCount > 0 }) {
                     guard ContinuousClock.now < deadline else { throw TimedOut(what: "the engines' answers") }
@@ -215,9 +229,9 @@ struct Harness {
                 }
                 guard boards.count > 1, let backend else { return }
                 answered = boards.map(\.answeredCount)
-                try await backend.drain(keys: keys)
+                quiet = try await backend.drain(keys: keys)
                 // An answer handled meanwhile may have sent another node something after it drained.
-            } while boards.contains(where: { $0.pendingAnswerCount > 0 }) || boards.map(\.answeredCount) != answered
+            } while !quiet || boards.contains(where: { $0.pendingAnswerCount > 0 }) || boards.map(\.answeredCount) != answered
         } catch {
             Issue.record("the engines did not settle: \(error)", sourceLocation: sourceLocation)
         }

@@ -153,7 +153,7 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        let header = Header(first: 0x82, length: payload.readableBytes)
+        let header = Header(first: 0x80 | UInt8(webSocketOpcode: .binary), length: payload.readableBytes)  // FIN
         context.write(Self.wrapOutboundOut(Self.encode(header, consume payload)), promise: promise)
     }
 

@@ -21,7 +21,10 @@ struct EnvelopeMessage: EncodedChatMessage {
         bytes.withUnsafeReadableBytes { destination.copyMemory(from: $0) }
     }
 
-    func decoded() -> ChatMessage? {
+    func decoded() -> ChatMessage? { Self.decode(bytes) }
+
+    /// The `ChatMessage` in `bytes`, decoded in place; `nil` when they are not one.
+    static func decode(_ bytes: ByteBuffer) -> ChatMessage? {
         try? bytes.withUnsafeReadableBytes { try ChatMessage(serializedBytes: $0.bytes) }
     }
 

@@ -84,12 +84,7 @@ final class ClusterDelivery: RemoteDelivery {
     /// The `ChatMessage` an encoded `deliver` envelope carries.
     static func message(in envelope: ByteBuffer) -> ChatMessage? {
         guard let envelope = try? Envelope(decoding: envelope) else { return nil }
-        return message(inPayload: envelope.message)
-    }
-
-    /// The `ChatMessage` an envelope's payload holds, decoded in place.
-    private static func message(inPayload payload: ByteBuffer) -> ChatMessage? {
-        try? payload.withUnsafeReadableBytes { try ChatMessage(serializedBytes: $0.bytes) }
+        return EnvelopeMessage.decode(envelope.message)
     }
 
     // MARK: In
@@ -174,7 +169,7 @@ final class ClusterDelivery: RemoteDelivery {
     }
 
     private func decodedMessage(of envelope: Envelope) -> ChatMessage? {
-        guard let message = Self.message(inPayload: envelope.message) else {
+        guard let message = EnvelopeMessage.decode(envelope.message) else {
             logger.warning("dropped a cluster envelope with a malformed message")
             return nil
         }

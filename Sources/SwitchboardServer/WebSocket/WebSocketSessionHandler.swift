@@ -47,7 +47,7 @@ import Glibc  // linger
 ///
 /// With the node's ``WebSocketFrameCodec`` in front and a ``WebSocketMessageReceiver`` behind, frames
 /// and messages pass between the three by direct calls on the loop instead of through the pipeline, and
-/// the application's writes come in by ``send(_:)`` and ``flush()``: the same order and the same rules,
+/// the application's writes come in by ``send(binary:)`` and ``flush()``: the same order and the same rules,
 /// without a handler hop and an `NIOAny` box per message each way (issue 10's profile).
 package final class WebSocketSessionHandler: ChannelDuplexHandler {
     package typealias InboundIn = WebSocketFrame
@@ -76,7 +76,7 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     /// Set once the channel is active.
     private var keepalive: WebSocketKeepalive?
 
-    /// This handler's context while it is in a pipeline: ``send(_:)`` and ``flush()`` write from here
+    /// This handler's context while it is in a pipeline: ``send(binary:)`` and ``flush()`` write from here
     /// without a pass through the handlers behind it.
     private var context: ChannelHandlerContext?
     /// The node's codec in front, when it is there: frames are handed to it directly (no pipeline hop,
@@ -278,16 +278,10 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
         write(Self.unwrapOutboundIn(data), context: context, promise: promise)
     }
 
-    /// Writes `frame` as ``write(context:data:promise:)`` does, without flushing, for the application
-    /// handler behind this one (the same order as its pipeline writes, one hop fewer). Call on the
-    /// channel's loop; dropped once the handler left the pipeline.
-    package func send(_ frame: WebSocketFrame) {
-        guard let context else { return }
-        write(frame, context: context, promise: nil)
-    }
-
-    /// Writes `payload` as one binary message, as ``send(_:)`` does a frame: the payload goes to the
-    /// codec alone, so that the header can go into its headroom.
+    /// Writes `payload` as one binary message, as ``write(context:data:promise:)`` does a frame, without
+    /// flushing, for the application handler behind this one (the same order as its pipeline writes, one
+    /// hop fewer). The payload goes to the codec alone, so that the header can go into its headroom. Call
+    /// on the channel's loop; dropped once the handler left the pipeline or began to close.
     package func send(binary payload: consuming ByteBuffer) {
         guard let context, case .open = state else { return }
         let length = payload.readableBytes

@@ -111,6 +111,10 @@ final class ClusterBackend {
             ClusterScripts(redis: client, keys: keys, node: node),
             delivery: delivery,
             ringTimeout: ringTimeout,
+            // Redis expires kept signals by the wall clock, the engines' grace timers are manual: a test
+            // starved for the engines' 10 s in a loaded run would find nothing kept (test_resume.py
+            // covers the expiry).
+            reconnectGrace: .seconds(600),
             maxBlocksPerUser: maxBlocksPerUser,
             isReady: { true }
         )

@@ -74,6 +74,19 @@ package final class RedisServerProcess {
         process.waitUntilExit()
     }
 
+    /// Stops the server answering (SIGSTOP) until ``resume()``: its connections stay open and new ones
+    /// are accepted by the kernel, but nothing is read or answered, for as long as the test needs.
+    package func suspend() {
+        guard let process, process.isRunning else { return }
+        _ = Glibc.kill(process.processIdentifier, SIGSTOP)
+    }
+
+    /// Lets a suspended server go on (SIGCONT).
+    package func resume() {
+        guard let process, process.isRunning else { return }
+        _ = Glibc.kill(process.processIdentifier, SIGCONT)
+    }
+
     package struct ServerError: Error, CustomStringConvertible {
         package var message: String
         package var description: String { message }

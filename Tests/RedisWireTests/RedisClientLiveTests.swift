@@ -56,17 +56,14 @@ struct RedisClientLiveTests {
         let configuration = try RedisConnectionConfiguration(url: server.url(), commandTimeout: .milliseconds(500))
         let client = RedisClient(configuration: configuration)
         let states = client.stateChanges()
-        let admin = try await RedisConnection.connect(url: server.url())
-        defer { admin.close() }
 
         try await whileRunning(client) {
             try await awaitState(.connected, in: states)
-            try await admin.execute("CLIENT", "PAUSE", 1500, "ALL")
+            server.suspend()
             let error = await #expect(throws: RedisError.self) { try await client.execute("GET", "k") }
             #expect(error?.code == .timeout)
             try await awaitState(.disconnected, in: states)
-            // The pause holds every client, the admin too (even CLIENT UNPAUSE): this PING returns when it ends.
-            #expect(try await admin.execute("PING") == .simpleString("PONG"))
+            server.resume()
             try await awaitState(.connected, in: states)
             #expect(try await client.execute("PING") == .simpleString("PONG"))
         }

@@ -168,8 +168,9 @@ struct RedisSubscriberLiveTests {
         try await whileRunning(subscriber) {
             try await awaitState(.connected, in: states)
             // The server stops answering: the next PING times out and the connection is replaced.
-            try await admin.execute("CLIENT", "PAUSE", 1500, "ALL")
+            server.suspend()
             try await awaitState(.disconnected, in: states)
+            server.resume()
             try await awaitState(.connected, in: states)
             #expect(try await admin.execute("PUBLISH", "c", "x") == .integer(1))
         }

@@ -62,6 +62,7 @@ let package = Package(
             name: "SwitchboardWebSocket",
             dependencies: [
                 "CMalloc",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ],

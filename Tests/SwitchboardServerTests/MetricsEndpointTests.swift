@@ -138,14 +138,14 @@ import Testing
     @Test func noticesTheServerSendsItselfAreCounted() throws {
         let channel = EmbeddedChannel()
         let identity = UserIdentity(id: "carol")!
-        let handler = SignalingHandler(
+        let application = SignalingHandler.application(
             switchboard: board,
             acceptance: WebSocketGate.Acceptance(
                 route: .signaling,
                 identity: identity,
                 connection: ConnectionInfo(userAgent: "test", ip: "127.0.0.1"),
                 responseHeaders: [:],
-                slot: ConnectionSlot {}
+                slot: ConnectionSlot(of: nil)
             ),
             identity: identity,
             channel: channel,
@@ -154,7 +154,7 @@ import Testing
             isCallIDTaken: { _ in false },
             batcher: FlushBatcher(group: channel.embeddedEventLoop)
         )
-        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.pipeline.syncOperations.addHandler(application.handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         #expect(try channel.readOutbound(as: WebSocketFrame.self) != nil)  // `ice-servers`, which is not counted
 

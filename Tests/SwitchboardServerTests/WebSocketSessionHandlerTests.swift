@@ -377,18 +377,7 @@ import Testing
     }
 
     @Test func pingOverTheSendersBudgetIsNotAnswered() throws {
-        var allowed = 1
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(
-            WebSocketSessionHandler(
-                settings: Self.quiet,
-                admitsPing: {
-                    allowed -= 1
-                    return allowed >= 0
-                }
-            )
-        )
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        let channel = try makeChannel(application: PingBudget(allowed: 1))
         try channel.writeInbound(clientFrame(.ping, "one"))
         try channel.writeInbound(clientFrame(.ping, "two"))
         #expect(try channel.readOutbound(as: WebSocketFrame.self)?.data == ByteBuffer(string: "one"))
@@ -446,6 +435,27 @@ private func makeChannel(
     }
     try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
     return channel
+}
+
+/// A receiver that lets `allowed` pings be answered.
+private final class PingBudget: ChannelInboundHandler, WebSocketMessageReceiver {
+    typealias InboundIn = WebSocketMessage
+    private var allowed: Int
+
+    init(allowed: Int) {
+        self.allowed = allowed
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        try? context.pipeline.syncOperations.handler(type: WebSocketSessionHandler.self).deliverMessages(to: self)
+    }
+
+    func receive(_ message: WebSocketMessage) {}
+
+    func admitsPing() -> Bool {
+        allowed -= 1
+        return allowed >= 0
+    }
 }
 
 /// A masked frame as a client sends it.

@@ -138,7 +138,7 @@ package func buildApplication(
     if configuration.server.demo { router.addWebRoutes() }
     @Sendable func signalingChannel(_ responder: @escaping HTTPChannelHandler.Responder) -> SignalingServerChannel {
         SignalingServerChannel(responder: responder, gate: gate, settings: webSocketSettings) { acceptance, channel in
-            SignalingHandler(
+            SignalingHandler.application(
                 switchboard: switchboard,
                 acceptance: acceptance,
                 identity: acceptance.identity!,  // the gate authenticates every `/ws` acceptance
@@ -147,7 +147,7 @@ package func buildApplication(
                 iceServers: iceServers,
                 isCallIDTaken: isCallIDTaken,
                 batcher: batcher
-            ).application
+            )
         }
     }
     let server = HTTPServerBuilder { responder in

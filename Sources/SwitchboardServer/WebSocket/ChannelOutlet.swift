@@ -11,7 +11,10 @@ import SwitchboardProto
 ///
 /// An outlet made before the WebSocket pipeline is ready keeps what it is given until ``open()``.
 /// Closing it frees the connection's `slot` at once (a replaced session does not hold a place).
-struct ChannelOutlet: SessionOutlet {
+///
+/// A class: the session holds it as `any SessionOutlet`, which a struct of this size would box, and the
+/// handler holds it too (issue 10: memory per idle connection).
+final class ChannelOutlet: SessionOutlet {
     private let channel: any Channel
     private let target: NIOLoopBound<FlushBatcher.Target>
     private let batcher: FlushBatcher

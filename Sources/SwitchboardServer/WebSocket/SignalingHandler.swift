@@ -28,7 +28,6 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
     typealias CallIDCheck = @Sendable (String) async -> Bool
 
     private let switchboard: Switchboard
-    private let identity: UserIdentity
     private let budget: UserBudget
     private let isCallIDTaken: CallIDCheck
     private let batcher: FlushBatcher
@@ -45,14 +44,13 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
     private var budgetPause: Scheduled<Void>?
     /// Whether a frame was over the budget since reading last resumed.
     private var overBudget = false
-    /// Completed when the session is reachable from every node.
-    private let reachable: EventLoopPromise<Void>
     /// This handler's context while it is in the pipeline, for messages the session handler hands over
     /// by a direct call.
     private var context: ChannelHandlerContext?
 
-    /// Registers the session of `acceptance` with `switchboard`. Call on `channel`'s loop.
-    init(
+    /// The application end of `acceptance`: a handler whose session is registered with `switchboard`,
+    /// and when that session is reachable from every node. Call on `channel`'s loop.
+    static func application(
         switchboard: Switchboard,
         acceptance: WebSocketGate.Acceptance,
         identity: UserIdentity,
@@ -61,15 +59,38 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
         iceServers: ICEServerIssuer,
         isCallIDTaken: @escaping CallIDCheck,
         batcher: FlushBatcher
+    ) -> WebSocketApplication {
+        let reachable = channel.eventLoop.makePromise(of: Void.self)
+        let handler = SignalingHandler(
+            switchboard: switchboard,
+            acceptance: acceptance,
+            identity: identity,
+            channel: channel,
+            budgets: budgets,
+            iceServers: iceServers,
+            isCallIDTaken: isCallIDTaken,
+            batcher: batcher,
+            reachable: reachable
+        )
+        return WebSocketApplication(handler: handler, reachable: reachable.futureResult)
+    }
+
+    private init(
+        switchboard: Switchboard,
+        acceptance: WebSocketGate.Acceptance,
+        identity: UserIdentity,
+        channel: any Channel,
+        budgets: UserBudgets,
+        iceServers: ICEServerIssuer,
+        isCallIDTaken: @escaping CallIDCheck,
+        batcher: FlushBatcher,
+        reachable: EventLoopPromise<Void>
     ) {
         self.switchboard = switchboard
-        self.identity = identity
         self.batcher = batcher
         self.isCallIDTaken = isCallIDTaken
         self.budget = budgets.budget(of: identity.id, now: SwitchboardClock.system.monotonicNanoseconds())
         self.outlet = ChannelOutlet(channel: channel, batcher: batcher, slot: acceptance.slot, open: false)
-        let reachable = channel.eventLoop.makePromise(of: Void.self)
-        self.reachable = reachable
         // Before the session is reachable: `ice-servers` is the first frame the client receives (§8).
         let now = SwitchboardClock.system.nowMilliseconds()
         let servers = Notice.iceServers(iceServers.servers(for: identity.id, now: now / 1000))
@@ -78,21 +99,17 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
             reachable.succeed()
         }
         self.session = session
-        // Also when the upgrade never completes (the handler is then never added).
-        channel.closeFuture.whenComplete { [switchboard] _ in switchboard.disconnect(session) }
-    }
-
-    /// The application for `WebSocketSessionHandler`: this handler, and its user's budget for pings.
-    var application: WebSocketApplication {
-        WebSocketApplication(
-            handler: self,
-            admitsPing: { [weak self] in self?.admitsPing() ?? false },
-            reachable: reachable.futureResult
-        )
+        // Also when the upgrade never completes (the handler is then never added). One callback for
+        // both: each costs a closure and a slot in the close future's list, per connection.
+        let slot = acceptance.slot
+        channel.closeFuture.whenComplete { [switchboard] _ in
+            slot.release()
+            switchboard.disconnect(session)
+        }
     }
 
     /// Whether a ping may be answered: it takes from the budget like any frame.
-    private func admitsPing() -> Bool {
+    func admitsPing() -> Bool {
         guard budget.take(now: SwitchboardClock.system.monotonicNanoseconds()) == .allowed else {
             overBudget = true
             return false
@@ -253,6 +270,6 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
     private func reply(_ notice: Notice) {
         guard let session else { return }
         switchboard.metrics.notice(notice)
-        session.outlet.deliver(notice.message(to: identity.id, now: SwitchboardClock.system.nowMilliseconds()))
+        session.outlet.deliver(notice.message(to: session.user, now: SwitchboardClock.system.nowMilliseconds()))
     }
 }

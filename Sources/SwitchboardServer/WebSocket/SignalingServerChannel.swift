@@ -29,7 +29,8 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
     /// `settings` as every connection's session handler reads them, shared.
     let limits: WebSocketSessionLimits
     /// Makes the application end of an accepted `/ws` connection, on its event loop, before the 101 is
-    /// written: the session it registers is reachable by the time the client can send to it.
+    /// written: the session it registers is reachable by the time the client can send to it. It releases
+    /// the acceptance's slot when the channel closes.
     let makeSignaling: @Sendable (WebSocketGate.Acceptance, any Channel) -> WebSocketApplication
 
     init(
@@ -64,11 +65,14 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
                     let result = gate.admit(head, channel: channel)
                     verdict.value = result
                     guard case .success(let acceptance) = result else { return channel.eventLoop.makeSucceededFuture(nil) }
-                    let app =
-                        switch acceptance.route {
-                        case .signaling: makeSignaling(acceptance, channel)
-                        case .echo: WebSocketApplication(handler: EchoHandler())
-                        }
+                    let app: WebSocketApplication
+                    switch acceptance.route {
+                    case .signaling:
+                        app = makeSignaling(acceptance, channel)
+                    case .echo:
+                        channel.closeFuture.whenComplete { _ in acceptance.slot.release() }
+                        app = WebSocketApplication(handler: EchoHandler())
+                    }
                     application.value = app
                     // The 101 goes out once the session can be reached from anywhere (PROTOCOL.md §9).
                     let headers = acceptance.responseHeaders
@@ -79,7 +83,7 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
                         guard let app = application.value else { throw ChannelError.inappropriateOperationForState }
                         // Hummingbird allows half-closure for HTTP; a WebSocket whose peer's TCP is gone is gone.
                         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
-                        let session = WebSocketSessionHandler(limits: limits, admitsPing: app.admitsPing)
+                        let session = WebSocketSessionHandler(limits: limits)
                         try channel.pipeline.syncOperations.addHandler(session)
                         try channel.pipeline.syncOperations.addHandler(app.handler)
                         return UpgradeResult.webSocket(channel)

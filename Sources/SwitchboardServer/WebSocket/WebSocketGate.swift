@@ -8,7 +8,7 @@ import Synchronization
 /// Decides, before the upgrade, whether a WebSocket request may upgrade: the route exists, the client
 /// address and the user are within `limits.upgrades_per_second` (429), the token is valid (PROTOCOL.md §2)
 /// and the node has room (`websocket.max_connections`, 503).
-final class WebSocketGate: Sendable {
+final class WebSocketGate: ConnectionSlotOwner {
     /// What a route runs after the upgrade.
     enum Route: Sendable {
         case signaling
@@ -62,7 +62,8 @@ final class WebSocketGate: Sendable {
     /// WebSocket connections open now.
     var openConnections: Int { open.load(ordering: .relaxed) }
 
-    /// Checks the request and, when it may upgrade, takes a connection slot released when `channel` closes.
+    /// Checks the request and, when it may upgrade, takes a connection slot: the caller releases it when
+    /// `channel` closes (``SignalingHandler`` with the close callback it needs anyway).
     func admit(_ head: HTTPRequestHead, channel: any Channel) -> Result<Acceptance, Refusal> {
         let (path, query) = Self.split(head.uri)
         let route: Route
@@ -106,12 +107,15 @@ final class WebSocketGate: Sendable {
         guard reserveSlot() else {
             return .failure(Refusal(status: .serviceUnavailable, message: "node is at websocket.max_connections"))
         }
-        let slot = ConnectionSlot { self.open.subtract(1, ordering: .relaxed) }
-        channel.closeFuture.whenComplete { _ in slot.release() }
+        let slot = ConnectionSlot(of: self)
         let connection = ConnectionInfo(userAgent: head.headers.first(name: "User-Agent") ?? "", ip: ip)
         return .success(
             Acceptance(route: route, identity: identity, connection: connection, responseHeaders: responseHeaders, slot: slot)
         )
+    }
+
+    func slotReleased() {
+        open.subtract(1, ordering: .relaxed)
     }
 
     private func reserveSlot() -> Bool {

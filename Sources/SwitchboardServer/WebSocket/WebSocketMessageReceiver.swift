@@ -5,4 +5,12 @@
 /// `channelReadComplete` still comes through the pipeline, after).
 package protocol WebSocketMessageReceiver: AnyObject {
     func receive(_ message: WebSocketMessage)
+
+    /// Whether a ping from the peer may be answered now (its sender's budget, say).
+    func admitsPing() -> Bool
+}
+
+extension WebSocketMessageReceiver {
+    /// Every ping is answered.
+    package func admitsPing() -> Bool { true }
 }

@@ -19,8 +19,8 @@ import Glibc  // linger
 ///   unmasked client frames, fragmented or oversized control frames (the codec refuses those
 ///   first), invalid close payloads (1 byte, an invalid code, a reason that is not UTF-8).
 /// - A text message that is not valid UTF-8 (checked once it is whole) closes with 1007.
-/// - A ping is answered with a pong carrying its payload (unless `admitsPing` says the peer is over its
-///   budget); a peer's close is answered with a close echoing its code (1000 if it sent none), then TCP
+/// - A ping is answered with a pong carrying its payload (unless the receiver's `admitsPing()` says the
+///   peer is over its budget); a peer's close is answered with a close echoing its code (1000 if it sent none), then TCP
 ///   is closed.
 ///
 /// Backpressure (PROTOCOL.md §9): while the channel is unwritable (the peer does not read what it is
@@ -33,7 +33,8 @@ import Glibc  // linger
 /// ignores inbound data from then on and closes TCP when the peer's close arrives, or after
 /// `closeTimeout`. Application writes after that fail with `WebSocketSessionError.closing`.
 ///
-/// Timers (one scheduled task per connection at most; frames only set a flag):
+/// Timers (one entry per connection in its loop's ``SessionTimerWheel``, so up to 100 ms late; frames
+/// only set a flag):
 /// - a ping every `pingInterval`; no pong within `pongTimeout` closes with 1001 "pong timeout";
 /// - no inbound frame (nor `WebSocketActivity` event) for `readTimeout` closes with 1001
 ///   "read timeout"; activity is sampled when the timer fires, which it does at least every
@@ -66,7 +67,6 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     }
 
     private let limits: WebSocketSessionLimits
-    private let admitsPing: (() -> Bool)?
     private var state: State = .open
     /// A `read()` held back while the channel is unwritable, to pass on once it drains.
     private var readHeld = false
@@ -85,21 +85,19 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     /// The application handler behind, when it takes messages by a direct call.
     private var receiver: (any WebSocketMessageReceiver)?
 
-    /// The one scheduled timer task, and when it fires.
-    private var timer: Scheduled<Void>?
-    private var timerDeadline: NIODeadline?
+    /// The loop's timers, and the instant this session's next check waits for there.
+    private var timers: SessionTimerWheel?
+    private var timerInstant: UInt64?
 
-    /// A handler applying `limits` (shared by a listener's connections); `admitsPing`, when given,
-    /// decides whether a ping is answered now.
-    package init(limits: WebSocketSessionLimits, admitsPing: (() -> Bool)? = nil) {
+    /// A handler applying `limits` (shared by a listener's connections).
+    package init(limits: WebSocketSessionLimits) {
         self.limits = limits
-        self.admitsPing = admitsPing
         self.assembler = WebSocketMessageAssembler(maxMessageBytes: limits.maxMessageBytes)
     }
 
     /// A handler applying `settings`, with limits of its own.
-    package convenience init(settings: WebSocketSettings, admitsPing: (() -> Bool)? = nil) {
-        self.init(limits: WebSocketSessionLimits(settings), admitsPing: admitsPing)
+    package convenience init(settings: WebSocketSettings) {
+        self.init(limits: WebSocketSessionLimits(settings))
     }
 
     // MARK: Lifecycle
@@ -240,7 +238,7 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
             guard frame.fin, frame.length <= 125 else {
                 return failConnection(context: context, code: .protocolError, reason: "bad control frame")
             }
-            guard admitsPing?() ?? true else { return }
+            guard receiver?.admitsPing() ?? true else { return }
             let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.payload)
             writeCapped(context: context, frame: pong, promise: nil)
             context.flush()
@@ -445,26 +443,28 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Makes sure the timer fires no later than `deadline`. Only moves it earlier (rare).
+    /// Makes sure the timer fires no later than `deadline` (rounded up to the wheel's granularity).
+    /// Only moves it earlier (rare).
     private func scheduleTimer(context: ChannelHandlerContext, at deadline: NIODeadline) {
-        if let current = timerDeadline, current <= deadline { return }
-        timer?.cancel()
-        timerDeadline = deadline
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            self.timerFired(context: context)
-        }
+        let instant = SessionTimerWheel.instant(for: deadline)
+        if let current = timerInstant, current <= instant { return }
+        let timers = self.timers ?? limits.timerWheels.wheel(on: context.eventLoop)
+        self.timers = timers
+        if let current = timerInstant { timers.remove(self, at: current) }
+        timerInstant = instant
+        timers.add(self, at: instant)
     }
 
     private func cancelTimer() {
-        timer?.cancel()
-        timer = nil
-        timerDeadline = nil
+        if let timerInstant { timers?.remove(self, at: timerInstant) }
+        timerInstant = nil
     }
 
-    /// Checks every timer against one clock reading, acts, and schedules the next check.
-    private func timerFired(context: ChannelHandlerContext) {
-        timer = nil
-        timerDeadline = nil
+    /// The wheel's instant came: checks every timer against one clock reading, acts, and schedules
+    /// the next check.
+    func timerFired(at instant: UInt64) {
+        guard instant == timerInstant, let context else { return }
+        timerInstant = nil
         let now = context.eventLoop.now
 
         switch state {

@@ -16,6 +16,8 @@ package final class WebSocketSessionLimits: Sendable {
     let writeTimeout: TimeAmount?
     let pingInterval: TimeAmount?
     let pongTimeout: TimeAmount?
+    /// The connections' timers, one wheel per event loop.
+    let timerWheels = SessionTimerWheels()
 
     package init(_ settings: WebSocketSettings) {
         maxMessageBytes = settings.maxMessageBytes

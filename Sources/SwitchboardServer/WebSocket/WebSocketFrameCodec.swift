@@ -9,7 +9,8 @@ import NIOWebSocket
 /// nothing between frames: a partial frame's bytes, while one is incomplete.
 ///
 /// Inbound, each whole frame is passed on with its payload still masked (as NIO's decoder does; the
-/// session handler unmasks). A frame NIO's decoder would refuse fires the same `NIOWebSocketError`
+/// session handler unmasks): to the session handler as a ``ClientFrame`` by a direct call, or through
+/// the pipeline as NIO's `WebSocketFrame` when nothing asked for the direct calls. A frame NIO's decoder would refuse fires the same `NIOWebSocketError`
 /// (longer than `maxFrameSize`, or a control frame that is fragmented or longer than 125 bytes), and
 /// everything after it is dropped: the session handler is closing the connection.
 ///
@@ -50,7 +51,7 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
                 if let frameReceiver {
                     frameReceiver.receive(frame)
                 } else {
-                    context.fireChannelRead(Self.wrapInboundOut(frame))
+                    context.fireChannelRead(Self.wrapInboundOut(frame.webSocketFrame))
                 }
                 guard !failed else { return }
             }
@@ -83,8 +84,7 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
 
     /// The next whole frame at the front of `buffer`, consumed; `nil` (nothing consumed) if it is not all
     /// there yet.
-    package static func parseFrame(from buffer: inout ByteBuffer, maxFrameSize: Int) throws(NIOWebSocketError) -> WebSocketFrame?
-    {
+    static func parseFrame(from buffer: inout ByteBuffer, maxFrameSize: Int) throws(NIOWebSocketError) -> ClientFrame? {
         let start = buffer.readerIndex
         guard let first = buffer.getInteger(at: start, as: UInt8.self),
             let second = buffer.getInteger(at: start + 1, as: UInt8.self)
@@ -109,25 +109,16 @@ package final class WebSocketFrameCodec: ChannelDuplexHandler, RemovableChannelH
             guard length <= 125 else { throw .multiByteControlFrameLength }
         }
         guard length <= maxFrameSize else { throw .invalidFrameLength }
-        var maskKey: WebSocketMaskingKey?
+        var maskKey: UInt32?
         if masked {
-            // From raw bytes: an array of the four bytes costs an allocation and more for its indices.
-            guard let key = buffer.getInteger(at: start + offset, as: UInt32.self) else { return nil }
-            maskKey = withUnsafeBytes(of: key.bigEndian) { WebSocketMaskingKey($0) }
+            guard let key = buffer.getInteger(at: start + offset, endianness: .little, as: UInt32.self) else { return nil }
+            maskKey = key
             offset += 4
         }
         guard buffer.readableBytes >= offset + length else { return nil }
         buffer.moveReaderIndex(forwardBy: offset)
         let payload = buffer.readSlice(length: length)!
-        return WebSocketFrame(
-            fin: fin,
-            rsv1: first & 0x40 != 0,
-            rsv2: first & 0x20 != 0,
-            rsv3: first & 0x10 != 0,
-            opcode: opcode,
-            maskKey: maskKey,
-            data: payload
-        )
+        return ClientFrame(fin: fin, reservedBits: first & 0x70, opcode: opcode, maskKey: maskKey, data: payload)
     }
 
     // MARK: Outbound

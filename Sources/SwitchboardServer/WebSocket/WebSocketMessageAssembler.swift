@@ -29,7 +29,7 @@ struct WebSocketMessageAssembler {
     }
 
     /// Takes a text, binary or continuation frame (already checked for mask and reserved bits).
-    mutating func receive(_ frame: WebSocketFrame) -> Outcome {
+    mutating func receive(_ frame: ClientFrame) -> Outcome {
         if frame.opcode == .continuation {
             return receiveContinuation(frame)
         }
@@ -53,7 +53,7 @@ struct WebSocketMessageAssembler {
         partial = nil
     }
 
-    private mutating func receiveContinuation(_ frame: WebSocketFrame) -> Outcome {
+    private mutating func receiveContinuation(_ frame: ClientFrame) -> Outcome {
         guard var message = partial else {
             return .failure(.protocolError, reason: "continuation without a message")
         }

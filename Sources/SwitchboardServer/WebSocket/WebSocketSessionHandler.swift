@@ -188,16 +188,16 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        receive(Self.unwrapInboundIn(data), context: context)
+        receive(ClientFrame(Self.unwrapInboundIn(data)), context: context)
     }
 
     /// A frame from the codec in front, by a direct call. Call on the channel's loop.
-    func receive(_ frame: WebSocketFrame) {
+    func receive(_ frame: ClientFrame) {
         guard let context else { return }
         receive(frame, context: context)
     }
 
-    private func receive(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
+    private func receive(_ frame: ClientFrame, context: ChannelHandlerContext) {
         keepalive?.activity()
 
         switch state {
@@ -213,7 +213,7 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
             return
         }
 
-        guard frame.reservedBits.isEmpty else {
+        guard frame.reservedBits == 0 else {
             return failConnection(context: context, code: .protocolError, reason: "reserved bits set")
         }
         guard frame.maskKey != nil else {
@@ -252,7 +252,7 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     }
 
     /// The peer's close frame while open: check it, answer it, close TCP.
-    private func receiveClose(context: ChannelHandlerContext, frame: WebSocketFrame) {
+    private func receiveClose(context: ChannelHandlerContext, frame: ClientFrame) {
         var payload = frame.payload
         var code: WebSocketErrorCode = .normalClosure
         if payload.readableBytes > 0 {

@@ -1,0 +1,1 @@
+../../../Sources/SwitchboardServer/WebSocket/ClientFrame.swift

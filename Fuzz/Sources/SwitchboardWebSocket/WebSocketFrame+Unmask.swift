@@ -1,1 +1,0 @@
-../../../Sources/SwitchboardServer/WebSocket/WebSocketFrame+Unmask.swift

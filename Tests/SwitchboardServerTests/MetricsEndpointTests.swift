@@ -139,8 +139,7 @@ import Testing
         let channel = EmbeddedChannel()
         let identity = UserIdentity(id: "carol")!
         let application = SignalingHandler.application(
-            switchboard: board,
-            acceptance: WebSocketGate.Acceptance(
+            for: WebSocketGate.Acceptance(
                 route: .signaling,
                 identity: identity,
                 connection: ConnectionInfo(userAgent: "test", ip: "127.0.0.1"),
@@ -149,10 +148,13 @@ import Testing
             ),
             identity: identity,
             channel: channel,
-            budgets: UserBudgets(messagesPerSecond: 100, burst: 100),
-            iceServers: ICEServerIssuer(stunURLs: [], turnURLs: [], secret: nil, ttl: .seconds(60)),
-            isCallIDTaken: { _ in false },
-            batcher: FlushBatcher(group: channel.embeddedEventLoop)
+            services: SignalingHandler.Services(
+                switchboard: board,
+                budgets: UserBudgets(messagesPerSecond: 100, burst: 100),
+                iceServers: ICEServerIssuer(stunURLs: [], turnURLs: [], secret: nil, ttl: .seconds(60)),
+                isCallIDTaken: { _ in false },
+                batcher: FlushBatcher(group: channel.embeddedEventLoop)
+            )
         )
         try channel.pipeline.syncOperations.addHandler(application.handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

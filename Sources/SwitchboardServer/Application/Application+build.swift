@@ -136,17 +136,20 @@ package func buildApplication(
     )
     router.addBlockRoutes(switchboard.blocks, authenticator: authenticator)
     if configuration.server.demo { router.addWebRoutes() }
+    let signaling = SignalingHandler.Services(
+        switchboard: switchboard,
+        budgets: budgets,
+        iceServers: iceServers,
+        isCallIDTaken: isCallIDTaken,
+        batcher: batcher
+    )
     @Sendable func signalingChannel(_ responder: @escaping HTTPChannelHandler.Responder) -> SignalingServerChannel {
         SignalingServerChannel(responder: responder, gate: gate, settings: webSocketSettings) { acceptance, channel in
             SignalingHandler.application(
-                switchboard: switchboard,
-                acceptance: acceptance,
+                for: acceptance,
                 identity: acceptance.identity!,  // the gate authenticates every `/ws` acceptance
                 channel: channel,
-                budgets: budgets,
-                iceServers: iceServers,
-                isCallIDTaken: isCallIDTaken,
-                batcher: batcher
+                services: signaling
             )
         }
     }

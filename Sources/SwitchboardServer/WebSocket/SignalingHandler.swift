@@ -27,10 +27,33 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
     /// Whether a client-chosen call id is taken (names a record); asked off the event loop.
     typealias CallIDCheck = @Sendable (String) async -> Bool
 
-    private let switchboard: Switchboard
+    /// What the handlers of a node's connections share, held by each as one reference.
+    final class Services: Sendable {
+        let switchboard: Switchboard
+        let budgets: UserBudgets
+        let iceServers: ICEServerIssuer
+        let isCallIDTaken: CallIDCheck
+        let batcher: FlushBatcher
+
+        init(
+            switchboard: Switchboard,
+            budgets: UserBudgets,
+            iceServers: ICEServerIssuer,
+            isCallIDTaken: @escaping CallIDCheck,
+            batcher: FlushBatcher
+        ) {
+            self.switchboard = switchboard
+            self.budgets = budgets
+            self.iceServers = iceServers
+            self.isCallIDTaken = isCallIDTaken
+            self.batcher = batcher
+        }
+    }
+
+    private let services: Services
+    private var switchboard: Switchboard { services.switchboard }
+    private var batcher: FlushBatcher { services.batcher }
     private let budget: UserBudget
-    private let isCallIDTaken: CallIDCheck
-    private let batcher: FlushBatcher
     private let outlet: ChannelOutlet
     private var session: Session?
     /// Whether this connection has begun a read burst that `channelReadComplete` must end.
@@ -48,52 +71,33 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
     /// by a direct call.
     private var context: ChannelHandlerContext?
 
-    /// The application end of `acceptance`: a handler whose session is registered with `switchboard`,
-    /// and when that session is reachable from every node. Call on `channel`'s loop.
+    /// The application end of `acceptance` (of `identity`): a handler whose session is registered with
+    /// the switchboard, and when that session is reachable from every node. Call on `channel`'s loop.
     static func application(
-        switchboard: Switchboard,
-        acceptance: WebSocketGate.Acceptance,
+        for acceptance: WebSocketGate.Acceptance,
         identity: UserIdentity,
         channel: any Channel,
-        budgets: UserBudgets,
-        iceServers: ICEServerIssuer,
-        isCallIDTaken: @escaping CallIDCheck,
-        batcher: FlushBatcher
+        services: Services
     ) -> WebSocketApplication {
         let reachable = channel.eventLoop.makePromise(of: Void.self)
-        let handler = SignalingHandler(
-            switchboard: switchboard,
-            acceptance: acceptance,
-            identity: identity,
-            channel: channel,
-            budgets: budgets,
-            iceServers: iceServers,
-            isCallIDTaken: isCallIDTaken,
-            batcher: batcher,
-            reachable: reachable
-        )
+        let handler = SignalingHandler(acceptance, identity, channel, services, reachable)
         return WebSocketApplication(handler: handler, reachable: reachable.futureResult)
     }
 
     private init(
-        switchboard: Switchboard,
-        acceptance: WebSocketGate.Acceptance,
-        identity: UserIdentity,
-        channel: any Channel,
-        budgets: UserBudgets,
-        iceServers: ICEServerIssuer,
-        isCallIDTaken: @escaping CallIDCheck,
-        batcher: FlushBatcher,
-        reachable: EventLoopPromise<Void>
+        _ acceptance: WebSocketGate.Acceptance,
+        _ identity: UserIdentity,
+        _ channel: any Channel,
+        _ services: Services,
+        _ reachable: EventLoopPromise<Void>
     ) {
-        self.switchboard = switchboard
-        self.batcher = batcher
-        self.isCallIDTaken = isCallIDTaken
-        self.budget = budgets.budget(of: identity.id, now: SwitchboardClock.system.monotonicNanoseconds())
-        self.outlet = ChannelOutlet(channel: channel, batcher: batcher, slot: acceptance.slot, open: false)
+        self.services = services
+        let switchboard = services.switchboard
+        self.budget = services.budgets.budget(of: identity.id, now: SwitchboardClock.system.monotonicNanoseconds())
+        self.outlet = ChannelOutlet(channel: channel, batcher: services.batcher, slot: acceptance.slot, open: false)
         // Before the session is reachable: `ice-servers` is the first frame the client receives (§8).
         let now = SwitchboardClock.system.nowMilliseconds()
-        let servers = Notice.iceServers(iceServers.servers(for: identity.id, now: now / 1000))
+        let servers = Notice.iceServers(services.iceServers.servers(for: identity.id, now: now / 1000))
         outlet.deliver(servers.message(to: identity.id, now: now))
         let session = switchboard.connect(identity, connection: acceptance.connection, outlet: outlet) {
             reachable.succeed()
@@ -241,7 +245,7 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
     private func check(_ callId: String, of invite: ChatMessage, context: ChannelHandlerContext) {
         checking = true
         let promise = context.eventLoop.makePromise(of: Bool.self)
-        promise.completeWithTask { [isCallIDTaken] in await isCallIDTaken(callId) }
+        promise.completeWithTask { [services] in await services.isCallIDTaken(callId) }
         promise.futureResult.assumeIsolated().whenSuccess { taken in
             self.checking = false
             guard let session = self.session else { return }

@@ -124,3 +124,37 @@ def test_max_connections(node_factory, connect):
         assert b.recv().content == "late but in"
     finally:
         late.close()
+
+
+def test_an_echo_connection_holds_a_slot_until_it_closes(node_factory):
+    """The echo route (`testing.echo_route`) takes a connection slot too, and gives it back on close."""
+    from websockets.sync.client import connect as ws_connect
+
+    node = node_factory(SWITCHBOARD_TESTING_ECHO_ROUTE="true", SWITCHBOARD_WEBSOCKET_MAX_CONNECTIONS="1")
+    url = node.ws_url.rsplit("/", 1)[0] + "/autobahn"
+
+    def echo(url: str):
+        # websockets 17: the connection itself, not a context manager
+        return ws_connect(url, proxy=None, compression=None, legacy=True)
+
+    first = echo(url)
+    first.send(b"ping")
+    assert first.recv() == b"ping"
+    try:
+        echo(url).close()
+        raise AssertionError("a second connection was admitted beyond websocket.max_connections")
+    except InvalidStatus as exc:
+        assert exc.response.status_code == 503
+    first.close()
+
+    def admitted():
+        try:
+            return echo(url)
+        except InvalidStatus as exc:
+            assert exc.response.status_code == 503, exc
+            return None
+
+    second = wait_until(admitted, 5, "the slot back after the echo connection closed")
+    second.send(b"again")
+    assert second.recv() == b"again"
+    second.close()

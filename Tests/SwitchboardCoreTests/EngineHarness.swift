@@ -225,7 +225,7 @@ struct Harness {
         let deadline = ContinuousClock.now + .seconds(10)
         do {
             var answered: [Int]
-            var quiet = true
+            var quiet: Bool
             repeat {
                 while boards.contains(where: { $0.pendingAnswerCount > 0 }) {
                     guard ContinuousClock.now < deadline else { throw TimedOut(what: "the engines' answers") }

@@ -156,12 +156,17 @@ import Testing
                 batcher: FlushBatcher(group: channel.embeddedEventLoop)
             )
         )
-        try channel.pipeline.syncOperations.addHandler(application.handler)
+        let session = WebSocketSessionHandler(limits: WebSocketSessionLimits(WebSocketSettings()), receiver: application.receiver)
+        try channel.pipeline.syncOperations.addHandler(session)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         #expect(try channel.readOutbound(as: WebSocketFrame.self) != nil)  // `ice-servers`, which is not counted
 
-        try channel.writeInbound(WebSocketMessage.text(ByteBuffer(string: "hello")))
-        try channel.writeInbound(WebSocketMessage.binary(ByteBuffer(bytes: [0xFF, 0xFF])))  // not a ChatMessage
+        let key = WebSocketMaskingKey([1, 2, 3, 4] as [UInt8])!
+        for (opcode, bytes) in [(WebSocketOpcode.text, Array("hello".utf8)), (.binary, [0xFF, 0xFF])] {  // not a ChatMessage
+            var data = ByteBuffer(bytes: bytes)
+            data.webSocketMask(key)
+            try channel.writeInbound(WebSocketFrame(fin: true, opcode: opcode, maskKey: key, data: data))
+        }
 
         var notices = 0
         while try channel.readOutbound(as: WebSocketFrame.self) != nil { notices += 1 }

@@ -385,6 +385,66 @@ import Testing
         #expect(channel.isActive)
     }
 
+    // MARK: A receiver as the application (no handler behind)
+
+    @Test func receiverGivenAtInitIsToldWhatThePipelineWould() throws {
+        let receiver = RecordingReceiver()
+        let session = WebSocketSessionHandler(limits: WebSocketSessionLimits(Self.quiet), receiver: receiver)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(session)
+        #expect(receiver.attached === session)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+
+        channel.pipeline.fireChannelRead(clientFrame(.text, "a", fin: false))  // one read burst
+        channel.pipeline.fireChannelRead(clientFrame(.continuation, "b"))
+        channel.pipeline.fireChannelReadComplete()
+        #expect(receiver.messages == [.text(ByteBuffer(string: "ab"))])
+        #expect(receiver.readBursts == 1)
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == nil, "nothing goes down the pipeline")
+
+        session.send(binary: ByteBuffer(string: "out"))
+        session.flush()
+        #expect(try channel.readOutbound(as: WebSocketFrame.self)?.data == ByteBuffer(string: "out"))
+
+        try channel.close().wait()
+        #expect(receiver.closed)
+    }
+
+    @Test func receiverHoldsReadsUntilItPassesThemOn() throws {
+        let reads = ReadCounter()
+        let receiver = RecordingReceiver()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(reads)
+        let session = WebSocketSessionHandler(limits: WebSocketSessionLimits(Self.quiet), receiver: receiver)
+        try channel.pipeline.syncOperations.addHandler(session)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        let before = reads.count
+
+        receiver.admitting = false
+        channel.read()
+        channel.read()
+        #expect(reads.count == before, "the receiver holds the read")
+        receiver.admitting = true
+        session.readAgain()
+        #expect(reads.count == before + 1)
+
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.read()
+        receiver.admitting = false
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(reads.count == before + 1, "a read held while unwritable still asks the receiver once writable")
+    }
+
+    @Test func quiescingClosesWith1001() throws {
+        let channel = try makeChannel()
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        let close = try #require(try readClose(channel))
+        #expect(close.code == 1001)
+        #expect(close.reason == "node shutting down")
+    }
+
     // MARK: Echo
 
     @Test func echoHandlerEchoesWholeMessages() throws {
@@ -456,6 +516,21 @@ private final class PingBudget: ChannelInboundHandler, WebSocketMessageReceiver 
         allowed -= 1
         return allowed >= 0
     }
+}
+
+/// A receiver given to the session handler at init, recording what it is told.
+private final class RecordingReceiver: WebSocketMessageReceiver {
+    var messages: [WebSocketMessage] = []
+    var readBursts = 0
+    var attached: WebSocketSessionHandler?
+    var admitting = true
+    var closed = false
+
+    func receive(_ message: WebSocketMessage) { messages.append(message) }
+    func attached(to session: WebSocketSessionHandler) { attached = session }
+    func admitsRead() -> Bool { admitting }
+    func readComplete() { readBursts += 1 }
+    func sessionClosed() { closed = true }
 }
 
 /// A masked frame as a client sends it.

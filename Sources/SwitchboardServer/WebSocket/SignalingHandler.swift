@@ -7,6 +7,10 @@ import SwitchboardProto
 
 /// The application end of a `/ws` connection: decodes each whole message and hands it to the switchboard.
 ///
+/// Not a pipeline handler: its ``WebSocketSessionHandler`` calls it (``WebSocketMessageReceiver``) for
+/// messages, read bursts, reads and the channel's end, and writes for it (one pipeline context less
+/// per connection).
+///
 /// Made on the connection's event loop when the upgrade is accepted, before the 101 is written: the
 /// `ice-servers` notice is queued first, then its session is registered at once (PROTOCOL.md §9: reachable before the client sees the 101), and what is
 /// sent to it waits in its outlet until the pipeline is in place. Runs with no hop per message.
@@ -19,11 +23,7 @@ import SwitchboardProto
 /// its own `callId` waits for the call-id check (an id that names any record is refused, PROTOCOL.md §9);
 /// meanwhile the handler holds the pipeline's `read()` and keeps what was already read, so the sender's
 /// later messages keep their order behind the invite and nobody else waits.
-final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
-    typealias InboundIn = WebSocketMessage
-    typealias OutboundIn = Never
-    typealias OutboundOut = WebSocketFrame
-
+final class SignalingHandler: WebSocketMessageReceiver {
     /// Whether a client-chosen call id is taken (names a record); asked off the event loop.
     typealias CallIDCheck = @Sendable (String) async -> Bool
 
@@ -55,6 +55,7 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
     private var batcher: FlushBatcher { services.batcher }
     private let budget: UserBudget
     private let outlet: ChannelOutlet
+    private let eventLoop: any EventLoop
     private var session: Session?
     /// Whether this connection has begun a read burst that `channelReadComplete` must end.
     private var readingBurst = false
@@ -67,9 +68,8 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
     private var budgetPause: Scheduled<Void>?
     /// Whether a frame was over the budget since reading last resumed.
     private var overBudget = false
-    /// This handler's context while it is in the pipeline, for messages the session handler hands over
-    /// by a direct call.
-    private var context: ChannelHandlerContext?
+    /// The session handler, once in the pipeline, until the channel closes.
+    private var sessionHandler: WebSocketSessionHandler?
 
     /// The application end of `acceptance` (of `identity`): a handler whose session is registered with
     /// the switchboard, and when that session is reachable from every node. Call on `channel`'s loop.
@@ -81,7 +81,7 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
     ) -> WebSocketApplication {
         let reachable = channel.eventLoop.makePromise(of: Void.self)
         let handler = SignalingHandler(acceptance, identity, channel, services, reachable)
-        return WebSocketApplication(handler: handler, reachable: reachable.futureResult)
+        return WebSocketApplication(receiver: handler, reachable: reachable.futureResult)
     }
 
     private init(
@@ -92,6 +92,7 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
         _ reachable: EventLoopPromise<Void>
     ) {
         self.services = services
+        self.eventLoop = channel.eventLoop
         let switchboard = services.switchboard
         self.budget = services.budgets.budget(of: identity.id, now: SwitchboardClock.system.monotonicNanoseconds())
         self.outlet = ChannelOutlet(channel: channel, batcher: services.batcher, slot: acceptance.slot, open: false)
@@ -121,94 +122,69 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
         return true
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        let sessionHandler = try? context.pipeline.syncOperations.handler(type: WebSocketSessionHandler.self)
-        sessionHandler?.deliverMessages(to: self)
-        outlet.open(writer: sessionHandler)
+    func attached(to session: WebSocketSessionHandler) {
+        sessionHandler = session
+        outlet.open(writer: session)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
+    func sessionClosed() {
         if readingBurst {
             readingBurst = false
-            batcher.endReading(on: context.eventLoop)
+            batcher.endReading(on: eventLoop)
         }
         session = nil
+        sessionHandler = nil
         waiting.removeAll()
         budgetPause?.cancel()
         budgetPause = nil
-        context.fireChannelInactive()
-    }
-
-    /// Graceful shutdown: tell the client to reconnect (to another node) with 1001.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            context.closeWebSocket(code: .goingAway, reason: "node shutting down")
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        receive(unwrapInboundIn(data), context: context)
     }
 
     func receive(_ message: WebSocketMessage) {
-        guard let context else { return }
-        receive(message, context: context)
-    }
-
-    private func receive(_ message: WebSocketMessage, context: ChannelHandlerContext) {
         guard session != nil else { return }
         if !readingBurst {
             readingBurst = true
-            batcher.beginReading(on: context.eventLoop)
+            batcher.beginReading(on: eventLoop)
         }
         if checking {
             waiting.append(message)
         } else {
-            handle(message, context: context)
+            handle(message)
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    func readComplete() {
         if readingBurst {
             readingBurst = false
-            batcher.endReading(on: context.eventLoop)
+            batcher.endReading(on: eventLoop)
         }
-        context.fireChannelReadComplete()
     }
 
     /// Holds reads while a call-id check runs, and after a frame over the budget until it has refilled.
-    func read(context: ChannelHandlerContext) {
+    func admitsRead() -> Bool {
         guard !checking, budgetPause == nil else {
             readHeld = true
-            return
+            return false
         }
         if overBudget, let pause = budget.readPause(now: SwitchboardClock.system.monotonicNanoseconds()) {
             readHeld = true
-            budgetPause = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(clamping: pause))) {
+            budgetPause = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(clamping: pause))) {
                 self.budgetPause = nil
-                self.readAgainIfHeld(context: context)
+                self.readAgainIfHeld()
             }
-            return
+            return false
         }
         overBudget = false
-        context.read()
+        return true
     }
 
     /// Passes on a read held back, unless something still holds it.
-    private func readAgainIfHeld(context: ChannelHandlerContext) {
+    private func readAgainIfHeld() {
         guard readHeld, session != nil else { return }
         readHeld = false
-        read(context: context)
+        sessionHandler?.readAgain()
     }
 
-    private func handle(_ frame: WebSocketMessage, context: ChannelHandlerContext) {
+    private func handle(_ frame: WebSocketMessage) {
         guard let session else { return }
         switch budget.take(now: SwitchboardClock.system.monotonicNanoseconds()) {
         case .allowed:
@@ -231,20 +207,20 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
         } catch {
             return reply(.error(.invalidMessage, message: "frame is not a ChatMessage: \(error)"))
         }
+        // (The heartbeat's frame already counted as the peer's activity for the read timeout.)
         if let pong = message.heartbeatReply {
-            context.reportWebSocketActivity()
             return session.outlet.deliver(pong)
         }
         if let callId = message.clientChosenInviteCallID {
-            return check(callId, of: message, context: context)
+            return check(callId, of: message)
         }
         switchboard.receive(message, from: session)
     }
 
     /// Asks whether `callId` is taken, then refuses or hands over `invite`, then what waited behind it.
-    private func check(_ callId: String, of invite: ChatMessage, context: ChannelHandlerContext) {
+    private func check(_ callId: String, of invite: ChatMessage) {
         checking = true
-        let promise = context.eventLoop.makePromise(of: Bool.self)
+        let promise = eventLoop.makePromise(of: Bool.self)
         promise.completeWithTask { [services] in await services.isCallIDTaken(callId) }
         promise.futureResult.assumeIsolated().whenSuccess { taken in
             self.checking = false
@@ -254,21 +230,21 @@ final class SignalingHandler: ChannelDuplexHandler, WebSocketMessageReceiver {
             } else {
                 self.switchboard.receive(invite, from: session)
             }
-            self.resume(context: context)
+            self.resume()
         }
     }
 
     /// Handles what waited (until another check begins), then reads again.
-    private func resume(context: ChannelHandlerContext) {
-        batcher.beginReading(on: context.eventLoop)
+    private func resume() {
+        batcher.beginReading(on: eventLoop)
         var handled = 0
         while !checking, handled < waiting.count {
             handled += 1
-            handle(waiting[handled - 1], context: context)
+            handle(waiting[handled - 1])
         }
         waiting.removeFirst(handled)
-        batcher.endReading(on: context.eventLoop)
-        if !checking { readAgainIfHeld(context: context) }
+        batcher.endReading(on: eventLoop)
+        if !checking { readAgainIfHeld() }
     }
 
     private func reply(_ notice: Notice) {

@@ -9,7 +9,7 @@ import NIOWebSocket
 import SwitchboardCore
 
 /// The node's child channel: HTTP/1.1 served by Hummingbird's router, and a WebSocket upgrade after
-/// which the connection is a plain NIO pipeline (`WebSocketSessionHandler` + the route's handler), so a
+/// which the connection is a plain NIO pipeline (`WebSocketSessionHandler` and the route's application), so a
 /// message is decoded, routed and written without a task hop.
 struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
@@ -46,13 +46,9 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
         self.makeSignaling = makeSignaling
     }
 
-    /// Reads start at 512 bytes (NIO's default is 2 KiB) and grow with the traffic: the read buffer a
-    /// channel keeps between reads is what an idle connection costs most (issue 10's heap profile).
-    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536)
-
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.syncOptions?.setOption(.recvAllocator, value: Self.receiveAllocator)
+            try ReadBuffering.request.apply(to: channel)
             let verdict = NIOLoopBoundBox<Result<WebSocketGate.Acceptance, WebSocketGate.Refusal>?>(
                 nil,
                 eventLoop: channel.eventLoop
@@ -83,9 +79,10 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
                         guard let app = application.value else { throw ChannelError.inappropriateOperationForState }
                         // Hummingbird allows half-closure for HTTP; a WebSocket whose peer's TCP is gone is gone.
                         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
-                        let session = WebSocketSessionHandler(limits: limits)
+                        try ReadBuffering.webSocket.apply(to: channel)
+                        let session = WebSocketSessionHandler(limits: limits, receiver: app.receiver)
                         try channel.pipeline.syncOperations.addHandler(session)
-                        try channel.pipeline.syncOperations.addHandler(app.handler)
+                        if let handler = app.handler { try channel.pipeline.syncOperations.addHandler(handler) }
                         return UpgradeResult.webSocket(channel)
                     }
                 }
@@ -94,6 +91,7 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
                 upgraders: [upgrader],
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try ReadBuffering.http.apply(to: channel)
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
                         let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(

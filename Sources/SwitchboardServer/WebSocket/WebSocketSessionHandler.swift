@@ -46,10 +46,15 @@ import Glibc  // linger
 /// Outbound frames pass through, forced to `fin: true`, unmasked and without reserved bits.
 /// A `.connectionClose` frame written by the application is treated as a close request.
 ///
-/// With the node's ``WebSocketFrameCodec`` in front and a ``WebSocketMessageReceiver`` behind, frames
-/// and messages pass between the three by direct calls on the loop instead of through the pipeline, and
-/// the application's writes come in by ``send(binary:)`` and ``flush()``: the same order and the same rules,
-/// without a handler hop and an `NIOAny` box per message each way (issue 10's profile).
+/// Graceful shutdown (`ChannelShouldQuiesceEvent`) closes with 1001 "node shutting down": the client
+/// reconnects, to another node.
+///
+/// With the node's ``WebSocketFrameCodec`` in front and a ``WebSocketMessageReceiver`` as the
+/// application, frames and messages pass between the three by direct calls on the loop instead of
+/// through the pipeline, and the application's writes come in by ``send(binary:)`` and ``flush()``: the
+/// same order and the same rules, without a handler hop and an `NIOAny` box per message each way (issue
+/// 10's profile). A receiver given at ``init(limits:receiver:)`` is no handler at all: one pipeline
+/// context fewer per connection.
 package final class WebSocketSessionHandler: ChannelDuplexHandler {
     package typealias InboundIn = WebSocketFrame
     package typealias InboundOut = WebSocketMessage
@@ -82,16 +87,18 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     /// The node's codec in front, when it is there: frames are handed to it directly (no pipeline hop,
     /// no boxing into `NIOAny`), and it hands decoded frames here the same way.
     private var codec: WebSocketFrameCodec?
-    /// The application handler behind, when it takes messages by a direct call.
+    /// The application, when it takes messages by a direct call.
     private var receiver: (any WebSocketMessageReceiver)?
 
     /// The loop's timers, and the instant this session's next check waits for there.
     private var timers: SessionTimerWheel?
     private var timerInstant: UInt64?
 
-    /// A handler applying `limits` (shared by a listener's connections).
-    package init(limits: WebSocketSessionLimits) {
+    /// A handler applying `limits` (shared by a listener's connections), with `receiver` as the
+    /// application (no handler behind this one then), or with the handler behind as the application.
+    package init(limits: WebSocketSessionLimits, receiver: (any WebSocketMessageReceiver)? = nil) {
         self.limits = limits
+        self.receiver = receiver
         self.assembler = WebSocketMessageAssembler(maxMessageBytes: limits.maxMessageBytes)
     }
 
@@ -115,6 +122,7 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
         if context.channel.isActive {
             startTimers(context: context)
         }
+        receiver?.attached(to: self)
     }
 
     package func handlerRemoved(context: ChannelHandlerContext) {
@@ -134,6 +142,7 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
         state = .closed
         cancelTimer()
         assembler.reset()
+        receiver?.sessionClosed()
         context.fireChannelInactive()
         if wasBackpressured {
             // Once what it held is freed, after this tick.
@@ -148,7 +157,7 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
             // only be decoded and dropped. The close timer ends the connection.
             if readHeld, case .open = state {
                 readHeld = false
-                context.read()
+                read(context: context)
             }
         } else {
             wasBackpressured = true
@@ -182,13 +191,25 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
     // MARK: Inbound
 
     /// From now on whole messages go to `receiver` (the next handler) by a direct call. Call on the
-    /// channel's loop, from `receiver`'s `handlerAdded`.
+    /// channel's loop, from `receiver`'s `handlerAdded`. (It is not told ``WebSocketMessageReceiver/attached(to:)``.)
     package func deliverMessages(to receiver: any WebSocketMessageReceiver) {
         self.receiver = receiver
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         receive(ClientFrame(Self.unwrapInboundIn(data)), context: context)
+    }
+
+    package func channelReadComplete(context: ChannelHandlerContext) {
+        receiver?.readComplete()
+        context.fireChannelReadComplete()
+    }
+
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        if case .open = state {
+            sendClose(context: context, code: .goingAway, reason: "node shutting down", peerClosed: false)
+        }
     }
 
     /// A frame from the codec in front, by a direct call. Call on the channel's loop.
@@ -337,13 +358,21 @@ package final class WebSocketSessionHandler: ChannelDuplexHandler {
         failConnection(context: context, code: .policyViolation, reason: "too much unsent data")
     }
 
-    /// Holds the pipeline's read while the peer does not take what it is sent.
+    /// Holds the pipeline's read while the peer does not take what it is sent, or while the receiver
+    /// holds it.
     package func read(context: ChannelHandlerContext) {
         guard context.channel.isWritable else {
             readHeld = true
             return
         }
+        guard receiver?.admitsRead() ?? true else { return }
         context.read()
+    }
+
+    /// A read the receiver held back goes on (unless the channel is unwritable). Call on the channel's loop.
+    package func readAgain() {
+        guard let context else { return }
+        read(context: context)
     }
 
     package func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {

@@ -6,6 +6,9 @@ contract bounds are measured and printed (`pytest -s` shows them) as well as ass
 
 from __future__ import annotations
 
+import re
+import socket
+import struct
 import time
 
 import pytest
@@ -25,7 +28,7 @@ from cluster import (
     wait_call_state_released,
     wait_final_record,
 )
-from switchboard_client import unique_user, wait_until
+from switchboard_client import Client, http_get, make_token, unique_user, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -335,3 +338,43 @@ def test_pause_longer_than_three_heartbeats_heals(cluster_factory, join, redis_s
     assert a.recv().content == "and back"
     call_id = start_call(a, b)
     hang_up(b, a, call_id)
+
+
+def metric(node, series: str) -> float:
+    text = http_get(node.http_url, "/metrics").body.decode()
+    match = re.search(rf"^{re.escape(series)} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_an_upgrade_abandoned_before_its_101_gives_its_place_back(cluster_factory, redis_server):
+    """The 101 waits until the session is registered in Redis (PROTOCOL.md §9). A client whose
+    connection is reset meanwhile (Redis paused) frees its place among `websocket.max_connections` and
+    its session at once, while Redis is still paused, and is never in the presence hash; the one place is
+    the next user's once Redis is back."""
+    (node,) = cluster_factory(1, SWITCHBOARD_WEBSOCKET_MAX_CONNECTIONS="1")
+    gone = unique_user("gone")
+    connections = f'switchboard_websocket_connections{{node="{node.node_id}"}}'
+    sessions = f'switchboard_sessions{{node="{node.node_id}"}}'
+    paused_until = time.monotonic() + 5
+    assert redis_server.cli("CLIENT", "PAUSE", 5000, "ALL") == "OK"
+    sock = socket.create_connection(("127.0.0.1", node.port), timeout=5)
+    sock.sendall(
+        f"GET /ws?token={make_token(gone)} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .encode()
+    )
+    wait_until(lambda: metric(node, connections) == 1 and metric(node, sessions) == 1, 2,
+               "the upgrade admitted, its 101 waiting for Redis")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # a reset
+    wait_until(lambda: metric(node, connections) == 0 and metric(node, sessions) == 0, 2,
+               "the place and the session given back once the connection was reset")
+    assert time.monotonic() < paused_until, "given back only once Redis answered"
+
+    late_user = unique_user("late")
+    late = Client(node.ws_url, make_token(late_user), user=late_user, open_timeout=10)  # after the pause
+    try:
+        node.redis.wait_presence(late_user, node.node_id)
+        assert redis_server.presence_of(gone) is None
+    finally:
+        late.close()

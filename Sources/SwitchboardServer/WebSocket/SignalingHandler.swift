@@ -56,6 +56,8 @@ final class SignalingHandler: WebSocketMessageReceiver {
     private let budget: UserBudget
     private let outlet: ChannelOutlet
     private let eventLoop: any EventLoop
+    /// The connection's place among `websocket.max_connections`.
+    private let slot: ConnectionSlot
     private var session: Session?
     /// Whether this connection has begun a read burst that `channelReadComplete` must end.
     private var readingBurst = false
@@ -93,6 +95,7 @@ final class SignalingHandler: WebSocketMessageReceiver {
     ) {
         self.services = services
         self.eventLoop = channel.eventLoop
+        self.slot = acceptance.slot
         let switchboard = services.switchboard
         self.budget = services.budgets.budget(of: identity.id, now: SwitchboardClock.system.monotonicNanoseconds())
         self.outlet = ChannelOutlet(channel: channel, batcher: services.batcher, slot: acceptance.slot, open: false)
@@ -104,13 +107,6 @@ final class SignalingHandler: WebSocketMessageReceiver {
             reachable.succeed()
         }
         self.session = session
-        // Also when the upgrade never completes (the handler is then never added). One callback for
-        // both: each costs a closure and a slot in the close future's list, per connection.
-        let slot = acceptance.slot
-        channel.closeFuture.whenComplete { [switchboard] _ in
-            slot.release()
-            switchboard.disconnect(session)
-        }
     }
 
     /// Whether a ping may be answered: it takes from the budget like any frame.
@@ -132,11 +128,24 @@ final class SignalingHandler: WebSocketMessageReceiver {
             readingBurst = false
             batcher.endReading(on: eventLoop)
         }
-        session = nil
         sessionHandler = nil
         waiting.removeAll()
         budgetPause?.cancel()
         budgetPause = nil
+        end()
+    }
+
+    func upgradeFailed() {
+        end()
+    }
+
+    /// Frees the connection's place and forgets its session, once. (Not a callback on the channel's
+    /// close future: that would cost a closure and a place in the future's list per connection.)
+    private func end() {
+        guard let ended = session else { return }
+        session = nil
+        slot.release()
+        switchboard.disconnect(ended)
     }
 
     func receive(_ message: WebSocketMessage) {

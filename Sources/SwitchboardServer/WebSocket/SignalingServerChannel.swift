@@ -112,6 +112,9 @@ struct SignalingServerChannel: ServerChildChannel, HTTPChannelHandler {
             pipeline.enableErrorHandling = true
             pipeline.enableResponseHeaderValidation = false
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            // An application made for an upgrade that then failed is told so: it has no session handler
+            // to tell it when the connection ends.
+            result.whenFailure { _ in application.value?.receiver?.upgradeFailed() }
             return Value(upgradeResult: result, channel: channel)
         }
     }

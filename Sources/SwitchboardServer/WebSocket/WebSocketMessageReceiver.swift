@@ -26,6 +26,10 @@ package protocol WebSocketMessageReceiver: AnyObject {
 
     /// The channel is closed; nothing more comes.
     func sessionClosed()
+
+    /// The upgrade this receiver was made for did not complete (the channel closed first, say): no
+    /// session handler came, and none will. Called by whoever made it, on the channel's loop.
+    func upgradeFailed()
 }
 
 extension WebSocketMessageReceiver {
@@ -35,4 +39,5 @@ extension WebSocketMessageReceiver {
     package func admitsRead() -> Bool { true }
     package func readComplete() {}
     package func sessionClosed() {}
+    package func upgradeFailed() {}
 }

@@ -28,6 +28,14 @@ final class ChannelOutlet: SessionOutlet {
         self.slot = slot
     }
 
+    /// The channel's loop.
+    var eventLoop: any EventLoop { channel.eventLoop }
+
+    /// Gives the connection's place back (once; closing does too).
+    func releaseSlot() {
+        slot?.release()
+    }
+
     /// The pipeline is ready, with `writer` (its session handler) in it: writes what waited. Call on
     /// the channel's loop.
     func open(writer: WebSocketSessionHandler?) {
@@ -61,7 +69,7 @@ final class ChannelOutlet: SessionOutlet {
     }
 
     func close(code: UInt16, reason: String) {
-        slot?.release()
+        releaseSlot()
         let request = WebSocketCloseRequest(code: WebSocketErrorCode(codeNumber: Int(code)), reason: reason)
         if channel.eventLoop.inEventLoop {
             closeOnLoop(request)

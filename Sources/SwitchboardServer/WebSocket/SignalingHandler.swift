@@ -55,9 +55,7 @@ final class SignalingHandler: WebSocketMessageReceiver {
     private var batcher: FlushBatcher { services.batcher }
     private let budget: UserBudget
     private let outlet: ChannelOutlet
-    private let eventLoop: any EventLoop
-    /// The connection's place among `websocket.max_connections`.
-    private let slot: ConnectionSlot
+    private var eventLoop: any EventLoop { outlet.eventLoop }
     private var session: Session?
     /// Whether this connection has begun a read burst that `channelReadComplete` must end.
     private var readingBurst = false
@@ -94,8 +92,6 @@ final class SignalingHandler: WebSocketMessageReceiver {
         _ reachable: EventLoopPromise<Void>
     ) {
         self.services = services
-        self.eventLoop = channel.eventLoop
-        self.slot = acceptance.slot
         let switchboard = services.switchboard
         self.budget = services.budgets.budget(of: identity.id, now: SwitchboardClock.system.monotonicNanoseconds())
         self.outlet = ChannelOutlet(channel: channel, batcher: services.batcher, slot: acceptance.slot, open: false)
@@ -144,7 +140,7 @@ final class SignalingHandler: WebSocketMessageReceiver {
     private func end() {
         guard let ended = session else { return }
         session = nil
-        slot.release()
+        outlet.releaseSlot()
         switchboard.disconnect(ended)
     }
 

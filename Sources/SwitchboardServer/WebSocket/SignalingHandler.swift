@@ -8,7 +8,7 @@ import SwitchboardProto
 /// The application end of a `/ws` connection: decodes each whole message and hands it to the switchboard.
 ///
 /// Not a pipeline handler: its ``WebSocketSessionHandler`` calls it (``WebSocketMessageReceiver``) for
-/// messages, read bursts, reads and the channel's end, and writes for it (one pipeline context less
+/// messages, read bursts, reads and the channel's end, and writes for it (one pipeline context fewer
 /// per connection).
 ///
 /// Made on the connection's event loop when the upgrade is accepted, before the 101 is written: the
@@ -57,7 +57,7 @@ final class SignalingHandler: WebSocketMessageReceiver {
     private let outlet: ChannelOutlet
     private var eventLoop: any EventLoop { outlet.eventLoop }
     private var session: Session?
-    /// Whether this connection has begun a read burst that `channelReadComplete` must end.
+    /// Whether this connection has begun a read burst that `readComplete()` must end.
     private var readingBurst = false
     /// Messages read while a call-id check runs, in order. Bounded by what one read brings: the
     /// pipeline's `read()` is held meanwhile.

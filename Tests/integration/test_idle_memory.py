@@ -1,9 +1,10 @@
 """What an idle connection costs, and that reading in small pieces loses nothing (issue 10).
 
-NIO keeps the buffer a connection last read into and never shrinks it, so the node reads a request head
+NIO keeps the buffer a connection reads into and never shrinks it, so the node reads a request head
 128 bytes at a time and starts the WebSocket phase from that buffer (README "Limits and abuse"):
 - 2,000 idle authenticated connections (`switchboard-bench idle`) cost the node under 6 KiB of RSS each
-  (about 4.3 measured; with NIO's default 2 KiB first read it was over 6);
+  (5.2 measured in a debug build, about 4 in a release one; NIO's default first read, 2 KiB kept for
+  good, would add about 2);
 - a request head of 8 KiB (cookies, a long User-Agent) still upgrades, whole: the node logs the
   User-Agent exactly;
 - after the upgrade the read buffer grows with the traffic: messages from a few bytes to 60 KiB, sent

@@ -15,6 +15,7 @@ import http.client
 import itertools
 import json
 import os
+import re
 import secrets
 import socket
 import struct
@@ -416,8 +417,15 @@ def http_get(base: str, path: str, token: str | None = None, **kw: Any) -> HttpR
     return http_request(base, "GET", path, token=token, **kw)
 
 
-def raw_upgrade(base: str, path: str = "/ws", headers: dict[str, str] | None = None) -> HttpResponse:
-    """A raw WebSocket upgrade request; returns the response (status 101 means upgraded)."""
+def metric(node, series: str) -> float:
+    """One sample of the node's `/metrics` (`name{labels}` as the node writes it); 0 when it is absent."""
+    text = http_get(node.http_url, "/metrics").body.decode()
+    match = re.search(rf"^{re.escape(series)} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def upgrade_request(base: str, path: str = "/ws", headers: dict[str, str] | None = None) -> bytes:
+    """The bytes of a WebSocket upgrade request for `path` on `base` (a fresh key), `headers` added."""
     h = {
         "Upgrade": "websocket",
         "Connection": "Upgrade",
@@ -426,11 +434,16 @@ def raw_upgrade(base: str, path: str = "/ws", headers: dict[str, str] | None = N
     }
     h.update(headers or {})
     parsed = urllib.parse.urlsplit(base)
+    req = f"GET {path} HTTP/1.1\r\nHost: {parsed.hostname}:{parsed.port}\r\n"
+    return (req + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n").encode()
+
+
+def raw_upgrade(base: str, path: str = "/ws", headers: dict[str, str] | None = None) -> HttpResponse:
+    """A raw WebSocket upgrade request; returns the response (status 101 means upgraded)."""
+    parsed = urllib.parse.urlsplit(base)
     sock = socket.create_connection((parsed.hostname, parsed.port), timeout=DEFAULT_TIMEOUT)
     try:
-        req = f"GET {path} HTTP/1.1\r\nHost: {parsed.hostname}:{parsed.port}\r\n"
-        req += "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
-        sock.sendall(req.encode())
+        sock.sendall(upgrade_request(base, path, headers))
         head = _read_http_head(sock)
         status, headers_out = _parse_http_head(head)
         return HttpResponse(status, headers_out, b"")
@@ -477,15 +490,8 @@ class RawWebSocket:
     def __init__(self, base: str, token: str, user_agent: str = DEFAULT_USER_AGENT):
         parsed = urllib.parse.urlsplit(base)
         self.sock = socket.create_connection((parsed.hostname, parsed.port), timeout=DEFAULT_TIMEOUT)
-        key = base64.b64encode(os.urandom(16)).decode()
-        req = (
-            f"GET /ws?token={urllib.parse.quote(token, safe='')} HTTP/1.1\r\n"
-            f"Host: {parsed.hostname}:{parsed.port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"User-Agent: {user_agent}\r\n\r\n"
-        )
-        self.sock.sendall(req.encode())
+        path = f"/ws?token={urllib.parse.quote(token, safe='')}"
+        self.sock.sendall(upgrade_request(base, path, {"User-Agent": user_agent}))
         head = _read_http_head(self.sock)
         status, _ = _parse_http_head(head)
         assert status == 101, f"upgrade refused: HTTP {status}"

@@ -6,7 +6,6 @@ contract bounds are measured and printed (`pytest -s` shows them) as well as ass
 
 from __future__ import annotations
 
-import re
 import socket
 import struct
 import time
@@ -28,7 +27,7 @@ from cluster import (
     wait_call_state_released,
     wait_final_record,
 )
-from switchboard_client import Client, http_get, make_token, unique_user, wait_until
+from switchboard_client import Client, make_token, metric, unique_user, upgrade_request, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -340,12 +339,6 @@ def test_pause_longer_than_three_heartbeats_heals(cluster_factory, join, redis_s
     hang_up(b, a, call_id)
 
 
-def metric(node, series: str) -> float:
-    text = http_get(node.http_url, "/metrics").body.decode()
-    match = re.search(rf"^{re.escape(series)} ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
-
-
 def test_an_upgrade_abandoned_before_its_101_gives_its_place_back(cluster_factory, redis_server):
     """The 101 waits until the session is registered in Redis (PROTOCOL.md §9). A client whose
     connection is reset meanwhile (Redis paused) frees its place among `websocket.max_connections` and
@@ -358,11 +351,7 @@ def test_an_upgrade_abandoned_before_its_101_gives_its_place_back(cluster_factor
     paused_until = time.monotonic() + 5
     assert redis_server.cli("CLIENT", "PAUSE", 5000, "ALL") == "OK"
     sock = socket.create_connection(("127.0.0.1", node.port), timeout=5)
-    sock.sendall(
-        f"GET /ws?token={make_token(gone)} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        .encode()
-    )
+    sock.sendall(upgrade_request(node.http_url, f"/ws?token={make_token(gone)}"))
     wait_until(lambda: metric(node, connections) == 1 and metric(node, sessions) == 1, 2,
                "the upgrade admitted, its 101 waiting for Redis")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -8,7 +8,6 @@ time). Each posts its events to a path of its own. Users are unique per test, an
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Iterator
 
@@ -16,7 +15,7 @@ import pytest
 
 from conftest import NodeFactory
 from hook_backend import HOOK_SECRET, Answer, HookBackend
-from switchboard_client import TEXT, http_get, unique_user, wait_until
+from switchboard_client import TEXT, metric, unique_user, wait_until
 
 TIMEOUT = 1.0  # hooks.invite_timeout
 
@@ -299,9 +298,3 @@ def test_the_event_queue_is_bounded_and_what_has_no_room_is_given_up(nodes, back
     finally:
         with backend.lock:
             backend.events_down.discard("tight")
-
-
-def metric(node, series: str) -> float:
-    text = http_get(node.http_url, "/metrics").body.decode()
-    match = re.search(rf"^{re.escape(series)} ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0

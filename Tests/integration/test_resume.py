@@ -8,12 +8,10 @@ stays capped.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from cluster import RssSampler, gather, rss_bytes, start_call
-from switchboard_client import http_get, unique_user, wait_until
+from switchboard_client import http_get, metric, unique_user, wait_until
 
 LIMIT = 256  # signals kept per absent party (KeptSignalLimits.standard)
 KEPT_BYTES = 1 << 20
@@ -29,12 +27,6 @@ def candidate(i: int) -> dict:
 
 def number(msg) -> int:
     return int(msg.json["candidate"]["candidate"].split()[0].removeprefix("candidate:"))
-
-
-def metric(node, series: str) -> float:
-    text = http_get(node.http_url, "/metrics").body.decode()
-    match = re.search(rf"^{re.escape(series)} ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
 
 
 def drop_and_wait(client, redis=None) -> None:

@@ -8,9 +8,19 @@ package protocol RedisCommandSender: Sendable {
     func send(_ command: [RESPArgument]) -> EventLoopFuture<RESPValue>
     /// Sends `commands` pipelined (one flush); one future per command, in order.
     func send(batch commands: [[RESPArgument]]) -> [EventLoopFuture<RESPValue>]
+    /// Sends `commands` pipelined (one flush); `onReply` is called once per command with its index and
+    /// result, in order. A connection does this without a future per command; the default goes through
+    /// ``send(batch:)``.
+    func send(batch commands: [[RESPArgument]], onReply: @escaping RedisBatchCallback)
 }
 
 extension RedisCommandSender {
+    package func send(batch commands: [[RESPArgument]], onReply: @escaping RedisBatchCallback) {
+        for (index, future) in send(batch: commands).enumerated() {
+            future.whenComplete { result in onReply(index, result.mapError { RedisError(wrapping: $0) }) }
+        }
+    }
+
     /// Sends `command` and returns its reply; throws as ``send(_:)`` fails.
     @discardableResult
     package func execute(_ command: [RESPArgument]) async throws(RedisError) -> RESPValue {

@@ -63,6 +63,11 @@ package struct RedisError: Error, Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
+    /// `error` itself if it is a `RedisError`; otherwise the connection's failure it stands for.
+    package init(wrapping error: any Error) {
+        self = (error as? RedisError) ?? RedisError(code: .connectionClosed, message: "\(error)")
+    }
+
     /// The error for a server error reply with text `message` (e.g. `WRONGTYPE Operation against a key…`).
     package static func server(_ message: String) -> RedisError {
         RedisError(code: .server, message: message)

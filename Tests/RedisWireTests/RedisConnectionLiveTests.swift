@@ -1,6 +1,7 @@
 import NIOCore
 import RedisTestSupport
 import RedisWire
+import Synchronization
 import Testing
 
 @Suite("RedisConnection against a real redis-server", .timeLimit(.minutes(1)))
@@ -42,6 +43,45 @@ struct RedisConnectionLiveTests {
 
         let batch = await connection.execute(batch: (0..<100).map { _ in ["INCR", "counter"] })
         #expect(batch.map { try? $0.get().integer } == (20_001...20_100).map { Optional($0) })
+    }
+
+    /// A batch with one callback (no future per command): each reply comes with its command's index, in
+    /// order, on the connection's event loop; an error reply fails only its command, and a command that
+    /// cannot be encoded fails at once.
+    @Test func aBatchWithOneCallbackGetsEachReplyByIndexInOrder() async throws {
+        let server = try await RedisServerProcess.started()
+        defer { server.stop() }
+        let connection = try await RedisConnection.connect(url: server.url())
+        defer { connection.close() }
+
+        let replies = Mutex<[(Int, Result<RESPValue, RedisError>)]>([])
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+            let commands: [[RESPArgument]] = [["SET", "k", "v"], [], ["NOSUCHCOMMAND"], ["GET", "k"]]
+            let eventLoop = connection.eventLoop
+            connection.send(batch: commands) { index, result in
+                let count = replies.withLock { replies in
+                    replies.append((index, result))
+                    return replies.count
+                }
+                // The command that cannot be encoded is answered at once, on the caller's thread.
+                if index != 1 { #expect(eventLoop.inEventLoop) }
+                if count == commands.count { done.resume() }
+            }
+        }
+        let results = replies.withLock { $0 }
+        #expect(results.map(\.0) == [1, 0, 2, 3], "the empty command at once, then the replies in order")
+        #expect((try? results[1].1.get()) == .simpleString("OK"))
+        if case .failure(let error) = results[0].1 {
+            #expect(error.code == .invalidCommand)
+        } else {
+            Issue.record("[] must fail")
+        }
+        if case .failure(let error) = results[2].1 {
+            #expect(error.serverErrorPrefix == "ERR")
+        } else {
+            Issue.record("must fail")
+        }
+        #expect((try? results[3].1.get()) == .bulkString(ByteBuffer(string: "v")))
     }
 
     @Test func errorRepliesFailOnlyTheirCommand() async throws {

@@ -91,5 +91,14 @@ package final class RedisClient: Service, RedisCommandSender {
         return connection.send(batch: commands)
     }
 
+    /// Sends `commands` pipelined (one flush); `onReply` gets each one's index and result, in order.
+    package func send(batch commands: [[RESPArgument]], onReply: @escaping RedisBatchCallback) {
+        guard let connection = supervisor.connection else {
+            for index in commands.indices { onReply(index, .failure(Self.unavailable)) }
+            return
+        }
+        connection.send(batch: commands, onReply: onReply)
+    }
+
     private static let unavailable = RedisError(code: .unavailable, message: "not connected to Redis")
 }

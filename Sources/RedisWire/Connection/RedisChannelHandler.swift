@@ -14,9 +14,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     typealias OutboundIn = RedisOutboundCommand
     typealias OutboundOut = ByteBuffer
 
-    /// A command waiting for its reply: its promise, and when it was handed to the connection.
+    /// A command waiting for its reply: what the reply completes, and when it was handed to the connection.
     struct PendingReply {
-        var promise: EventLoopPromise<RESPValue>
+        var completion: RedisReplyCompletion
         var enqueuedAt: NIODeadline
     }
 
@@ -93,7 +93,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     /// Registers and writes `command` without flushing.
     func enqueue(_ command: RedisOutboundCommand) {
         guard let context else {
-            command.promise.fail(RedisError(code: .connectionClosed, message: "connection closed"))
+            command.completion.fail(RedisError(code: .connectionClosed, message: "connection closed"))
             return
         }
         write(command, context: context, writePromise: nil)
@@ -118,13 +118,13 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     private func write(_ command: RedisOutboundCommand, context: ChannelHandlerContext, writePromise: EventLoopPromise<Void>?) {
         let deadline = commandTimeout.map { NIODeadline.now() + $0 }
-        let pending = PendingReply(promise: command.promise, enqueuedAt: command.enqueuedAt)
+        let pending = PendingReply(completion: command.completion, enqueuedAt: command.enqueuedAt)
         switch stateMachine.enqueue(pending, replies: command.replies, deadline: deadline) {
         case .write(let armTimerAt):
             if let armTimerAt { armTimer(at: armTimerAt, context: context) }
             context.write(wrapOutboundOut(command.bytes), promise: writePromise)
         case .fail(let pending, let error):
-            pending.promise.fail(error)
+            pending.completion.fail(error)
             writePromise?.fail(error)
         }
     }
@@ -135,10 +135,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             break
         case .succeed(let pending, let value):
             recordLatency(of: pending)
-            pending.promise.succeed(value)
+            pending.completion.complete(with: .success(value))
         case .fail(let pending, let error):
             recordLatency(of: pending)
-            pending.promise.fail(error)
+            pending.completion.fail(error)
         case .close(let promises, let error):
             logger.warning("closing Redis connection", metadata: ["error": "\(error.message)"])
             failAll(promises, with: error)
@@ -178,7 +178,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             timer?.cancel()
             timer = nil
         }
-        for command in pending { command.promise.fail(error) }
+        for command in pending { command.completion.fail(error) }
     }
 
     /// A reply (or an error reply) arrived for `pending`.

@@ -27,10 +27,8 @@ extension RedisError {
     static func mapping<T>(_ body: () async throws -> T) async throws(RedisError) -> T {
         do {
             return try await body()
-        } catch let error as RedisError {
-            throw error
         } catch {
-            throw RedisError(code: .connectionClosed, message: "\(error)")
+            throw RedisError(wrapping: error)
         }
     }
 

@@ -144,27 +144,40 @@ package final class RedisConnection: RedisCommandSender {
         var futures: [EventLoopFuture<RESPValue>] = []
         futures.reserveCapacity(commands.count)
         for command in commands {
-            switch encode(command, replies: 1) {
-            case .success(let encoded):
-                outbound.append(encoded)
-                futures.append(encoded.promise.futureResult)
-            case .failure(let error):
-                futures.append(eventLoop.makeFailedFuture(error))
+            let promise = eventLoop.makePromise(of: RESPValue.self)
+            futures.append(promise.futureResult)
+            switch encode(command, replies: 1, completion: .promise(promise)) {
+            case .success(let encoded): outbound.append(encoded)
+            case .failure(let error): promise.fail(error)
             }
         }
         submit(outbound)
         return futures
     }
 
+    /// Sends `commands` pipelined (in one flush); `onReply` is called with each one's index and result,
+    /// in order, on the connection's event loop (for a command that cannot be encoded, at once). No
+    /// future is made per command.
+    package func send(batch commands: [[RESPArgument]], onReply: @escaping RedisBatchCallback) {
+        var outbound: [RedisOutboundCommand] = []
+        outbound.reserveCapacity(commands.count)
+        for (index, command) in commands.enumerated() {
+            switch encode(command, replies: 1, completion: .callback(onReply, index: index)) {
+            case .success(let encoded): outbound.append(encoded)
+            case .failure(let error): onReply(index, .failure(error))
+            }
+        }
+        submit(outbound)
+    }
+
     /// Sends a command that gets `replies` replies (`SUBSCRIBE a b` gets two); completes with the last.
     func send(_ command: [RESPArgument], replies: Int) -> EventLoopFuture<RESPValue> {
-        switch encode(command, replies: replies) {
-        case .success(let encoded):
-            submit(CollectionOfOne(encoded))
-            return encoded.promise.futureResult
-        case .failure(let error):
-            return eventLoop.makeFailedFuture(error)
+        let promise = eventLoop.makePromise(of: RESPValue.self)
+        switch encode(command, replies: replies, completion: .promise(promise)) {
+        case .success(let encoded): submit(CollectionOfOne(encoded))
+        case .failure(let error): promise.fail(error)
         }
+        return promise.futureResult
     }
 
     /// Closes the connection; commands still pending fail with ``RedisError/Code/connectionClosed``.
@@ -173,7 +186,11 @@ package final class RedisConnection: RedisCommandSender {
         channel.close().recover { _ in }  // already closed is fine
     }
 
-    private func encode(_ command: [RESPArgument], replies: Int) -> Result<RedisOutboundCommand, RedisError> {
+    private func encode(
+        _ command: [RESPArgument],
+        replies: Int,
+        completion: RedisReplyCompletion
+    ) -> Result<RedisOutboundCommand, RedisError> {
         // Room for the RESP framing too (a count and two line ends an argument): no reallocation.
         var bytes = channel.allocator.buffer(capacity: command.reduce(16) { $0 + $1.byteCount + 16 })
         do throws(RedisError) {
@@ -182,7 +199,7 @@ package final class RedisConnection: RedisCommandSender {
             return .failure(error)
         }
         if command.first?.isPublish == true { metrics.messagesOut.increment() }
-        return .success(RedisOutboundCommand(bytes: bytes, promise: eventLoop.makePromise(), replies: replies))
+        return .success(RedisOutboundCommand(bytes: bytes, completion: completion, replies: replies))
     }
 
     /// Hands encoded commands to the channel handler, keeping their order.

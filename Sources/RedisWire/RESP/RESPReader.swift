@@ -29,6 +29,10 @@ final class RESPReader {
 
     /// The sticky error, once the stream turned out malformed.
     private(set) var failure: RedisError?
+    /// The names of the channels messages came on, made once each (a subscriber has a few), so that a
+    /// message costs no `String` of its own for its channel.
+    private var channelNames: [String] = []
+    private static let maxChannelNames = 16
 
     init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         guard let reader = redisReaderCreate() else {
@@ -136,7 +140,15 @@ final class RESPReader {
             let channel = reply.pointee.element[1], channel.pointee.type == REDIS_REPLY_STRING,
             let payload = reply.pointee.element[2], payload.pointee.type == REDIS_REPLY_STRING
         else { return nil }
-        return RedisPubSubMessage(channel: text(channel), payload: buffer(payload))
+        return RedisPubSubMessage(channel: channelName(channel), payload: buffer(payload))
+    }
+
+    private func channelName(_ reply: UnsafePointer<redisReply>) -> String {
+        let name = bytes(reply)
+        if let known = channelNames.first(where: { $0.utf8.elementsEqual(name) }) { return known }
+        let text = String(decoding: name, as: UTF8.self)
+        if channelNames.count < Self.maxChannelNames { channelNames.append(text) }
+        return text
     }
 
     private func bytes(_ reply: UnsafePointer<redisReply>) -> UnsafeRawBufferPointer {

@@ -198,7 +198,8 @@ extension Switchboard {
             guard let session = state.sessions[user] else {
                 return state.graceTimers[user] != nil ? .away : .absent
             }
-            if !sender.isEmpty { state.routes[sender] = origin }
+            // Written only when it changes: a look-up is cheaper than a write on every delivery.
+            if !sender.isEmpty, state.routes[sender] != origin { state.routes[sender] = origin }
             guard state.isResuming(session) else { return .present(session) }
             guard let message = encoded.decoded() else { return .waiting(displaced: []) }
             return .waiting(displaced: state.waitForResume(message, of: user))

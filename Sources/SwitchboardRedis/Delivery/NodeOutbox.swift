@@ -140,14 +140,8 @@ final class NodeOutbox: Sendable {
 
     private func perform(_ action: StateMachine.Action) {
         switch action {
-        case .publish(let publishes) where publishes.count == 1:
-            let publish = publishes[0]
-            redis.send(command(for: publish)).whenComplete { result in self.answer(publish, result) }
         case .publish(let publishes):
-            let futures = redis.send(batch: publishes.map(command(for:)))
-            for (publish, future) in zip(publishes, futures) {
-                future.whenComplete { result in self.answer(publish, result) }
-            }
+            redis.send(batch: publishes.map(command(for:))) { index, result in self.answer(publishes[index], result) }
         case .fail(let parcels, let failure):
             for parcel in parcels { parcel.handler(failure, parcel.payload) }
         case .flushAtEndOfTick(let tick):
@@ -184,14 +178,15 @@ final class NodeOutbox: Sendable {
         return ["PUBLISH", inbox, RESPArgument(publish.payload)]
     }
 
-    private func answer(_ publish: StateMachine.Publish, _ result: Result<RESPValue, any Error>) {
+    private func answer(_ publish: StateMachine.Publish, _ result: Result<RESPValue, RedisError>) {
         switch result {
         case .success(let reply):
             let now = self.now
             let receivers = Int(clamping: reply.integer ?? 0)
             handle { $0.published(publish.parcels, to: publish.node, receivers: receivers, now: now) }
         case .failure(let error):
-            handle { $0.publishFailed(publish.parcels, to: publish.node, error: "\(error)") }
+            let now = self.now
+            handle { $0.publishFailed(publish.parcels, to: publish.node, error: "\(error)", now: now) }
         }
     }
 

@@ -40,11 +40,18 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
 
     /// One `PUBLISH` to `node`'s inbox: `payload` carries `parcels` (an ``EnvelopeBundle`` when there
     /// are several). Its answer goes back with ``published(_:to:receivers:now:)`` or
-    /// ``publishFailed(_:to:error:)``, with these `parcels`.
+    /// ``publishFailed(_:to:error:now:)``, with these `parcels`.
     struct Publish {
         var node: String
         var payload: ByteBuffer
         var parcels: [Parcel]
+
+        /// One `PUBLISH` of `parcels` (not empty) to `node`: the envelope itself, or a bundle of them.
+        init(node: String, parcels: [Parcel]) {
+            self.node = node
+            self.parcels = parcels
+            self.payload = parcels.count == 1 ? parcels[0].payload : EnvelopeBundle.encode(parcels.map(\.payload))
+        }
     }
 
     /// What `webrtc:nodes` says of a destination, for its retry.
@@ -87,6 +94,12 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
         var recent: BoundedParcelQueue<Parcel>
         /// Whether a check for replay parcels past their age is scheduled.
         var pruneScheduled = false
+        /// `PUBLISH`es sent and not answered yet.
+        var publishesInFlight = 0
+        /// Parcels numbered while a `PUBLISH` was in flight, in number order: they go together when it is
+        /// answered (counted in flight meanwhile).
+        var gathered: [Parcel] = []
+        var gatheredBytes = 0
 
         init(limits: ClusterBufferLimits) {
             held = BoundedParcelQueue(limits: limits.retry)
@@ -99,6 +112,9 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
     /// How long a held parcel waits before it is published again.
     let retryInterval: UInt64
     private var destinations: [String: Destination] = [:]
+    /// The most bytes of parcels that gather for a destination while its `PUBLISH` is in flight; past
+    /// this they go in a `PUBLISH` of their own.
+    static var maxGatheredBytes: Int { 64 << 10 }
     /// Parcels published during a tick, admitted and sent at its end: one batch per event loop that
     /// publishes (emptied, it is kept for that loop's next tick).
     private var ticks: [Tick: [(node: String, parcel: Parcel)]] = [:]
@@ -127,13 +143,17 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
     }
 
     /// `tick` ended: its parcels are numbered and sent, one `PUBLISH` per destination, or held behind
-    /// the parcels of a destination waiting for a retry. To make room, the oldest held ones give way;
+    /// the parcels of a destination waiting for a retry. For a destination whose last `PUBLISH` is not
+    /// answered yet they gather, and go together with the answer (a steady stream of messages then costs
+    /// Redis, and the receiving node, a `PUBLISH` per round trip rather than one per message, and waits
+    /// no timer). To make room, the oldest held ones give way;
     /// a parcel that cannot fit even so fails, unnumbered.
     mutating func flush(_ tick: Tick, now: UInt64) -> [Action] {
         guard var batch = ticks.removeValue(forKey: tick) else { return [] }
         var givenUp: [Parcel] = []
-        // One per destination, in the order of their first parcels; a tick has few destinations.
-        var publishes: [Publish] = []
+        // What goes now, one `PUBLISH` per destination, in the order of their first parcels; a tick has
+        // few destinations.
+        var sending: [(node: String, parcels: [Parcel])] = []
         // Taken out of the batch from the back, first to last: each parcel is then held once, and its
         // number is written into its bytes without a copy.
         batch.reverse()
@@ -141,18 +161,15 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
             let admitted = destinations[node, default: Destination(limits: limits)]
                 .admit(consume parcel, now: now, givenUp: &givenUp)
             guard let admitted else { continue }
-            if let index = publishes.firstIndex(where: { $0.node == node }) {
-                publishes[index].parcels.append(admitted)
-            } else {
-                publishes.append(Publish(node: node, payload: ByteBuffer(), parcels: [admitted]))
+            if let index = sending.firstIndex(where: { $0.node == node }) {
+                sending[index].parcels.append(admitted)
+            } else if let gathered = destinations[node]!.gather(admitted) {
+                sending.append((node, gathered))
             }
-        }
-        for index in publishes.indices {
-            let parcels = publishes[index].parcels
-            publishes[index].payload = parcels.count == 1 ? parcels[0].payload : EnvelopeBundle.encode(parcels.map(\.payload))
         }
         // The emptied batch stays for the next tick, unless a burst made it large.
         if batch.capacity <= Self.keptBatchCapacity { ticks[tick] = batch }
+        let publishes = sending.map { dispatch($0.parcels, to: $0.node) }
         var actions: [Action] = publishes.isEmpty ? [] : [.publish(publishes)]
         if !givenUp.isEmpty { actions.append(.fail(givenUp, .bufferFull)) }
         return actions
@@ -160,6 +177,23 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
 
     /// The most parcels a tick's emptied batch keeps room for between ticks.
     private static var keptBatchCapacity: Int { 64 }
+
+    /// A `PUBLISH` of `parcels` to `node`, counted in flight until it is answered.
+    private mutating func dispatch(_ parcels: [Parcel], to node: String) -> Publish {
+        destinations[node, default: Destination(limits: limits)].publishesInFlight += 1
+        return Publish(node: node, parcels: parcels)
+    }
+
+    /// `node`'s `PUBLISH` was answered: when none is in flight any more, what gathered meanwhile goes
+    /// (or is held behind the parcels waiting for a retry).
+    private mutating func answered(_ node: String, now: UInt64) -> [Action] {
+        guard let parcels = destinations[node]?.answered() else { return [] }
+        if destinations[node]!.retryScheduled {
+            let (givenUp, _) = destinations[node]!.missed(parcels, now: now)
+            return givenUp.isEmpty ? [] : [.fail(givenUp, .bufferFull)]
+        }
+        return [.publish([dispatch(parcels, to: node)])]
+    }
 
     /// A `PUBLISH` of `parcels` to `node` was answered: received by `receivers` subscribers. Received,
     /// they are kept for a replay (a replayed one is kept already); received by nobody, they are held
@@ -169,18 +203,18 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
             let (givenUp, startsRetry) = destinations[node, default: Destination(limits: limits)].missed(parcels, now: now)
             var actions: [Action] = givenUp.isEmpty ? [] : [.fail(givenUp, .bufferFull)]
             if startsRetry { actions.append(.scheduleRetry(node: node, at: now + retryInterval)) }
-            return actions
+            return actions + answered(node, now: now)
         }
-        guard let pruneAt = destinations[node, default: Destination(limits: limits)].received(parcels, now: now) else {
-            return []
-        }
-        return [.schedulePrune(node: node, at: pruneAt)]
+        let pruneAt = destinations[node, default: Destination(limits: limits)].received(parcels, now: now)
+        let actions = answered(node, now: now)
+        guard let pruneAt else { return actions }
+        return [.schedulePrune(node: node, at: pruneAt)] + actions
     }
 
     /// A `PUBLISH` of `parcels` to `node` failed (Redis did not take it): they fail as unreachable.
-    mutating func publishFailed(_ parcels: [Parcel], to node: String, error: String) -> [Action] {
+    mutating func publishFailed(_ parcels: [Parcel], to node: String, error: String, now: UInt64) -> [Action] {
         destinations[node, default: Destination(limits: limits)].failed(parcels)
-        return [.fail(parcels, .unreachable(error))]
+        return [.fail(parcels, .unreachable(error))] + answered(node, now: now)
     }
 
     /// The retry timer of `node` fired: first, whether the node is still alive.
@@ -196,7 +230,7 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
         }
         var actions: [Action] = []
         if !again.isEmpty {
-            actions.append(.publish(again.map { Publish(node: node, payload: $0.payload, parcels: [$0]) }))
+            actions.append(.publish(again.map { dispatch([$0], to: node) }))
         }
         if !expired.isEmpty { actions.append(.fail(expired, .noReceiver)) }
         return actions
@@ -208,7 +242,7 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
     /// longer kept).
     mutating func replay(to node: String, from first: UInt64, through last: UInt64) -> [Action] {
         guard first <= last, let lost = destinations[node]?.takeForReplay(first...last), !lost.isEmpty else { return [] }
-        return [.publish(lost.map { Publish(node: node, payload: $0.payload, parcels: [$0]) })]
+        return [.publish(lost.map { dispatch([$0], to: node) })]
     }
 
     /// The replay-age check of `node` is due: the parcels kept for the replay age or longer are dropped;
@@ -244,6 +278,32 @@ extension OutboxStateMachine.Destination {
         }
         inFlight.add(cost)
         return parcel
+    }
+
+    /// A parcel numbered to be sent now: while a `PUBLISH` is in flight it gathers (`nil` is returned)
+    /// until ``answered()``, unless the gathered bytes would pass ``OutboxStateMachine/maxGatheredBytes``:
+    /// then they go with it, now, in a `PUBLISH` of their own. Returns the parcels to send now.
+    fileprivate mutating func gather(_ parcel: Parcel) -> [Parcel]? {
+        guard publishesInFlight > 0 else { return [parcel] }
+        gathered.append(parcel)
+        gatheredBytes += parcel.payload.readableBytes
+        guard gatheredBytes > OutboxStateMachine.maxGatheredBytes else { return nil }
+        return takeGathered()
+    }
+
+    /// One `PUBLISH` was answered; when none is in flight any more, the parcels that gathered meanwhile.
+    fileprivate mutating func answered() -> [Parcel]? {
+        publishesInFlight = max(0, publishesInFlight - 1)
+        guard publishesInFlight == 0, !gathered.isEmpty else { return nil }
+        return takeGathered()
+    }
+
+    private mutating func takeGathered() -> [Parcel] {
+        defer {
+            gathered = []
+            gatheredBytes = 0
+        }
+        return gathered
     }
 
     /// `parcels` were received, as far as Redis knows: kept for a replay (a replayed one is kept

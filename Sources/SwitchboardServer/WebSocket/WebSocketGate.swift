@@ -2,6 +2,7 @@ import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import SwitchboardAuth
+import SwitchboardBasics
 import SwitchboardCore
 import Synchronization
 
@@ -38,6 +39,8 @@ final class WebSocketGate: ConnectionSlotOwner {
     private let upgradesByAddress: KeyedTokenBuckets<String>
     private let upgradesByUser: KeyedTokenBuckets<String>
     private let clock: SwitchboardClock
+    /// The user agents of the connections, one copy each.
+    private let userAgents = StringInterner()
     /// How many times `limits.upgrades_per_second` one client address may upgrade.
     static let usersPerAddress = 10
 
@@ -108,7 +111,9 @@ final class WebSocketGate: ConnectionSlotOwner {
             return .failure(Refusal(status: .serviceUnavailable, message: "node is at websocket.max_connections"))
         }
         let slot = ConnectionSlot(of: self)
-        let connection = ConnectionInfo(userAgent: head.headers.first(name: "User-Agent") ?? "", ip: ip)
+        // Interned: thousands of connections share a handful of user agents.
+        let userAgent = userAgents.intern(head.headers.first(name: "User-Agent") ?? "")
+        let connection = ConnectionInfo(userAgent: userAgent, ip: ip)
         return .success(
             Acceptance(route: route, identity: identity, connection: connection, responseHeaders: responseHeaders, slot: slot)
         )

@@ -130,4 +130,19 @@ struct RESPReaderTests {
         }
         #expect(pong == .array([.bulkString(ByteBuffer(string: "pong")), .bulkString(ByteBuffer())]))
     }
+
+    /// Messages on the same channel share one name, and a subscriber of more channels than the reader keeps
+    /// names for still gets each message's own.
+    @Test func channelNamesAreMadeOncePerChannel() throws {
+        func push(_ channel: String) -> String { "*3\r\n$7\r\nmessage\r\n$\(channel.utf8.count)\r\n\(channel)\r\n$1\r\nx\r\n" }
+        let channels = (0..<40).map { "webrtc:signals:node-\($0)" }
+        let reader = RESPReader()
+        try reader.feed(ByteBuffer(string: (channels + channels).map(push).joined()))
+        var names: [String] = []
+        while case .message(let message)? = try reader.nextFrame(recognisingMessages: true) { names.append(message.channel) }
+        #expect(names == channels + channels)
+        var first = names[0]
+        var again = names[40]
+        #expect(first.withUTF8 { $0.baseAddress } == again.withUTF8 { $0.baseAddress }, "one string for the channel")
+    }
 }

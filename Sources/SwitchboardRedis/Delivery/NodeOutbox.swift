@@ -93,7 +93,8 @@ final class NodeOutbox: Sendable {
     /// What is published during one tick of `loop` goes to Redis as one pipelined batch when `loop`
     /// runs its next task (a read burst of many sockets costs Redis one read, not one per message).
     /// Called on `loop`, that is the end of the caller's tick; called elsewhere, the batch gathers what
-    /// every thread publishes for `loop` until `loop` gets to it.
+    /// every thread publishes for `loop` until `loop` gets to it. While a `PUBLISH` to `node` waits for
+    /// its answer, what follows for `node` gathers (at most 64 KiB) and goes as one bundle with it.
     func publish(_ envelope: ByteBuffer, to node: String, on loop: any EventLoop, onFailure: @escaping FailureHandler) {
         handle { $0.publish(envelope, to: node, handler: onFailure, in: LoopTick(loop: loop)) }
     }

@@ -143,11 +143,11 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
     }
 
     /// `tick` ended: its parcels are numbered and sent, one `PUBLISH` per destination, or held behind
-    /// the parcels of a destination waiting for a retry. For a destination whose last `PUBLISH` is not
-    /// answered yet they gather, and go together with the answer (a steady stream of messages then costs
-    /// Redis, and the receiving node, a `PUBLISH` per round trip rather than one per message, and waits
-    /// no timer). To make room, the oldest held ones give way;
-    /// a parcel that cannot fit even so fails, unnumbered.
+    /// the parcels of a destination waiting for a retry. To make room, the oldest held ones give way; a
+    /// parcel that cannot fit even so fails, unnumbered. For a destination whose last `PUBLISH` is not
+    /// answered yet they gather, numbered, and go together with the answer: a steady stream of messages
+    /// then costs Redis, and the receiving node, a `PUBLISH` per round trip rather than one per message,
+    /// and no timer delays it.
     mutating func flush(_ tick: Tick, now: UInt64) -> [Action] {
         guard var batch = ticks.removeValue(forKey: tick) else { return [] }
         var givenUp: [Parcel] = []

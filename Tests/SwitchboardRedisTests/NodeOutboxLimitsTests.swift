@@ -40,13 +40,16 @@ import Testing
         )
     }
 
-    /// Publishes each of `texts` in a tick of its own (one `PUBLISH` each), running the loop after each.
+    /// Publishes each of `texts` to n2 in a tick of its own (one `PUBLISH` each), running the loop after
+    /// each; the outbox's failures go to `failures`.
     private func publish(_ texts: [String], with outbox: NodeOutbox, on loop: EmbeddedEventLoop, _ failures: Failures) {
+        outbox.onFailure { failure, node, envelope in
+            #expect(node == "n2")
+            let at = Duration.nanoseconds(Int64(loop.now.uptimeNanoseconds))
+            failures.append(Failure(text: parcelText(envelope), failure: failure, at: at))
+        }
         for text in texts {
-            outbox.publish(parcel(text), to: "n2", on: loop) { failure, envelope in
-                let at = Duration.nanoseconds(Int64(loop.now.uptimeNanoseconds))
-                failures.append(Failure(text: parcelText(envelope), failure: failure, at: at))
-            }
+            outbox.publish(parcel(text), to: "n2", on: loop)
             loop.run()
         }
     }
@@ -58,7 +61,7 @@ import Testing
         let redis = EmbeddedRedis(loop, receivers: 1)
         let outbox = outbox(redis) { _ in }
         for (text, node) in [("P0", "n2"), ("Q0", "n3"), ("P1", "n2"), ("P2", "n2")] {
-            outbox.publish(parcel(text), to: node, on: loop) { _, _ in }
+            outbox.publish(parcel(text), to: node, on: loop)
         }
         #expect(redis.publishCommands == 0, "nothing goes out before the tick ends")
         loop.run()

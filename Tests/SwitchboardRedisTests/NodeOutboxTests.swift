@@ -58,18 +58,18 @@ struct NodeOutboxTests {
         _ = try await client.execute("ZADD", RESPArgument(keys.nodes), RESPArgument(now), RESPArgument(node))
     }
 
-    /// Publishes `range` and waits until the outbox's loop has sent them (what it batched in one tick).
+    /// Publishes `range`, its failures going to `failures`, and waits until the outbox's loop has sent
+    /// them (what it batched in one tick).
     private func publish(
         _ range: Range<Int>,
         to node: String = "n2",
         with outbox: NodeOutbox,
         failures: Collected<Failure>
     ) async throws {
-        for index in range {
-            outbox.publish(parcel("\(index)"), to: node, on: outbox.eventLoop) { failure, _ in
-                failures.append(Failure(index: index, failure: failure, at: .now))
-            }
+        outbox.onFailure { failure, _, envelope in
+            failures.append(Failure(index: Int(parcelText(envelope)) ?? -1, failure: failure, at: .now))
         }
+        for index in range { outbox.publish(parcel("\(index)"), to: node, on: outbox.eventLoop) }
         try await outbox.eventLoop.submit {}.get()
     }
 
@@ -292,8 +292,9 @@ struct NodeOutboxOrderingTests {
         let failures = Collected<OutboxFailure>()
         /// Publishes in a tick of its own (what one tick publishes goes out as one bundle), and waits
         /// until the tick has ended.
+        outbox.onFailure { failure, _, _ in failures.append(failure) }
         func publish(_ index: Int) async throws {
-            outbox.publish(parcel("P\(index)"), to: "n2", on: eventLoop) { failure, _ in failures.append(failure) }
+            outbox.publish(parcel("P\(index)"), to: "n2", on: eventLoop)
             try await eventLoop.submit {}.get()
         }
         try await publish(0)

@@ -22,11 +22,11 @@ import Testing
     @Test func theParcelsOfOneTickGoOutTogetherNumberedPerDestination() {
         var machine = harness().machine
         let describe = OutboxHarness.describe
-        #expect(describe(machine.publish(parcel("P0"), to: "n2", handler: "P0", in: 1)) == ["flush tick 1"])
-        #expect(machine.publish(parcel("P1"), to: "n2", handler: "P1", in: 1).isEmpty, "one flush per tick")
-        #expect(machine.publish(parcel("Q0"), to: "n3", handler: "Q0", in: 1).isEmpty)
+        #expect(describe(machine.publish(parcel("P0"), to: "n2", in: 1)) == ["flush tick 1"])
+        #expect(machine.publish(parcel("P1"), to: "n2", in: 1).isEmpty, "one flush per tick")
+        #expect(machine.publish(parcel("Q0"), to: "n3", in: 1).isEmpty)
         #expect(
-            describe(machine.publish(parcel("P2"), to: "n2", handler: "P2", in: 2)) == ["flush tick 2"],
+            describe(machine.publish(parcel("P2"), to: "n2", in: 2)) == ["flush tick 2"],
             "another loop's tick"
         )
         #expect(machine.usage(of: "n2").inFlight == .init(), "nothing is numbered before the tick ends")
@@ -34,7 +34,7 @@ import Testing
         // One PUBLISH per destination (a bundle for n2), each numbered in publish order from 0.
         #expect(describe(machine.flush(1, now: 0)) == ["publish n2 P0#0+P1#1, n3 Q0#0"])
         #expect(machine.flush(1, now: 0).isEmpty, "a tick is flushed once")
-        #expect(describe(machine.publish(parcel("P3"), to: "n2", handler: "P3", in: 1)) == ["flush tick 1"], "a new batch")
+        #expect(describe(machine.publish(parcel("P3"), to: "n2", in: 1)) == ["flush tick 1"], "a new batch")
         #expect(machine.flush(2, now: 0).isEmpty, "n2's PUBLISH is in flight: P2 gathers, numbered")
         #expect(machine.usage(of: "n2").inFlight == .init(bytes: 3 * cost, count: 3))
         #expect(machine.usage(of: "n3").inFlight == .init(bytes: cost, count: 1))
@@ -44,7 +44,7 @@ import Testing
     /// published is the buffer that was given, not a copy.
     @Test func aParcelIsNumberedInPlace() throws {
         var machine = harness().machine
-        _ = machine.publish(parcel("P0"), to: "n2", handler: "P0", in: 1)
+        _ = machine.publish(parcel("P0"), to: "n2", in: 1)
         guard case .publish(let first) = try #require(machine.flush(1, now: 0).first) else {
             Issue.record("no publish")
             return
@@ -52,7 +52,7 @@ import Testing
         _ = machine.published(first[0].parcels, to: "n2", receivers: 1, now: 0)
         var payload = parcel("P1")
         let address = payload.withUnsafeMutableReadableBytes { UInt(bitPattern: $0.baseAddress) }
-        _ = machine.publish(consume payload, to: "n2", handler: "P1", in: 1)
+        _ = machine.publish(consume payload, to: "n2", in: 1)
         guard case .publish(let publishes) = try #require(machine.flush(1, now: 0).first) else {
             Issue.record("no publish")
             return
@@ -72,6 +72,20 @@ import Testing
             ]
         )
         #expect(outbox.machine.usage(of: "n2") == (.init(), .init(), .init()))
+    }
+
+    /// A parcel is its bytes and its destination: what fails says where it was going, for the driver's
+    /// one handler to report.
+    @Test func aFailedParcelNamesItsDestination() throws {
+        var outbox = harness()
+        #expect(outbox.send("Q0", to: "n3") == ["publish n3 Q0#0"])
+        let actions = outbox.machine.publishFailed(outbox.sent[0].parcels, to: "n3", error: "down", now: 0)
+        guard case .fail(let parcels, _) = try #require(actions.first) else {
+            Issue.record("no failure")
+            return
+        }
+        #expect(parcels.map(\.node) == ["n3"])
+        #expect(parcels.map { parcelText($0.payload) } == ["Q0"])
     }
 
     /// While a destination's `PUBLISH` is in flight, what is published for it gathers, numbered, and goes
@@ -292,8 +306,8 @@ import Testing
 /// An ``OutboxStateMachine`` and what it asked to publish, so that a test can answer each `PUBLISH`
 /// by its index, at a time the test sets.
 struct OutboxHarness {
-    /// Parcels carry their text as the handler; ticks are numbers.
-    typealias Machine = OutboxStateMachine<String, Int>
+    /// Ticks are numbers; parcels are told apart by their text (``parcelText(_:)``).
+    typealias Machine = OutboxStateMachine<Int>
 
     var machine: Machine
     /// Every `PUBLISH` asked for, in order.
@@ -322,7 +336,7 @@ struct OutboxHarness {
             tick += 1
             let tick = self.tick
             let now = self.now
-            #expect(apply { $0.publish(parcel(text), to: node, handler: text, in: tick) } == ["flush tick \(tick)"])
+            #expect(apply { $0.publish(parcel(text), to: node, in: tick) } == ["flush tick \(tick)"])
             actions += apply { $0.flush(tick, now: now) }
         }
         return actions
@@ -362,7 +376,7 @@ struct OutboxHarness {
             case .publish(let publishes):
                 "publish " + publishes.map { "\($0.node) " + envelopes(in: $0).joined(separator: "+") }.joined(separator: ", ")
             case .fail(let parcels, let failure):
-                "fail \(failure) " + parcels.map(\.handler).joined(separator: " ")
+                "fail \(failure) " + parcels.map { parcelText($0.payload) }.joined(separator: " ")
             case .flushAtEndOfTick(let tick):
                 "flush tick \(tick)"
             case .scheduleRetry(let node, let deadline):
@@ -378,7 +392,10 @@ struct OutboxHarness {
     /// The envelopes a `PUBLISH` carries, as `text#number`; they must be its parcels, in order.
     private static func envelopes(in publish: Machine.Publish) -> [String] {
         let decoded = (EnvelopeBundle.split(publish.payload) ?? []).compactMap { try? Envelope(decoding: $0) }
-        #expect(decoded.map { String(buffer: $0.message) } == publish.parcels.map(\.handler), "the payload carries its parcels")
+        #expect(
+            decoded.map { String(buffer: $0.message) } == publish.parcels.map { parcelText($0.payload) },
+            "the payload carries its parcels"
+        )
         #expect(decoded.map(\.sequence) == publish.parcels.map(\.sequence), "numbered in the payload as in the parcels")
         return decoded.map { "\(String(buffer: $0.message))#\($0.sequence)" }
     }

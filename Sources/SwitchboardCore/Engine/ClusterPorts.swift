@@ -70,16 +70,10 @@ package struct PresenceUnavailable: Error, Sendable, Equatable {
 
 /// Carries messages to users of other nodes, in order per destination node.
 package protocol RemoteDelivery: Sendable {
-    /// Sends `message` for `user` to `node`, with the change to the call it carries. `failed` runs if it
-    /// does not get there, with why and the message (decoded again from what was kept).
-    func send(
-        _ message: ChatMessage,
-        to user: String,
-        at node: String,
-        effect: CallEffect,
-        isRetry: Bool,
-        failed: @escaping @Sendable (RemoteDeliveryFailure, ChatMessage?) -> Void
-    )
+    /// Sends `message` for `user` to `node`, with the change to the call it carries. If it does not get
+    /// there, the engine is told (``Switchboard/undelivered(_:for:at:effect:isRetry:because:)``) with
+    /// why and the message, decoded again from what was kept.
+    func send(_ message: ChatMessage, to user: String, at node: String, effect: CallEffect, isRetry: Bool)
 
     /// Tells `node` that `user`'s session there was replaced by a newer one here.
     func replace(_ user: String, at node: String)

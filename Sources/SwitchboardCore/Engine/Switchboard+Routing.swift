@@ -80,7 +80,7 @@ extension Switchboard {
             if !message.from.isEmpty { metrics.relayed(.local) }
             reportDisplaced(displaced, for: user)
         case .remote(let node):
-            send(message, to: user, at: node, effect: effect, notify: notify)
+            send(message, to: user, at: node, effect: effect)
         case .nowhere:
             return keepOrReport(message, for: user, effect: effect, notify: notify, holding: holding, offline: offline)
         case .unknown:
@@ -93,7 +93,7 @@ extension Switchboard {
                 switch result {
                 case .success(let node?) where node != nodeId:
                     state.withLock { $0.routes[user] = node }
-                    send(message, to: user, at: node, effect: effect, notify: notify)
+                    send(message, to: user, at: node, effect: effect)
                 case .success:
                     waits = !keepOrReport(message, for: user, effect: effect, notify: notify, holding: holding, offline: offline)
                 case .failure:
@@ -106,31 +106,44 @@ extension Switchboard {
         return true
     }
 
-    /// Sends `message` for `user` to `node`; if it does not get there, looks once more or tells `notify`.
+    /// Sends `message` for `user` to `node`; if it does not get there, ``undelivered(_:for:at:effect:isRetry:because:)``.
     private func send(
         _ message: ChatMessage,
         to user: String,
         at node: String,
         effect: CallEffect,
-        notify: Session?,
         isRetry: Bool = false
     ) {
         guard let cluster else { return }
         if !message.from.isEmpty { metrics.relayed(.remote) }
-        cluster.delivery.send(message, to: user, at: node, effect: effect, isRetry: isRetry) { [self] failure, message in
+        cluster.delivery.send(message, to: user, at: node, effect: effect, isRetry: isRetry)
+    }
+
+    /// `message` for `user` did not reach `node` (`nil`: it could not be decoded again): looks once more,
+    /// or tells the sender. Whom to tell follows ``bounced(_:for:effect:isRetry:from:)``: the sender's
+    /// current session, for a message of theirs that changes no call.
+    package func undelivered(
+        _ message: ChatMessage?,
+        for user: String,
+        at node: String,
+        effect: CallEffect,
+        isRetry: Bool,
+        because failure: RemoteDeliveryFailure
+    ) {
+        let notify = state.withLock { state -> Session? in
             // A full backlog says nothing about where the user is; the other failures may.
-            if failure != .bufferFull { state.withLock { if $0.routes[user] == node { $0.routes[user] = nil } } }
-            switch failure {
-            case .noReceiver where !isRetry:
-                // The node is gone or away: the user may be offline now, or back elsewhere.
-                if let message {
-                    lookAgain(message, for: user, notFrom: node, effect: effect, notify: notify)
-                } else if let notify {
-                    unreachable(notify, user)
-                }
-            default:
-                if let notify { unreachable(notify, user) }
+            if failure != .bufferFull, state.routes[user] == node { state.routes[user] = nil }
+            guard let message, case .none = effect, !message.from.isEmpty else { return nil }
+            return state.sessions[message.from]
+        }
+        switch failure {
+        case .noReceiver where !isRetry:
+            // The node is gone or away: the user may be offline now, or back elsewhere.
+            if let message {
+                lookAgain(message, for: user, notFrom: node, effect: effect, notify: notify)
             }
+        default:
+            if let notify { unreachable(notify, user) }
         }
     }
 
@@ -150,7 +163,7 @@ extension Switchboard {
                 forward(message, to: user, effect: effect, notify: notify)
             case .success(let node?) where node != staleNode:
                 state.withLock { $0.routes[user] = node }
-                send(message, to: user, at: node, effect: effect, notify: notify, isRetry: true)
+                send(message, to: user, at: node, effect: effect, isRetry: true)
             case .success(.some), .failure:
                 if let notify { unreachable(notify, user) }
             case .success(nil):

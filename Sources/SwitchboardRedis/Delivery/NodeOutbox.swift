@@ -8,8 +8,9 @@ import Synchronization
 /// `PUBLISH` answers how many subscribers received the message. 0 means the destination's subscriber is
 /// away (reconnecting, or the node died): the outbox then holds that envelope and every later one for the
 /// same node, and publishes them again, in order, every `retryInterval` until they are received, or each
-/// has been held for `limits.retryMaxAge`, or the node is no longer alive in `webrtc:nodes`; then each
-/// one's `onFailure` runs (the sender looks the recipient up again, or is told).
+/// has been held for `limits.retryMaxAge`, or the node is no longer alive in `webrtc:nodes`; then the
+/// outbox's failure handler (``onFailure(_:)``) is given each one (the sender looks the recipient up
+/// again, or is told).
 /// A command error (Redis unreachable) fails the envelope at once.
 ///
 /// What one destination costs is bounded (PROTOCOL.md §9): envelopes sent and not answered yet plus those
@@ -28,11 +29,11 @@ import Synchronization
 /// performed outside the lock, in the order returned: by one caller at a time, so that `PUBLISH`es reach
 /// the Redis connection in the order they were numbered, whichever thread's event produced them.
 final class NodeOutbox: Sendable {
-    /// What runs when an envelope cannot be delivered: why, and the encoded envelope (the sender decodes
-    /// what it needs from it, so that nothing else has to be kept alive with the parcel).
-    typealias FailureHandler = @Sendable (_ failure: OutboxFailure, _ envelope: ByteBuffer) -> Void
-    typealias StateMachine = OutboxStateMachine<FailureHandler, LoopTick>
-    /// One envelope on its way, and what to do if it cannot be delivered.
+    /// What runs when an envelope cannot be delivered: why, its destination, and the encoded envelope
+    /// (whom to tell is decoded from it, so that nothing else is kept alive with the parcel).
+    typealias FailureHandler = @Sendable (_ failure: OutboxFailure, _ node: String, _ envelope: ByteBuffer) -> Void
+    typealias StateMachine = OutboxStateMachine<LoopTick>
+    /// One envelope on its way.
     typealias Parcel = StateMachine.Parcel
 
     /// The current tick of an event loop: what the parcels published during it are batched under.
@@ -51,6 +52,8 @@ final class NodeOutbox: Sendable {
         var isPerforming = false
         /// The inbox channel of each destination, made once (as many as the machine has destinations).
         var inboxes: [String: RESPArgument] = [:]
+        /// Told of each envelope that cannot be delivered.
+        var onFailure: FailureHandler = { _, _, _ in }
     }
 
     private let redis: any RedisCommandSender
@@ -81,6 +84,11 @@ final class NodeOutbox: Sendable {
 
     private var now: UInt64 { eventLoop.now.uptimeNanoseconds }
 
+    /// From now on, `handler` is told of each envelope that cannot be delivered (before, nobody is).
+    func onFailure(_ handler: @escaping FailureHandler) {
+        state.withLock { $0.onFailure = handler }
+    }
+
     /// What the outbox keeps for `node` (in bytes as the limits count them): parcels in flight, held
     /// for a retry, and kept for a replay.
     func usage(of node: String) -> (inFlight: StateMachine.Usage, held: StateMachine.Usage, kept: StateMachine.Usage) {
@@ -95,8 +103,8 @@ final class NodeOutbox: Sendable {
     /// Called on `loop`, that is the end of the caller's tick; called elsewhere, the batch gathers what
     /// every thread publishes for `loop` until `loop` gets to it. While a `PUBLISH` to `node` waits for
     /// its answer, what follows for `node` gathers (at most 64 KiB) and goes as one bundle with it.
-    func publish(_ envelope: ByteBuffer, to node: String, on loop: any EventLoop, onFailure: @escaping FailureHandler) {
-        handle { $0.publish(envelope, to: node, handler: onFailure, in: LoopTick(loop: loop)) }
+    func publish(_ envelope: ByteBuffer, to node: String, on loop: any EventLoop) {
+        handle { $0.publish(envelope, to: node, in: LoopTick(loop: loop)) }
     }
 
     /// Publishes again, with their numbers, the parcels `first...last` to `node` that are still kept
@@ -144,7 +152,8 @@ final class NodeOutbox: Sendable {
         case .publish(let publishes):
             redis.send(batch: publishes.map(command(for:))) { index, result in self.answer(publishes[index], result) }
         case .fail(let parcels, let failure):
-            for parcel in parcels { parcel.handler(failure, parcel.payload) }
+            let onFailure = state.withLock { $0.onFailure }
+            for parcel in parcels { onFailure(failure, parcel.node, parcel.payload) }
         case .flushAtEndOfTick(let tick):
             tick.loop.execute {
                 let now = self.now

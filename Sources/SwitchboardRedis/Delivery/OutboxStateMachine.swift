@@ -12,15 +12,19 @@ import SwitchboardBasics
 /// in with each event that needs it (monotonic nanoseconds), so nothing here reads a clock, touches
 /// Redis or schedules a timer: those are actions.
 ///
-/// Generic over what a parcel's sender is told through when it fails (`Handler`: a closure in the
-/// outbox, a name in tests) and over the key of the tick a publish is batched in (`Tick`: an event
-/// loop in the outbox).
-struct OutboxStateMachine<Handler, Tick: Hashable> {
-    /// One envelope on its way, and whom to tell if it cannot be delivered.
+/// A parcel is its bytes and its place in the stream, nothing else: a failure is reported with them
+/// (``Action/fail(_:_:)``), and the driver's one handler decodes from the envelope whom to tell, so a
+/// parcel kept for a replay holds no closure and no object of the sender's alive.
+///
+/// Generic over the key of the tick a publish is batched in (`Tick`: an event loop in the outbox, a
+/// number in tests).
+struct OutboxStateMachine<Tick: Hashable> {
+    /// One envelope on its way to `node`.
     struct Parcel {
+        /// The destination node.
+        var node: String
         /// The encoded ``Envelope``; its sequence number is written in when it is numbered.
         var payload: ByteBuffer
-        var handler: Handler
         /// Its number in the stream to its destination: the order to keep.
         var sequence: UInt64 = 0
         /// When the parcel was first held for a retry; `nil` before. Its retry age counts from here.
@@ -28,8 +32,8 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
         /// Sent again because the receiver asked: kept for a replay already.
         var isReplay = false
 
-        /// What keeping one parcel costs besides its bytes (the parcel, its handler's context, the
-        /// buffer's header, a queue slot), counted so that many small parcels are bounded too.
+        /// What keeping one parcel costs besides its bytes (the parcel, the buffer's header, a queue
+        /// slot), counted so that many small parcels are bounded too.
         static var overhead: Int { 256 }
 
         /// What the parcel counts against the limits.
@@ -68,7 +72,7 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
     enum Action {
         /// Send these `PUBLISH`es, in order, as one pipelined batch, and answer each.
         case publish([Publish])
-        /// Tell each parcel's sender that it cannot be delivered, and why.
+        /// Report that these parcels cannot be delivered, and why.
         case fail([Parcel], OutboxFailure)
         /// Call ``flush(_:now:)`` for `tick` at its end (its first publish was just batched).
         case flushAtEndOfTick(Tick)
@@ -117,7 +121,7 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
     static var maxGatheredBytes: Int { 64 << 10 }
     /// Parcels published during a tick, admitted and sent at its end: one batch per event loop that
     /// publishes (emptied, it is kept for that loop's next tick).
-    private var ticks: [Tick: [(node: String, parcel: Parcel)]] = [:]
+    private var ticks: [Tick: [Parcel]] = [:]
 
     init(limits: ClusterBufferLimits, retryInterval: Duration) {
         self.limits = limits
@@ -136,9 +140,9 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
     /// An encoded envelope is to be published to `node` during `tick`: batched until the tick ends
     /// (a read burst of many sockets costs Redis one `PUBLISH` per destination, not one per message).
     /// Numbered then, in the order published.
-    mutating func publish(_ payload: ByteBuffer, to node: String, handler: Handler, in tick: Tick) -> [Action] {
+    mutating func publish(_ payload: ByteBuffer, to node: String, in tick: Tick) -> [Action] {
         let isFirst = ticks[tick]?.isEmpty ?? true
-        ticks[tick, default: []].append((node, Parcel(payload: payload, handler: handler)))
+        ticks[tick, default: []].append(Parcel(node: node, payload: payload))
         return isFirst ? [.flushAtEndOfTick(tick)] : []
     }
 
@@ -157,7 +161,8 @@ struct OutboxStateMachine<Handler, Tick: Hashable> {
         // Taken out of the batch from the back, first to last: each parcel is then held once, and its
         // number is written into its bytes without a copy.
         batch.reverse()
-        while let (node, parcel) = batch.popLast() {
+        while let parcel = batch.popLast() {
+            let node = parcel.node
             let admitted = destinations[node, default: Destination(limits: limits)]
                 .admit(consume parcel, now: now, givenUp: &givenUp)
             guard let admitted else { continue }
@@ -377,11 +382,11 @@ extension OutboxStateMachine.Destination {
     }
 }
 
-extension OutboxStateMachine.Parcel: Sendable where Handler: Sendable {}
-extension OutboxStateMachine.Publish: Sendable where Handler: Sendable {}
-extension OutboxStateMachine.Destination: Sendable where Handler: Sendable {}
-extension OutboxStateMachine.Action: Sendable where Handler: Sendable, Tick: Sendable {}
-extension OutboxStateMachine: Sendable where Handler: Sendable, Tick: Sendable {}
+extension OutboxStateMachine.Parcel: Sendable {}
+extension OutboxStateMachine.Publish: Sendable {}
+extension OutboxStateMachine.Destination: Sendable {}
+extension OutboxStateMachine.Action: Sendable where Tick: Sendable {}
+extension OutboxStateMachine: Sendable where Tick: Sendable {}
 
 /// Why an envelope could not be delivered.
 enum OutboxFailure: Error, Sendable, Equatable {

@@ -39,6 +39,7 @@ final class ClusterDelivery: RemoteDelivery {
         )
         self.eventLoop = eventLoop
         self.logger = logger
+        outbox.onFailure { [weak self] failure, node, envelope in self?.undelivered(envelope, at: node, failure) }
     }
 
     /// Hands what arrives to `engine` from now on.
@@ -50,16 +51,9 @@ final class ClusterDelivery: RemoteDelivery {
 
     // MARK: Out
 
-    /// While the envelope is on its way only its encoded bytes are kept: should it fail, the message is
-    /// decoded again from them.
-    func send(
-        _ message: ChatMessage,
-        to user: String,
-        at node: String,
-        effect: CallEffect,
-        isRetry: Bool,
-        failed: @escaping @Sendable (RemoteDeliveryFailure, ChatMessage?) -> Void
-    ) {
+    /// While the envelope is on its way only its encoded bytes are kept: should it fail, the engine is
+    /// told with what is decoded again from them (``undelivered(_:at:_:)``).
+    func send(_ message: ChatMessage, to user: String, at node: String, effect: CallEffect, isRetry: Bool) {
         guard let bytes = try? message.serializedBytes() as [UInt8] else {
             return  // proto3 messages without required fields always serialize
         }
@@ -71,20 +65,26 @@ final class ClusterDelivery: RemoteDelivery {
             isRetry: isRetry,
             incarnation: incarnation
         )
-        outbox.publish(envelope.encoded(messageBytes: bytes), to: node, on: eventLoop) { failure, envelope in
-            failed(RemoteDeliveryFailure(failure), Self.message(in: envelope))
-        }
+        outbox.publish(envelope.encoded(messageBytes: bytes), to: node, on: eventLoop)
     }
 
     func replace(_ user: String, at node: String) {
         let envelope = Envelope(kind: .replace, origin: nodeId, user: user, incarnation: incarnation)
-        outbox.publish(envelope.encoded(), to: node, on: eventLoop) { _, _ in }  // a dead node has nothing to close
+        outbox.publish(envelope.encoded(), to: node, on: eventLoop)
     }
 
-    /// The `ChatMessage` an encoded `deliver` envelope carries.
-    static func message(in envelope: ByteBuffer) -> ChatMessage? {
-        guard let envelope = try? Envelope(decoding: envelope) else { return nil }
-        return EnvelopeMessage.decode(envelope.message)
+    /// An envelope did not reach `node`: for a message, the engine is told. The other kinds need nobody
+    /// told: a dead node has no session to close, a gone origin nothing to replay and nobody to bounce to.
+    private func undelivered(_ bytes: ByteBuffer, at node: String, _ failure: OutboxFailure) {
+        guard let envelope = try? Envelope(decoding: bytes), envelope.kind == .deliver else { return }
+        engine?.undelivered(
+            EnvelopeMessage.decode(envelope.message),
+            for: envelope.user,
+            at: node,
+            effect: envelope.effect,
+            isRetry: envelope.isRetry,
+            because: RemoteDeliveryFailure(failure)
+        )
     }
 
     // MARK: In
@@ -127,7 +127,7 @@ final class ClusterDelivery: RemoteDelivery {
         range.writeInteger(position.expected)
         range.writeInteger(last)
         let request = Envelope(kind: .replay, origin: nodeId, user: "", message: range, incarnation: incarnation)
-        outbox.publish(request.encoded(), to: position.node, on: eventLoop) { _, _ in }  // the origin is gone: nothing to replay
+        outbox.publish(request.encoded(), to: position.node, on: eventLoop)
     }
 
     private func handle(_ envelope: Envelope, isBroadcast: Bool) {
@@ -165,7 +165,7 @@ final class ClusterDelivery: RemoteDelivery {
         bounce.kind = .bounce
         bounce.origin = nodeId
         bounce.incarnation = incarnation
-        outbox.publish(bounce.encoded(), to: envelope.origin, on: eventLoop) { _, _ in }  // the origin is gone: nobody to tell
+        outbox.publish(bounce.encoded(), to: envelope.origin, on: eventLoop)
     }
 
     private func decodedMessage(of envelope: Envelope) -> ChatMessage? {

@@ -6,13 +6,21 @@ import Testing
 
 @testable import SwitchboardServer
 
-@Suite struct ConfigurationTests {
+/// A class, so that each test's configuration files go with it (`deinit`).
+@Suite final class ConfigurationTests {
     let secretEnvironment = ["SWITCHBOARD_JWT_SECRET": "s3cret-0123456789abcdef0123456789abcdef"]
+    /// This test's configuration files, removed when it is done.
+    private let directory = FileManager.default.temporaryDirectory
+        .appendingPathComponent("switchboard-config-\(UInt64.random(in: 0...UInt64.max))")
 
-    /// Writes `yaml` to a fresh temporary file and returns its path.
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Writes `yaml` to a fresh file of this test's and returns its path.
     func temporaryFile(_ yaml: String) throws -> String {
-        let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("switchboard-config-\(UInt64.random(in: 0...UInt64.max)).yaml")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let url = directory.appendingPathComponent("\(UInt64.random(in: 0...UInt64.max)).yaml")
         try yaml.write(to: url, atomically: true, encoding: .utf8)
         return url.path
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import urllib.parse
@@ -102,6 +103,16 @@ class LocalCluster:
             client.close()
         self.clients.clear()
         self.run("down", timeout=120)
+
+    def remove_files(self) -> None:
+        """Removes what `up` left outside the run directory: PostgreSQL's files, which live in /tmp
+        when the postgres user cannot reach the run directory (`deploy/local-cluster` keeps them
+        across `down`, as an operator's call records)."""
+        home_file = self.run_dir / "postgres.home"
+        if home_file.exists():
+            home = Path(home_file.read_text().strip())
+            if self.run_dir not in home.parents:
+                shutil.rmtree(home, ignore_errors=True)
 
     def status(self) -> dict[str, Any]:
         proc = self.run("status", "--json", check=False)
@@ -247,6 +258,7 @@ def cluster_fixture(nodes: int = 3, *, redis: bool = True, postgres: bool = Fals
             yield cluster
         finally:
             cluster.down()
+            cluster.remove_files()
             after = cluster.status()
             assert after == {"running": False, "run_dir": str(run_dir)}, f"still running after down: {after}"
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -65,7 +67,10 @@ class Browser:
         ):
             options.add_argument(flag)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        # Chromium puts its singleton socket in a directory under TMPDIR and leaves it there: ours, removed at quit.
+        self.tmp = tempfile.mkdtemp(prefix="switchboard-chromium-")
+        service = Service(CHROMEDRIVER, env=dict(os.environ, TMPDIR=self.tmp))
+        self.driver = webdriver.Chrome(options=options, service=service)
         self.driver.set_script_timeout(15)
 
     def js(self, script: str, *args):
@@ -87,6 +92,7 @@ class Browser:
 
     def quit(self) -> None:
         self.driver.quit()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

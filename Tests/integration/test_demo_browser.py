@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -76,7 +77,10 @@ class Browser:
                 "mobileEmulation", {"deviceMetrics": {"width": size[0], "height": size[1], "pixelRatio": 2}}
             )
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        # Chromium puts its singleton socket in a directory under TMPDIR and leaves it there: ours, removed at quit.
+        self.tmp = tempfile.mkdtemp(prefix="switchboard-chromium-")
+        service = Service(CHROMEDRIVER, env=dict(os.environ, TMPDIR=self.tmp))
+        self.driver = webdriver.Chrome(options=options, service=service)
         self.driver.set_script_timeout(15)
 
     def open(self, url: str) -> None:
@@ -139,6 +143,7 @@ class Browser:
 
     def quit(self) -> None:
         self.driver.quit()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 @pytest.fixture

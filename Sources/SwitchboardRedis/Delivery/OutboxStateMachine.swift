@@ -46,13 +46,14 @@ struct OutboxStateMachine<Tick: Hashable> {
     /// are several). Its answer goes back with ``published(_:to:receivers:now:)`` or
     /// ``publishFailed(_:to:error:now:)``, with these `parcels`.
     struct Publish {
-        var node: String
         var payload: ByteBuffer
         var parcels: [Parcel]
 
-        /// One `PUBLISH` of `parcels` (not empty) to `node`: the envelope itself, or a bundle of them.
-        init(node: String, parcels: [Parcel]) {
-            self.node = node
+        /// Where its parcels go (one destination per `PUBLISH`).
+        var node: String { parcels[0].node }
+
+        /// One `PUBLISH` of `parcels` (not empty, all to one node): the envelope itself, or a bundle of them.
+        init(parcels: [Parcel]) {
             self.parcels = parcels
             self.payload = parcels.count == 1 ? parcels[0].payload : EnvelopeBundle.encode(parcels.map(\.payload))
         }
@@ -186,7 +187,7 @@ struct OutboxStateMachine<Tick: Hashable> {
     /// A `PUBLISH` of `parcels` to `node`, counted in flight until it is answered.
     private mutating func dispatch(_ parcels: [Parcel], to node: String) -> Publish {
         destinations[node, default: Destination(limits: limits)].publishesInFlight += 1
-        return Publish(node: node, parcels: parcels)
+        return Publish(parcels: parcels)
     }
 
     /// `node`'s `PUBLISH` was answered: when none is in flight any more, what gathered meanwhile goes

@@ -2,16 +2,19 @@ import SwitchboardProto
 
 /// What the engine needs of a cluster (Redis in SwitchboardRedis): cluster-wide presence, the shared call
 /// store and delivery to other nodes. A single node has none of them.
-package struct ClusterPorts: Sendable {
-    package var presence: any PresenceDirectory
-    package var calls: any CallStore
-    package var delivery: any RemoteDelivery
+///
+/// A class: the engine reads it on every relayed message (`guard let cluster`), and a struct of five
+/// existentials and a closure would be copied, six retains and six releases, each time.
+package final class ClusterPorts: Sendable {
+    package let presence: any PresenceDirectory
+    package let calls: any CallStore
+    package let delivery: any RemoteDelivery
     /// Signals kept for users away from their call (PROTOCOL.md §8), cluster-wide.
-    package var kept: any KeptSignalStore
+    package let kept: any KeptSignalStore
     /// Who blocked whom, cluster-wide.
-    package var blocks: any BlockList
+    package let blocks: any BlockList
     /// Whether the backend is reachable (the node's readiness).
-    package var isReady: @Sendable () -> Bool
+    package let isReady: @Sendable () -> Bool
 
     package init(
         presence: any PresenceDirectory,

@@ -249,9 +249,9 @@ package final class Switchboard: Sendable {
     /// Handles one message of `session`: `false` when it went on to wait (``hold(_:)``), to finish later
     /// and then ``resume(_:)`` the session.
     @discardableResult
-    func handle(_ message: ChatMessage, from session: Session) -> Bool {
+    func handle(_ message: consuming ChatMessage, from session: Session) -> Bool {
         let now = clock.nowMilliseconds()
-        switch message.intake(from: session.identity, now: now) {
+        switch (consume message).intake(from: session.identity, now: now) {
         case .refused(let notice):
             reply(session, notice)
             return true

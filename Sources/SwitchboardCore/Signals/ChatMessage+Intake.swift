@@ -12,8 +12,8 @@ package enum Intake: Sendable {
 
 extension ChatMessage {
     /// Checks the message type, recipient and content of a message `sender` sent, stamps it at `now`,
-    /// and parses a signal's JSON.
-    package func intake(from sender: UserIdentity, now: Int64) -> Intake {
+    /// and parses a signal's JSON. Consuming: the stamped message is this one, not a copy of its fields.
+    package consuming func intake(from sender: UserIdentity, now: Int64) -> Intake {
         switch messageType {
         case MessageType.direct, 0:
             break
@@ -25,9 +25,9 @@ extension ChatMessage {
         guard UserIdentity.isValidUserID(to) else {
             return .refused(.error(.invalidMessage, message: "\"to\" must name a user"))
         }
-        var message = self
+        var message = consume self
         message.stamp(sender: sender, now: now)
-        switch contentType {
+        switch message.contentType {
         case ContentType.plain:
             return .plain(message)
         case ContentType.signal:

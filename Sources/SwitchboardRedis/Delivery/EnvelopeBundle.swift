@@ -9,7 +9,7 @@ enum EnvelopeBundle {
     private static let version: UInt8 = 1
 
     /// One payload carrying `envelopes` in order.
-    static func encode(_ envelopes: [ByteBuffer]) -> ByteBuffer {
+    static func encode(_ envelopes: some Collection<ByteBuffer>) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(2 + envelopes.reduce(0) { $0 + 4 + $1.readableBytes })
         buffer.writeInteger(magic)

@@ -42,20 +42,17 @@ struct OutboxStateMachine<Tick: Hashable> {
 
     typealias Usage = ParcelQueueUsage
 
-    /// One `PUBLISH` to `node`'s inbox: `payload` carries `parcels` (an ``EnvelopeBundle`` when there
-    /// are several). Its answer goes back with ``published(_:to:receivers:now:)`` or
-    /// ``publishFailed(_:to:error:now:)``, with these `parcels`.
+    /// One `PUBLISH` to `node`'s inbox of `parcels` (not empty, all to one node). Its answer goes back
+    /// with ``published(_:to:receivers:now:)`` or ``publishFailed(_:to:error:now:)``, with these `parcels`.
     struct Publish {
-        var payload: ByteBuffer
         var parcels: [Parcel]
 
         /// Where its parcels go (one destination per `PUBLISH`).
         var node: String { parcels[0].node }
 
-        /// One `PUBLISH` of `parcels` (not empty, all to one node): the envelope itself, or a bundle of them.
-        init(parcels: [Parcel]) {
-            self.parcels = parcels
-            self.payload = parcels.count == 1 ? parcels[0].payload : EnvelopeBundle.encode(parcels.map(\.payload))
+        /// What is published: the envelope itself, or an ``EnvelopeBundle`` of them.
+        var payload: ByteBuffer {
+            parcels.count == 1 ? parcels[0].payload : EnvelopeBundle.encode(parcels.lazy.map(\.payload))
         }
     }
 
@@ -158,7 +155,7 @@ struct OutboxStateMachine<Tick: Hashable> {
         var givenUp: [Parcel] = []
         // What goes now, one `PUBLISH` per destination, in the order of their first parcels; a tick has
         // few destinations.
-        var sending: [(node: String, parcels: [Parcel])] = []
+        var publishes: [Publish] = []
         // Taken out of the batch from the back, first to last: each parcel is then held once, and its
         // number is written into its bytes without a copy.
         batch.reverse()
@@ -167,15 +164,15 @@ struct OutboxStateMachine<Tick: Hashable> {
             let admitted = destinations[node, default: Destination(limits: limits)]
                 .admit(consume parcel, now: now, givenUp: &givenUp)
             guard let admitted else { continue }
-            if let index = sending.firstIndex(where: { $0.node == node }) {
-                sending[index].parcels.append(admitted)
+            if let index = publishes.firstIndex(where: { $0.node == node }) {
+                publishes[index].parcels.append(admitted)
             } else if let gathered = destinations[node]!.gather(admitted) {
-                sending.append((node, gathered))
+                publishes.append(Publish(parcels: gathered))
+                destinations[node]!.publishesInFlight += 1
             }
         }
         // The emptied batch stays for the next tick, unless a burst made it large.
         if batch.capacity <= Self.keptBatchCapacity { ticks[tick] = batch }
-        let publishes = sending.map { dispatch($0.parcels, to: $0.node) }
         var actions: [Action] = publishes.isEmpty ? [] : [.publish(publishes)]
         if !givenUp.isEmpty { actions.append(.fail(givenUp, .bufferFull)) }
         return actions

@@ -3,6 +3,9 @@ extension Duration {
     /// for durations too long to count in milliseconds.
     package var wholeMilliseconds: Int64 { whole(unitsPerSecond: 1_000) }
 
+    /// Whole microseconds, truncated towards zero; saturates like ``wholeMilliseconds``.
+    package var wholeMicroseconds: Int64 { whole(unitsPerSecond: 1_000_000) }
+
     /// Whole nanoseconds, truncated towards zero; saturates at `Int64.min` / `Int64.max` (about 292 years).
     package var wholeNanoseconds: Int64 { whole(unitsPerSecond: 1_000_000_000) }
 

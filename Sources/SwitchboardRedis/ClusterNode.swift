@@ -16,6 +16,7 @@ package struct ClusterNode: Sendable {
     ///   - signalsChannel: `redis.channels.webrtc_signals`.
     ///   - bufferLimits: `redis.retry_*`, `redis.replay_*`, `redis.reorder_max_bytes`: what is kept per
     ///     other node.
+    ///   - publishWindow: `redis.publish_window`: the least time between two `PUBLISH`es to one node.
     ///   - permission: the app's backend's say on invites (`hooks.invite_url`), if any.
     ///   - maxBlocksPerUser: `blocks.max_per_user`.
     ///   - beforeDelivery: runs on the subscriber's event loop (its argument) before each inbox message is
@@ -26,6 +27,7 @@ package struct ClusterNode: Sendable {
         heartbeatInterval: Duration,
         commandTimeout: Duration = .seconds(2),
         bufferLimits: ClusterBufferLimits = .standard,
+        publishWindow: Duration = .zero,
         settings: SwitchboardSettings,
         eventLoopGroup: any EventLoopGroup,
         scheduler: any TimerScheduler,
@@ -62,6 +64,7 @@ package struct ClusterNode: Sendable {
             keys: keys,
             eventLoop: deliveryLoop,
             limits: bufferLimits,
+            publishWindow: publishWindow,
             logger: logger
         )
         let subscriber = RedisSubscriber(

@@ -27,7 +27,11 @@ import Testing
     /// What one parcel of `parcel("Pn")` counts against the limits.
     private let cost = parcel("P0").readableBytes + NodeOutbox.Parcel.overhead
 
-    private func outbox(_ redis: EmbeddedRedis, _ configure: (inout ClusterBufferLimits) -> Void) -> NodeOutbox {
+    private func outbox(
+        _ redis: EmbeddedRedis,
+        publishWindow: Duration = .zero,
+        _ configure: (inout ClusterBufferLimits) -> Void
+    ) -> NodeOutbox {
         var limits = ClusterBufferLimits.standard
         configure(&limits)
         return NodeOutbox(
@@ -35,6 +39,7 @@ import Testing
             nodesKey: ClusterKeys().nodes,
             eventLoop: redis.eventLoop,
             retryInterval: .milliseconds(100),
+            publishWindow: publishWindow,
             limits: limits,
             channel: ClusterKeys().inbox
         )
@@ -73,6 +78,26 @@ import Testing
             ]
         )
         #expect(outbox.usage(of: "n2").kept.count == 3 && outbox.usage(of: "n3").kept.count == 1)
+    }
+
+    /// Within the publish window after a `PUBLISH`, what each tick publishes to that node waits; at
+    /// the window's end, on the outbox's event loop, it goes as one bundle.
+    @Test func whatFollowsWithinThePublishWindowGoesAtItsEndAsOnePublish() {
+        let loop = EmbeddedEventLoop()
+        let redis = EmbeddedRedis(loop, receivers: 1)
+        let outbox = outbox(redis, publishWindow: .milliseconds(5)) { _ in }
+        publish(["P0", "P1", "P2"], with: outbox, on: loop, Failures())
+        #expect(redis.publishedTexts == ["P0"], "P0 went at once; P1 and P2 wait for the window's end")
+        loop.advanceTime(by: .microseconds(4_999))
+        #expect(redis.publishCommands == 1)
+        loop.advanceTime(by: .microseconds(1))
+        #expect(redis.publishCommands == 2, "one PUBLISH for both")
+        #expect(
+            redis.published == [.init(text: "P0", sequence: 0), .init(text: "P1", sequence: 1), .init(text: "P2", sequence: 2)]
+        )
+        loop.advanceTime(by: .milliseconds(10))
+        publish(["P3"], with: outbox, on: loop, Failures())
+        #expect(redis.publishCommands == 3, "after a quiet window, at once")
     }
 
     // MARK: Held for a retry

@@ -11,10 +11,15 @@ import Testing
     /// What one parcel of `parcel("Pn")` counts against the limits.
     private let cost = parcel("P0").readableBytes + Machine.Parcel.overhead
 
-    private func harness(_ configure: (inout ClusterBufferLimits) -> Void = { _ in }) -> OutboxHarness {
+    private func harness(
+        publishWindow: Duration = .zero,
+        _ configure: (inout ClusterBufferLimits) -> Void = { _ in }
+    ) -> OutboxHarness {
         var limits = ClusterBufferLimits.standard
         configure(&limits)
-        return OutboxHarness(machine: Machine(limits: limits, retryInterval: .milliseconds(100)))
+        return OutboxHarness(
+            machine: Machine(limits: limits, retryInterval: .milliseconds(100), publishWindow: publishWindow)
+        )
     }
 
     // MARK: Publishing
@@ -122,6 +127,71 @@ import Testing
         #expect(outbox.answer(0, receivers: 0) == ["retry n2 at 100 ms"])
         #expect(outbox.machine.usage(of: "n2").held.count == 2)
         #expect(outbox.retry(at: 100) == ["check n2", "publish n2 P0#0, n2 P1#1", "retry n2 at 200 ms"])
+    }
+
+    // MARK: The publish window
+
+    /// With a publish window, what comes for a destination less than the window after its last
+    /// `PUBLISH` gathers and goes at the window's end, in one `PUBLISH`; one window end is scheduled
+    /// however much gathers, and the first parcel after a quiet window goes at once.
+    @Test func withinThePublishWindowParcelsGatherAndGoAtItsEnd() {
+        var outbox = harness(publishWindow: .milliseconds(5))
+        #expect(outbox.send("P0") == ["publish n2 P0#0"], "the first goes at once")
+        #expect(outbox.answer(0, receivers: 1) == ["prune n2 at 10000 ms"])
+        outbox.now = OutboxHarness.ms(1)
+        #expect(outbox.send("P1") == ["window n2 ends at 5 ms"])
+        #expect(outbox.send("P2", "P3") == [], "one window end, however much gathers")
+        #expect(outbox.send("Q0", to: "n3") == ["publish n3 Q0#0"], "another destination has its own window")
+        #expect(outbox.machine.usage(of: "n2").inFlight.count == 3, "gathered parcels count in flight")
+        #expect(outbox.windowEnd(at: 5) == ["publish n2 P1#1+P2#2+P3#3"])
+        #expect(outbox.windowEnd(at: 5) == [], "nothing gathered")
+        #expect(outbox.answer(2, receivers: 1) == [])
+        outbox.now = OutboxHarness.ms(20)
+        #expect(outbox.send("P4") == ["publish n2 P4#4"], "after a quiet window, at once")
+    }
+
+    /// The window and the answer both hold what gathered: it goes with whichever comes later.
+    @Test func whatGathersGoesWithTheAnswerOrAtTheWindowsEndWhicheverIsLater() {
+        var outbox = harness(publishWindow: .milliseconds(5))
+        #expect(outbox.send("P0") == ["publish n2 P0#0"])
+        outbox.now = OutboxHarness.ms(1)
+        #expect(outbox.send("P1") == [], "P0 is in flight: no timer, the answer is awaited")
+        outbox.now = OutboxHarness.ms(2)
+        #expect(outbox.answer(0, receivers: 1) == ["prune n2 at 10002 ms", "window n2 ends at 5 ms"])
+        #expect(outbox.windowEnd(at: 5) == ["publish n2 P1#1"])
+        outbox.now = OutboxHarness.ms(6)
+        #expect(outbox.send("P2") == [], "P1 is in flight")
+        outbox.now = OutboxHarness.ms(7)
+        #expect(outbox.answer(1, receivers: 1) == ["window n2 ends at 10 ms"], "P1 went at 5 ms")
+        #expect(outbox.windowEnd(at: 10) == ["publish n2 P2#2"])
+        outbox.now = OutboxHarness.ms(11)
+        #expect(outbox.send("P3") == [], "P2 is in flight")
+        outbox.now = OutboxHarness.ms(16)
+        #expect(outbox.answer(2, receivers: 1) == ["publish n2 P3#3"], "the window has ended: at once")
+    }
+
+    /// What gathered in the window behind a `PUBLISH` nobody received is held for the retry, in order.
+    @Test func whatGatheredInTheWindowBehindAMissIsHeldForTheRetry() {
+        var outbox = harness(publishWindow: .milliseconds(5))
+        #expect(outbox.send("P0") == ["publish n2 P0#0"])
+        outbox.now = OutboxHarness.ms(1)
+        #expect(outbox.send("P1") == [])
+        #expect(outbox.answer(0, receivers: 0) == ["retry n2 at 101 ms", "window n2 ends at 5 ms"])
+        #expect(outbox.windowEnd(at: 5) == [])
+        #expect(outbox.machine.usage(of: "n2").held.count == 2)
+        #expect(outbox.retry(at: 101) == ["check n2", "publish n2 P0#0, n2 P1#1", "retry n2 at 201 ms"])
+    }
+
+    /// The window does not hold more than a `PUBLISH` can take: past 64 KiB what gathered goes at once.
+    @Test func whatGathersInTheWindowPast64KiBGoesAtOnce() {
+        var outbox = harness(publishWindow: .milliseconds(5))
+        #expect(outbox.send("P0") == ["publish n2 P0#0"])
+        #expect(outbox.answer(0, receivers: 1).count == 1)
+        let half = String(repeating: "x", count: Machine.maxGatheredBytes / 2)
+        #expect(outbox.send(half) == ["window n2 ends at 5 ms"])
+        #expect(outbox.send(half).count == 1, "past 64 KiB")
+        #expect(outbox.sent.last?.parcels.map(\.sequence) == [1, 2])
+        #expect(outbox.windowEnd(at: 5) == [], "nothing left for the window's end")
     }
 
     // MARK: Held for a retry
@@ -261,8 +331,8 @@ import Testing
             _ = byBytes.send("P\(index)")
             _ = byBytes.answer(index, receivers: 1)
         }
-        #expect(byCount.apply { $0.replay(to: "n2", from: 0, through: .max) } == ["publish n2 P2#2, n2 P3#3, n2 P4#4"])
-        #expect(byBytes.apply { $0.replay(to: "n2", from: 0, through: .max) } == ["publish n2 P3#3, n2 P4#4"])
+        #expect(byCount.apply { $0.replay(to: "n2", from: 0, through: .max, now: 0) } == ["publish n2 P2#2, n2 P3#3, n2 P4#4"])
+        #expect(byBytes.apply { $0.replay(to: "n2", from: 0, through: .max, now: 0) } == ["publish n2 P3#3, n2 P4#4"])
     }
 
     @Test func aReplayPublishesTheKeptParcelsOfTheRangeAgainWithTheirNumbers() {
@@ -271,14 +341,14 @@ import Testing
             _ = outbox.send("P\(index)")
             _ = outbox.answer(index, receivers: 1)
         }
-        #expect(outbox.apply { $0.replay(to: "n2", from: 2, through: 3) } == ["publish n2 P2#2, n2 P3#3"])
+        #expect(outbox.apply { $0.replay(to: "n2", from: 2, through: 3, now: 0) } == ["publish n2 P2#2, n2 P3#3"])
         #expect(outbox.machine.usage(of: "n2").inFlight.count == 2, "replays count in flight")
         #expect(outbox.answer(5, receivers: 1) == [])
         #expect(outbox.answer(6, receivers: 1) == [])
         #expect(outbox.machine.usage(of: "n2").kept.count == 5, "a replayed parcel is not kept twice")
-        #expect(outbox.apply { $0.replay(to: "n2", from: 3, through: 2) } == [], "an empty range")
-        #expect(outbox.apply { $0.replay(to: "n2", from: 5, through: .max) } == [], "nothing numbered there yet")
-        #expect(outbox.apply { $0.replay(to: "n3", from: 0, through: .max) } == [], "nothing was sent to n3")
+        #expect(outbox.apply { $0.replay(to: "n2", from: 3, through: 2, now: 0) } == [], "an empty range")
+        #expect(outbox.apply { $0.replay(to: "n2", from: 5, through: .max, now: 0) } == [], "nothing numbered there yet")
+        #expect(outbox.apply { $0.replay(to: "n3", from: 0, through: .max, now: 0) } == [], "nothing was sent to n3")
     }
 
     @Test func aReplayLeavesHeldParcelsToTheRetryAndSendsOnlyWhatFits() {
@@ -288,12 +358,15 @@ import Testing
             _ = outbox.answer(index, receivers: 1)
         }
         #expect(outbox.send("P3") == ["publish n2 P3#3"])  // in flight, unanswered: room for two more
-        #expect(outbox.apply { $0.replay(to: "n2", from: 0, through: .max) } == ["publish n2 P0#0, n2 P1#1"])
-        #expect(outbox.apply { $0.replay(to: "n2", from: 0, through: .max) } == [], "no room left")
+        #expect(outbox.apply { $0.replay(to: "n2", from: 0, through: .max, now: 0) } == ["publish n2 P0#0, n2 P1#1"])
+        #expect(outbox.apply { $0.replay(to: "n2", from: 0, through: .max, now: 0) } == [], "no room left")
         // The replayed P0 finds no receiver: held for a retry. P1 is received.
         #expect(outbox.answer(4, receivers: 0) == ["retry n2 at 100 ms"])
         #expect(outbox.answer(5, receivers: 1) == [])
-        #expect(outbox.apply { $0.replay(to: "n2", from: 0, through: 1) } == ["publish n2 P1#1"], "P0 is left to the retry")
+        #expect(
+            outbox.apply { $0.replay(to: "n2", from: 0, through: 1, now: 0) } == ["publish n2 P1#1"],
+            "P0 is left to the retry"
+        )
     }
 
     @Test func timersOfANodeNeverSentToDoNothing() {
@@ -361,6 +434,13 @@ struct OutboxHarness {
         return actions
     }
 
+    /// The end of n2's publish window at `milliseconds`.
+    mutating func windowEnd(at milliseconds: Int) -> [String] {
+        now = Self.ms(milliseconds)
+        let now = self.now
+        return apply { $0.windowEnded(for: "n2", now: now) }
+    }
+
     /// The replay-age check of n2 at `milliseconds`.
     mutating func prune(at milliseconds: Int) -> [String] {
         now = Self.ms(milliseconds)
@@ -385,6 +465,8 @@ struct OutboxHarness {
                 "check \(node)"
             case .schedulePrune(let node, let deadline):
                 "prune \(node) at \(deadline / 1_000_000) ms"
+            case .scheduleWindowEnd(let node, let deadline):
+                "window \(node) ends at \(deadline / 1_000_000) ms"
             }
         }
     }

@@ -36,6 +36,23 @@ import Testing
         )
     }
 
+    /// `redis.publish_window`: 500us by default, 0 turns it off, beyond 100ms is refused.
+    @Test func thePublishWindowIsReadAndBounded() throws {
+        let load = { (value: String?) throws -> Duration in
+            let overrides = value.map { ["redis.publish_window": $0] } ?? [:]
+            return try SwitchboardConfiguration.load(file: nil, environment: self.secret, overrides: overrides).redis
+                .publishWindow
+        }
+        #expect(try load(nil) == .microseconds(500))
+        #expect(try load("0") == .zero)
+        #expect(try load("2ms") == .milliseconds(2))
+        #expect(try load("100ms") == .milliseconds(100))
+        let error = try #require(throws: ConfigurationError.self) { try load("101ms") }
+        #expect(error.key == "redis.publish_window")
+        #expect(error.description.contains("at most 100ms"))
+        #expect(throws: ConfigurationError.self) { try load("1.5ms") }
+    }
+
     @Test func aRetryBudgetBelowTheLargestMessageIsRefused() throws {
         let environment = secret.merging(["SWITCHBOARD_WEBSOCKET_MAX_MESSAGE_BYTES": "4194304"]) { $1 }
         #expect(throws: Never.self) {

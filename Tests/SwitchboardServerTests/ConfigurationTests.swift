@@ -346,7 +346,7 @@ import Testing
 
     @Test(arguments: [
         ("500ms", Duration.milliseconds(500)), ("30s", .seconds(30)), ("2m", .seconds(120)), ("1h", .seconds(3600)),
-        ("45", .seconds(45)), (" 10s ", .seconds(10)), ("0ms", .zero),
+        ("45", .seconds(45)), (" 10s ", .seconds(10)), ("0ms", .zero), ("500us", .microseconds(500)),
     ])
     func durationsParse(text: String, expected: Duration) {
         #expect(DurationText.parse(text) == expected)
@@ -363,6 +363,8 @@ import Testing
         #expect(DurationText.format(.seconds(120)) == "2m")
         #expect(DurationText.format(.seconds(7200)) == "2h")
         #expect(DurationText.format(.zero) == "0s")
+        #expect(DurationText.format(.microseconds(500)) == "500us")
+        #expect(DurationText.format(.microseconds(1500)) == "1500us")
     }
 
     @Test func durationsLoadFromEveryLayer() throws {

@@ -272,6 +272,36 @@ def test_thousand_ice_candidates_arrive_complete_and_in_order(cluster_factory, j
     hang_up(bob, alice, call_id)
 
 
+def publish_calls(redis_server) -> int:
+    """How many PUBLISH commands the redis-server has run."""
+    stats = redis_server.cli("INFO", "commandstats")
+    return int(stats.split("cmdstat_publish:calls=")[1].split(",")[0]) if "cmdstat_publish:" in stats else 0
+
+
+def test_a_burst_to_another_node_goes_in_one_publish_per_window(cluster_factory, join, redis_server):
+    """`redis.publish_window`: what follows a PUBLISH to a node within the window waits for its end
+    and goes with the rest, in one PUBLISH, complete and in order."""
+    window = 0.1
+    n1, n2 = cluster_factory(2, SWITCHBOARD_LIMITS_MESSAGES_PER_SECOND="100000", SWITCHBOARD_REDIS_PUBLISH_WINDOW="100ms")
+    alice, bob = join(n1), join(n2)
+    call_id = start_call(alice, bob, "video")
+    before = publish_calls(redis_server)
+    count = 25
+    t0 = time.monotonic()
+    for i in range(count):
+        alice.send_signal(bob.user, "ice-candidate", callId=call_id, candidate=candidate(i), seq=i)
+        time.sleep(0.004)  # paced, as a call's candidates are: with no window, 25 PUBLISHes
+    sending = time.monotonic() - t0
+    seqs = [bob.recv(timeout=10).json["seq"] for _ in range(count)]
+    assert seqs == list(range(count))
+    # At most one PUBLISH at once (none when the call's set-up published within the window) and one at
+    # the end of each window the burst was sent in, however many messages.
+    publishes = publish_calls(redis_server) - before
+    print(f"{count} candidates sent in {sending * 1000:.0f} ms went in {publishes} PUBLISHes")
+    assert 1 <= publishes <= 2 + int(sending / window)
+    hang_up(bob, alice, call_id)
+
+
 def test_ring_timeout_across_nodes(cluster_factory, join):
     nodes = cluster_factory(2, SWITCHBOARD_CALLS_RING_TIMEOUT="1s")
     n1, n2 = nodes

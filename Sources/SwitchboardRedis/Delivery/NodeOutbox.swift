@@ -66,12 +66,14 @@ final class NodeOutbox: Sendable {
     /// - Parameters:
     ///   - nodesKey: the sorted set of node heartbeats (a node missing there, or at 0, is gone).
     ///   - eventLoop: where retries and replay-age checks are scheduled, and whose clock is used.
+    ///   - publishWindow: the least time between two `PUBLISH`es to one node (`redis.publish_window`).
     ///   - channel: the inbox channel of a node id.
     init(
         redis: any RedisCommandSender,
         nodesKey: String,
         eventLoop: any EventLoop,
         retryInterval: Duration = .milliseconds(100),
+        publishWindow: Duration = .zero,
         limits: ClusterBufferLimits = .standard,
         channel: @escaping @Sendable (String) -> String
     ) {
@@ -79,7 +81,9 @@ final class NodeOutbox: Sendable {
         self.eventLoop = eventLoop
         self.channel = channel
         self.nodesKey = nodesKey
-        self.state = Mutex(Locked(machine: StateMachine(limits: limits, retryInterval: retryInterval)))
+        self.state = Mutex(
+            Locked(machine: StateMachine(limits: limits, retryInterval: retryInterval, publishWindow: publishWindow))
+        )
     }
 
     private var now: UInt64 { eventLoop.now.uptimeNanoseconds }
@@ -102,7 +106,8 @@ final class NodeOutbox: Sendable {
     /// runs its next task (a read burst of many sockets costs Redis one read, not one per message).
     /// Called on `loop`, that is the end of the caller's tick; called elsewhere, the batch gathers what
     /// every thread publishes for `loop` until `loop` gets to it. While a `PUBLISH` to `node` waits for
-    /// its answer, what follows for `node` gathers (at most 64 KiB) and goes as one bundle with it.
+    /// its answer, or within the publish window after the last `PUBLISH` to `node`, what follows for it
+    /// gathers (at most 64 KiB) and goes as one bundle with the answer or at the window's end.
     func publish(_ envelope: ByteBuffer, to node: String, on loop: any EventLoop) {
         handle { $0.publish(envelope, to: node, in: LoopTick(loop: loop)) }
     }
@@ -114,8 +119,9 @@ final class NodeOutbox: Sendable {
     @discardableResult
     func replay(to node: String, from first: UInt64, through last: UInt64) -> Int {
         var count = 0
+        let now = self.now
         handle { machine in
-            let actions = machine.replay(to: node, from: first, through: last)
+            let actions = machine.replay(to: node, from: first, through: last, now: now)
             for case .publish(let publishes) in actions { count += publishes.count }
             return actions
         }
@@ -158,6 +164,11 @@ final class NodeOutbox: Sendable {
             tick.loop.execute {
                 let now = self.now
                 self.handle { $0.flush(tick, now: now) }
+            }
+        case .scheduleWindowEnd(let node, let deadline):
+            eventLoop.scheduleTask(deadline: .uptimeNanoseconds(deadline)) {
+                let now = self.now
+                self.handle { $0.windowEnded(for: node, now: now) }
             }
         case .scheduleRetry(let node, let deadline):
             eventLoop.scheduleTask(deadline: .uptimeNanoseconds(deadline)) {

@@ -52,7 +52,8 @@ struct OutboxStateMachine<Tick: Hashable> {
 
         /// What is published: the envelope itself, or an ``EnvelopeBundle`` of them.
         var payload: ByteBuffer {
-            parcels.count == 1 ? parcels[0].payload : EnvelopeBundle.encode(parcels.lazy.map(\.payload))
+            // A closure, not a key path: a key path into this generic type is built at run time, each call.
+            parcels.count == 1 ? parcels[0].payload : EnvelopeBundle.encode(parcels.lazy.map { $0.payload })
         }
     }
 
@@ -74,6 +75,8 @@ struct OutboxStateMachine<Tick: Hashable> {
         case fail([Parcel], OutboxFailure)
         /// Call ``flush(_:now:)`` for `tick` at its end (its first publish was just batched).
         case flushAtEndOfTick(Tick)
+        /// Call ``windowEnded(for:now:)`` for `node` at `at`.
+        case scheduleWindowEnd(node: String, at: UInt64)
         /// Call ``retryTimerFired(for:)`` for `node` at `at`.
         case scheduleRetry(node: String, at: UInt64)
         /// Look `node` up in `webrtc:nodes`, and call ``livenessChecked(_:_:now:)`` with the verdict.
@@ -98,10 +101,14 @@ struct OutboxStateMachine<Tick: Hashable> {
         var pruneScheduled = false
         /// `PUBLISH`es sent and not answered yet.
         var publishesInFlight = 0
-        /// Parcels numbered while a `PUBLISH` was in flight, in number order: they go together when it is
-        /// answered (counted in flight meanwhile).
+        /// Parcels numbered while a `PUBLISH` was in flight or within the publish window, in number order:
+        /// they go together when it is answered and the window has ended (counted in flight meanwhile).
         var gathered: [Parcel] = []
         var gatheredBytes = 0
+        /// When the last `PUBLISH` went: the publish window counts from there.
+        var lastPublished: UInt64?
+        /// Whether the end of the publish window is scheduled (the gathered parcels go then).
+        var windowScheduled = false
 
         init(limits: ClusterBufferLimits) {
             held = BoundedParcelQueue(limits: limits.retry)
@@ -113,6 +120,9 @@ struct OutboxStateMachine<Tick: Hashable> {
     let limits: ClusterBufferLimits
     /// How long a held parcel waits before it is published again.
     let retryInterval: UInt64
+    /// The least time between two `PUBLISH`es to a destination (0: none); what comes for it sooner
+    /// gathers and goes at the end of the window, so a steady stream costs one `PUBLISH` per window.
+    let publishWindow: UInt64
     private var destinations: [String: Destination] = [:]
     /// The most bytes of parcels that gather for a destination while its `PUBLISH` is in flight; past
     /// this they go in a `PUBLISH` of their own.
@@ -121,9 +131,10 @@ struct OutboxStateMachine<Tick: Hashable> {
     /// publishes (emptied, it is kept for that loop's next tick).
     private var ticks: [Tick: [Parcel]] = [:]
 
-    init(limits: ClusterBufferLimits, retryInterval: Duration) {
+    init(limits: ClusterBufferLimits, retryInterval: Duration, publishWindow: Duration = .zero) {
         self.limits = limits
         self.retryInterval = UInt64(max(0, retryInterval.wholeNanoseconds))
+        self.publishWindow = UInt64(max(0, publishWindow.wholeNanoseconds))
     }
 
     /// What is kept for `node` (in bytes as the limits count them): parcels in flight, held for a
@@ -147,15 +158,17 @@ struct OutboxStateMachine<Tick: Hashable> {
     /// `tick` ended: its parcels are numbered and sent, one `PUBLISH` per destination, or held behind
     /// the parcels of a destination waiting for a retry. To make room, the oldest held ones give way; a
     /// parcel that cannot fit even so fails, unnumbered. For a destination whose last `PUBLISH` is not
-    /// answered yet they gather, numbered, and go together with the answer: a steady stream of messages
-    /// then costs Redis, and the receiving node, a `PUBLISH` per round trip rather than one per message,
-    /// and no timer delays it.
+    /// answered yet, or went less than the publish window ago, they gather, numbered, and go together
+    /// with the answer or at the window's end, whichever is later: a steady stream of messages then
+    /// costs Redis, and the receiving node, one `PUBLISH` per round trip or window rather than one per
+    /// message. The first message after a quiet window goes at once.
     mutating func flush(_ tick: Tick, now: UInt64) -> [Action] {
         guard var batch = ticks.removeValue(forKey: tick) else { return [] }
         var givenUp: [Parcel] = []
         // What goes now, one `PUBLISH` per destination, in the order of their first parcels; a tick has
         // few destinations.
         var publishes: [Publish] = []
+        var windowEnds: [Action] = []
         // Taken out of the batch from the back, first to last: each parcel is then held once, and its
         // number is written into its bytes without a copy.
         batch.reverse()
@@ -166,36 +179,57 @@ struct OutboxStateMachine<Tick: Hashable> {
             guard let admitted else { continue }
             if let index = publishes.firstIndex(where: { $0.node == node }) {
                 publishes[index].parcels.append(admitted)
-            } else if let gathered = destinations[node]!.gather(admitted) {
-                publishes.append(Publish(parcels: gathered))
-                destinations[node]!.publishesInFlight += 1
+            } else {
+                switch destinations[node]!.gather(admitted, now: now, window: publishWindow) {
+                case .send(let parcels): publishes.append(dispatch(parcels, to: node, now: now))
+                case .gathered: break
+                case .gatheredUntil(let end): windowEnds.append(.scheduleWindowEnd(node: node, at: end))
+                }
             }
         }
         // The emptied batch stays for the next tick, unless a burst made it large.
         if batch.capacity <= Self.keptBatchCapacity { ticks[tick] = batch }
         var actions: [Action] = publishes.isEmpty ? [] : [.publish(publishes)]
         if !givenUp.isEmpty { actions.append(.fail(givenUp, .bufferFull)) }
-        return actions
+        return actions + windowEnds
     }
 
     /// The most parcels a tick's emptied batch keeps room for between ticks.
     private static var keptBatchCapacity: Int { 64 }
 
     /// A `PUBLISH` of `parcels` to `node`, counted in flight until it is answered.
-    private mutating func dispatch(_ parcels: [Parcel], to node: String) -> Publish {
+    private mutating func dispatch(_ parcels: [Parcel], to node: String, now: UInt64) -> Publish {
         destinations[node, default: Destination(limits: limits)].publishesInFlight += 1
+        destinations[node]!.lastPublished = now
         return Publish(parcels: parcels)
     }
 
-    /// `node`'s `PUBLISH` was answered: when none is in flight any more, what gathered meanwhile goes
-    /// (or is held behind the parcels waiting for a retry).
+    /// `node`'s `PUBLISH` was answered: when none is in flight any more and the window has ended, what
+    /// gathered meanwhile goes (or is held behind the parcels waiting for a retry).
     private mutating func answered(_ node: String, now: UInt64) -> [Action] {
-        guard let parcels = destinations[node]?.answered() else { return [] }
-        if destinations[node]!.retryScheduled {
+        if let inFlight = destinations[node]?.publishesInFlight { destinations[node]!.publishesInFlight = max(0, inFlight - 1) }
+        return sendGathered(to: node, now: now)
+    }
+
+    /// The end of `node`'s publish window, scheduled by ``Action/scheduleWindowEnd(node:at:)``: what
+    /// gathered goes, unless a `PUBLISH` is still in flight (then it goes with the answer).
+    mutating func windowEnded(for node: String, now: UInt64) -> [Action] {
+        destinations[node]?.windowScheduled = false
+        return sendGathered(to: node, now: now)
+    }
+
+    /// What gathered for `node`, sent if nothing is in flight and the window has ended (else the end
+    /// is scheduled), or held behind the parcels waiting for a retry.
+    private mutating func sendGathered(to node: String, now: UInt64) -> [Action] {
+        guard let next = destinations[node]?.takeGathered(now: now, window: publishWindow) else { return [] }
+        switch next {
+        case .gathered: return []
+        case .gatheredUntil(let end): return [.scheduleWindowEnd(node: node, at: end)]
+        case .send(let parcels) where destinations[node]!.retryScheduled:
             let (givenUp, _) = destinations[node]!.missed(parcels, now: now)
             return givenUp.isEmpty ? [] : [.fail(givenUp, .bufferFull)]
+        case .send(let parcels): return [.publish([dispatch(parcels, to: node, now: now)])]
         }
-        return [.publish([dispatch(parcels, to: node)])]
     }
 
     /// A `PUBLISH` of `parcels` to `node` was answered: received by `receivers` subscribers. Received,
@@ -233,7 +267,7 @@ struct OutboxStateMachine<Tick: Hashable> {
         }
         var actions: [Action] = []
         if !again.isEmpty {
-            actions.append(.publish(again.map { dispatch([$0], to: node) }))
+            actions.append(.publish(again.map { dispatch([$0], to: node, now: now) }))
         }
         if !expired.isEmpty { actions.append(.fail(expired, .noReceiver)) }
         return actions
@@ -243,9 +277,9 @@ struct OutboxStateMachine<Tick: Hashable> {
     /// numbers, one `PUBLISH` each. Parcels held for a retry are left to it, and what does not fit beside
     /// the parcels in flight and held is not sent (the receiver goes on without it, as for a parcel no
     /// longer kept).
-    mutating func replay(to node: String, from first: UInt64, through last: UInt64) -> [Action] {
+    mutating func replay(to node: String, from first: UInt64, through last: UInt64, now: UInt64) -> [Action] {
         guard first <= last, let lost = destinations[node]?.takeForReplay(first...last), !lost.isEmpty else { return [] }
-        return [.publish(lost.map { dispatch([$0], to: node) })]
+        return [.publish(lost.map { dispatch([$0], to: node, now: now) })]
     }
 
     /// The replay-age check of `node` is due: the parcels kept for the replay age or longer are dropped;
@@ -283,25 +317,49 @@ extension OutboxStateMachine.Destination {
         return parcel
     }
 
-    /// A parcel numbered to be sent now: while a `PUBLISH` is in flight it gathers (`nil` is returned)
-    /// until ``answered()``, unless the gathered bytes would pass ``OutboxStateMachine/maxGatheredBytes``:
-    /// then they go with it, now, in a `PUBLISH` of their own. Returns the parcels to send now.
-    fileprivate mutating func gather(_ parcel: Parcel) -> [Parcel]? {
-        guard publishesInFlight > 0 else { return [parcel] }
+    /// What becomes of parcels numbered to be sent.
+    fileprivate enum Gathering {
+        /// They go now, in a `PUBLISH` of their own.
+        case send([Parcel])
+        /// They wait for the answer in flight, or for the window's end already scheduled.
+        case gathered
+        /// They wait for the window's end, at this time: to be scheduled.
+        case gatheredUntil(UInt64)
+    }
+
+    /// A parcel numbered to be sent now: while a `PUBLISH` is in flight or within the publish window
+    /// it gathers, unless the gathered bytes would pass ``OutboxStateMachine/maxGatheredBytes``: then
+    /// they go with it, now, in a `PUBLISH` of their own.
+    fileprivate mutating func gather(_ parcel: Parcel, now: UInt64, window: UInt64) -> Gathering {
+        guard publishesInFlight > 0 || windowScheduled || isInWindow(now, window) else { return .send([parcel]) }
         gathered.append(parcel)
         gatheredBytes += parcel.payload.readableBytes
-        guard gatheredBytes > OutboxStateMachine.maxGatheredBytes else { return nil }
-        return takeGathered()
+        if gatheredBytes > OutboxStateMachine.maxGatheredBytes { return .send(takeAllGathered()) }
+        return publishesInFlight > 0 ? .gathered : scheduleWindowEnd(window)
     }
 
-    /// One `PUBLISH` was answered; when none is in flight any more, the parcels that gathered meanwhile.
-    fileprivate mutating func answered() -> [Parcel]? {
-        publishesInFlight = max(0, publishesInFlight - 1)
-        guard publishesInFlight == 0, !gathered.isEmpty else { return nil }
-        return takeGathered()
+    /// The gathered parcels, when none is in flight and the window has ended; `nil` when none gathered.
+    fileprivate mutating func takeGathered(now: UInt64, window: UInt64) -> Gathering? {
+        guard !gathered.isEmpty else { return nil }
+        guard publishesInFlight == 0 else { return .gathered }
+        guard isInWindow(now, window) else { return .send(takeAllGathered()) }
+        return scheduleWindowEnd(window)
     }
 
-    private mutating func takeGathered() -> [Parcel] {
+    /// Whether `now` is less than `window` after the last `PUBLISH` (never when the window is 0).
+    private func isInWindow(_ now: UInt64, _ window: UInt64) -> Bool {
+        guard let lastPublished, now >= lastPublished else { return false }
+        return now - lastPublished < window
+    }
+
+    /// The window's end, to be scheduled unless it is already.
+    private mutating func scheduleWindowEnd(_ window: UInt64) -> Gathering {
+        guard !windowScheduled, let lastPublished else { return .gathered }
+        windowScheduled = true
+        return .gatheredUntil(lastPublished + window)
+    }
+
+    private mutating func takeAllGathered() -> [Parcel] {
         defer {
             gathered = []
             gatheredBytes = 0

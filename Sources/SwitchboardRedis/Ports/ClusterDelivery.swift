@@ -28,10 +28,18 @@ final class ClusterDelivery: RemoteDelivery {
         keys: ClusterKeys,
         eventLoop: any EventLoop,
         limits: ClusterBufferLimits,
+        publishWindow: Duration = .zero,
         logger: Logger
     ) {
         self.nodeId = nodeId
-        self.outbox = NodeOutbox(redis: redis, nodesKey: keys.nodes, eventLoop: eventLoop, limits: limits, channel: keys.inbox)
+        self.outbox = NodeOutbox(
+            redis: redis,
+            nodesKey: keys.nodes,
+            eventLoop: eventLoop,
+            publishWindow: publishWindow,
+            limits: limits,
+            channel: keys.inbox
+        )
         self.sequencer = InboxSequencer(
             gapTimeout: limits.gapTimeout,
             maxWaitingBytes: limits.reorderMaxBytes,

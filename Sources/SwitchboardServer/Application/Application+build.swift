@@ -53,6 +53,7 @@ package func buildApplication(
             signalsChannel: configuration.redis.channels.webrtcSignals,
             heartbeatInterval: configuration.redis.heartbeatInterval,
             bufferLimits: configuration.redis.bufferLimits,
+            publishWindow: configuration.redis.publishWindow,
             settings: settings,
             eventLoopGroup: eventLoopGroup,
             scheduler: scheduler,

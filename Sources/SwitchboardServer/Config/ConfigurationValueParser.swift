@@ -147,15 +147,17 @@ extension ConfigurationValueParser where Value == Duration {
     /// The longest duration accepted.
     static var maximumDuration: Duration { .seconds(24 * 3600) }
 
-    /// A duration written `500ms`, `30s`, `2m`, `1h`, or a bare integer of seconds; positive unless
-    /// `allowZero`, and at most 24h.
-    static func duration(allowZero: Bool = false) -> Self {
+    /// A duration written `500us`, `500ms`, `30s`, `2m`, `1h`, or a bare integer of seconds; positive unless
+    /// `allowZero`, and at most `maximum` (24h unless given).
+    static func duration(allowZero: Bool = false, maximum: Duration = maximumDuration) -> Self {
         Self { (text: String) throws(InvalidConfigurationValue) -> Duration in
             guard let duration = DurationText.parse(text) else {
                 throw InvalidConfigurationValue("is not a duration (write 500ms, 30s, 2m)")
             }
             guard allowZero || duration > .zero else { throw InvalidConfigurationValue("must be greater than 0") }
-            guard duration <= maximumDuration else { throw InvalidConfigurationValue("must be at most 24h") }
+            guard duration <= maximum else {
+                throw InvalidConfigurationValue("must be at most \(DurationText.format(maximum))")
+            }
             return duration
         }
     }
@@ -163,7 +165,7 @@ extension ConfigurationValueParser where Value == Duration {
 
 /// Durations as the configuration writes them.
 package enum DurationText {
-    /// `500ms`, `30s`, `2m`, `1h`, or a bare integer of seconds (`45`); `nil` for anything else
+    /// `500us`, `500ms`, `30s`, `2m`, `1h`, or a bare integer of seconds (`45`); `nil` for anything else
     /// (negative numbers, fractions, unknown units, empty text). Surrounding whitespace is ignored.
     package static func parse(_ text: String) -> Duration? {
         let trimmed = text.trimmingWhitespace()
@@ -172,6 +174,7 @@ package enum DurationText {
         guard !digits.isEmpty, digits.count <= 12, let amount = Int64(digits) else { return nil }
         switch unit {
         case "", "s": return .seconds(amount)
+        case "us": return .microseconds(amount)
         case "ms": return .milliseconds(amount)
         case "m": return .seconds(amount * 60)
         case "h": return .seconds(amount * 3600)
@@ -179,8 +182,10 @@ package enum DurationText {
         }
     }
 
-    /// `duration` in the largest unit that writes it exactly (`1h`, `2m`, `30s`, `500ms`).
+    /// `duration` in the largest unit that writes it exactly (`1h`, `2m`, `30s`, `500ms`, `500us`).
     package static func format(_ duration: Duration) -> String {
+        let microseconds = duration.wholeMicroseconds
+        if microseconds % 1000 != 0 { return "\(microseconds)us" }
         let milliseconds = duration.wholeMilliseconds
         if milliseconds != 0, milliseconds % 3_600_000 == 0 { return "\(milliseconds / 3_600_000)h" }
         if milliseconds != 0, milliseconds % 60_000 == 0 { return "\(milliseconds / 60_000)m" }

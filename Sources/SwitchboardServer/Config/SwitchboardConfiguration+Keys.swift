@@ -146,6 +146,13 @@ extension SwitchboardConfiguration {
             "How often a node refreshes its heartbeat; a node silent for 3 intervals is dead."
         ),
         ConfigurationKey(
+            "redis.publish_window",
+            \.redis.publishWindow,
+            default: .value("500us"),
+            .duration(allowZero: true, maximum: .milliseconds(100)),
+            "The least time between two `PUBLISH`es to one other node: messages for it that come sooner wait for the window's end and go together in one, so a busy node costs Redis and the other node one `PUBLISH` per window, not one per message. The first message after a quiet window goes at once. `0` sends each as soon as the last is answered. At most 100ms."
+        ),
+        ConfigurationKey(
             "redis.retry_max_bytes",
             \.redis.retryMaxBytes,
             default: .value("33554432"),

@@ -75,6 +75,8 @@ package struct SwitchboardConfiguration: Sendable, Equatable {
         package var channels = Channels()
         /// `redis.heartbeat_interval`: how often this node refreshes its entry in `webrtc:nodes`.
         package var heartbeatInterval: Duration = .zero
+        /// `redis.publish_window`: the least time between two `PUBLISH`es to one other node.
+        package var publishWindow: Duration = .zero
         /// `redis.retry_max_bytes`: bytes of messages per other node whose delivery is open.
         package var retryMaxBytes: Int = 0
         /// `redis.retry_max_messages`: the same in messages.

@@ -207,7 +207,7 @@ struct OutboxStateMachine<Tick: Hashable> {
     /// `node`'s `PUBLISH` was answered: when none is in flight any more and the window has ended, what
     /// gathered meanwhile goes (or is held behind the parcels waiting for a retry).
     private mutating func answered(_ node: String, now: UInt64) -> [Action] {
-        if let inFlight = destinations[node]?.publishesInFlight { destinations[node]!.publishesInFlight = max(0, inFlight - 1) }
+        destinations[node]?.answered()
         return sendGathered(to: node, now: now)
     }
 
@@ -315,6 +315,11 @@ extension OutboxStateMachine.Destination {
         }
         inFlight.add(cost)
         return parcel
+    }
+
+    /// One `PUBLISH` was answered: no longer in flight.
+    fileprivate mutating func answered() {
+        publishesInFlight = max(0, publishesInFlight - 1)
     }
 
     /// What becomes of parcels numbered to be sent.
